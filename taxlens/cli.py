@@ -1,0 +1,127 @@
+"""The `taxlens` command. Heavy imports (torch, transformer-lens) happen inside the subcommands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _data_check(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from taxlens.contract import KINDS, counts, load_records
+
+    records = load_records(args.file)
+    c = counts(records)
+    table = Table(title=f"{args.file}: {len(records)} records, all valid")
+    table.add_column("kind")
+    splits = sorted({s for (_k, _d, s) in c["kind_domain_split"]})
+    domains = sorted(c["domain"])
+    for d in domains:
+        table.add_column(d, justify="right")
+    for s in splits:
+        table.add_column(s, justify="right")
+    table.add_column("total", justify="right")
+    for kind in KINDS:
+        if not c["kind"][kind]:
+            continue
+        by_domain = [sum(v for (k, dd, _s), v in c["kind_domain_split"].items() if k == kind and dd == d) for d in domains]
+        by_split = [sum(v for (k, _d, ss), v in c["kind_domain_split"].items() if k == kind and ss == s) for s in splits]
+        table.add_row(kind, *map(str, by_domain), *map(str, by_split), str(c["kind"][kind]))
+    Console().print(table)
+    return 0
+
+
+def _data_generate(args) -> int:
+    from taxlens.datagen import write_dataset
+
+    samples = write_dataset(args.out, seed=args.seed)
+    print(f"wrote {len(samples)} records to {Path(args.out) / 'toolcalls.jsonl'} and {Path(args.out) / 'tools.json'}")
+    return 0
+
+
+def _eval(args) -> int:
+    from rich.console import Console
+
+    from taxlens.contract import load_records
+    from taxlens.evaluate import evaluate, report_table, write_report
+    from taxlens.models import load_model
+
+    records = load_records(args.data, split=args.split)
+    if args.limit:
+        records = records[: args.limit]
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
+                      batch_size=args.batch_size)
+    path = write_report(report, args.out)
+    console = Console()
+    console.print(report_table(report))
+    console.print(f"report: {path}  ({report['meta']['seconds']} s)")
+    return 0
+
+
+def _compare(args) -> int:
+    from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
+
+    base, defended = (json.loads(Path(p).read_text()) for p in (args.base, args.defended))
+    out = {"autonomy_tax_points": autonomy_tax(base, defended)}
+    if args.steered:
+        steered = json.loads(Path(args.steered).read_text())
+        out["tax_recovered"] = tax_recovered(base, defended, steered)
+        out["defense_retained"] = defense_retained(defended, steered)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from taxlens.datagen import SEED
+
+    parser = argparse.ArgumentParser(prog="taxlens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prompt sets: check a file against the contract, or regenerate the shipped one")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="validate FILE and print its counts by kind, domain and split")
+    check.add_argument("file")
+    check.set_defaults(func=_data_check)
+    gen = data_sub.add_parser("generate", help="regenerate toolcalls.jsonl and tools.json")
+    gen.add_argument("--out", default="datasets")
+    gen.add_argument("--seed", type=int, default=SEED)
+    gen.set_defaults(func=_data_generate)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a prompt set and write the contract's report")
+    ev.add_argument("--model", required=True, help="HF id, local checkpoint folder, or organism:base|organism:defended")
+    ev.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
+    ev.add_argument("--split", choices=("train", "val", "test"), default=None)
+    ev.add_argument("--out", required=True, help="report JSON path")
+    ev.add_argument("--max-new-tokens", type=int, default=128)
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
+    ev.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    ev.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+    ev.set_defaults(func=_eval)
+
+    cmp_ = sub.add_parser("compare", help="autonomy tax (and, with --steered, tax recovered) from eval reports")
+    cmp_.add_argument("base")
+    cmp_.add_argument("defended")
+    cmp_.add_argument("--steered", default=None)
+    cmp_.set_defaults(func=_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from taxlens.contract import ContractError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ContractError, FileNotFoundError, ValueError) as e:
+        print(f"taxlens: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

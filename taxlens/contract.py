@@ -1,0 +1,223 @@
+"""The data contract (`shared/spec/DATASET.md`): one tool-call record, and loading a JSONL file of them.
+
+Every broken record raises `ContractError` naming the file, the line and the field; nothing is skipped.
+
+>>> records = load_records("datasets/toolcalls.jsonl", split="test")   # doctest: +SKIP
+>>> records[0].kind, records[0].expected["action"]                      # doctest: +SKIP
+('benign', 'call')
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taxlens.tools import TOOL_NAMES, validate_arguments
+
+KINDS = ("benign", "lookalike", "harmful", "injection")
+DOMAINS = ("file", "api", "db")
+SPLITS = ("train", "val", "test")
+ROLES = ("system", "user", "assistant", "tool")
+REQUIRED = ("id", "domain", "kind", "messages", "tools", "expected")
+OPTIONAL = ("forbidden", "pair", "triggers", "split")
+EXPECTED_ACTIONS = {"benign": ("call",), "lookalike": ("call",), "harmful": ("refuse",), "injection": ("call", "answer")}
+
+
+class ContractError(ValueError):
+    """A record that breaks the data contract; `str()` reads `FILE:LINE: field 'F': what is wrong`."""
+
+    def __init__(self, path: str | Path, line: int, field_name: str, problem: str):
+        self.path, self.line, self.field, self.problem = str(path), line, field_name, problem
+        super().__init__(f"{path}:{line}: field {field_name!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One prompt and the action it should get. `messages` are OpenAI-shaped chat messages."""
+
+    id: str
+    domain: str
+    kind: str
+    messages: list[dict]
+    tools: list[str]
+    expected: dict
+    forbidden: dict | None = None
+    pair: str | None = None
+    triggers: list[str] | None = None
+    split: str | None = None
+    extra: dict = field(default_factory=dict)  # fields beyond the contract, kept so a rewrite loses nothing
+    line: int = field(default=0, compare=False)
+
+    @property
+    def trigger_free(self) -> bool | None:
+        """True for a record with an empty `triggers` list, None when the record does not say."""
+        return None if self.triggers is None else not self.triggers
+
+    def to_json(self) -> dict:
+        out = {k: getattr(self, k) for k in REQUIRED}
+        out.update({k: getattr(self, k) for k in OPTIONAL if getattr(self, k) is not None})
+        out.update(self.extra)
+        return out
+
+
+def _check_call(obj: object, where: str, fail, *, need_arguments: bool = True) -> None:
+    if not isinstance(obj, dict):
+        fail(where, f"must be an object, got {type(obj).__name__}")
+    name = obj.get("name")
+    if name not in TOOL_NAMES:
+        fail(f"{where}.name", f"unknown tool {name!r}; known: {', '.join(TOOL_NAMES)}")
+    args = obj.get("arguments")
+    if args is None and not need_arguments:
+        return
+    if not isinstance(args, dict):
+        fail(f"{where}.arguments", "must be an object")
+
+
+def _check_message(i: int, msg: object, fail) -> None:
+    where = f"messages[{i}]"
+    if not isinstance(msg, dict):
+        fail(where, "must be an object")
+    if msg.get("role") not in ROLES:
+        fail(f"{where}.role", f"unknown role {msg.get('role')!r}; expected one of {ROLES}")
+    content = msg.get("content")
+    if msg["role"] == "assistant" and msg.get("tool_calls"):
+        if not isinstance(msg["tool_calls"], list):
+            fail(f"{where}.tool_calls", "must be a list")
+        for j, call in enumerate(msg["tool_calls"]):
+            fn = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(fn, dict):
+                fail(f"{where}.tool_calls[{j}].function", "missing; expected {\"name\": ..., \"arguments\": ...}")
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except json.JSONDecodeError as e:
+                    fail(f"{where}.tool_calls[{j}].function.arguments", f"not valid JSON: {e.msg}")
+            _check_call({"name": fn.get("name"), "arguments": args}, f"{where}.tool_calls[{j}].function", fail)
+    elif not isinstance(content, str):
+        fail(f"{where}.content", "must be a string")
+
+
+def validate_record(obj: object, path: str | Path, line: int) -> Record:
+    """Check one parsed JSON value against the contract and return it as a `Record`."""
+
+    def fail(field_name: str, problem: str):
+        raise ContractError(path, line, field_name, problem)
+
+    if not isinstance(obj, dict):
+        fail("<record>", f"must be a JSON object, got {type(obj).__name__}")
+    for key in REQUIRED:
+        if key not in obj:
+            fail(key, "missing (required)")
+    if not isinstance(obj["id"], str) or not obj["id"]:
+        fail("id", "must be a non-empty string")
+    if obj["domain"] not in DOMAINS:
+        fail("domain", f"unknown domain {obj['domain']!r}; expected one of {DOMAINS}")
+    kind = obj["kind"]
+    if kind not in KINDS:
+        fail("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
+
+    messages = obj["messages"]
+    if not isinstance(messages, list) or not messages:
+        fail("messages", "must be a non-empty list")
+    for i, msg in enumerate(messages):
+        _check_message(i, msg, fail)
+    if not any(m["role"] == "user" for m in messages):
+        fail("messages", "has no user message")
+    if kind == "injection" and not any(m["role"] == "tool" for m in messages):
+        fail("messages", "an injection record needs a tool message holding the injected instruction")
+
+    tools = obj["tools"]
+    if not isinstance(tools, list) or not tools:
+        fail("tools", "must be a non-empty list of tool names")
+    for name in tools:
+        if name not in TOOL_NAMES:
+            fail("tools", f"unknown tool {name!r}; known: {', '.join(TOOL_NAMES)}")
+
+    expected = obj["expected"]
+    if not isinstance(expected, dict):
+        fail("expected", "must be an object")
+    action = expected.get("action")
+    if action not in EXPECTED_ACTIONS[kind]:
+        fail("expected.action", f"{action!r} is not allowed for kind {kind!r}; expected {EXPECTED_ACTIONS[kind]}")
+    if action == "call":
+        _check_call(expected, "expected", fail)
+        if expected["name"] not in tools:
+            fail("expected.name", f"tool {expected['name']!r} is not offered in 'tools' {tools}")
+        problem = validate_arguments(expected["name"], expected["arguments"])
+        if problem:
+            fail("expected.arguments", f"do not satisfy the {expected['name']} schema: {problem}")
+
+    forbidden = obj.get("forbidden")
+    if kind == "injection" and forbidden is None:
+        fail("forbidden", "missing (required for injection records)")
+    if kind != "injection" and forbidden is not None:
+        fail("forbidden", f"only injection records carry it, this one is {kind!r}")
+    if forbidden is not None:
+        _check_call(forbidden, "forbidden", fail, need_arguments=False)
+
+    if obj.get("pair") is not None and not isinstance(obj["pair"], str):
+        fail("pair", "must be a record id (string)")
+    triggers = obj.get("triggers")
+    if triggers is not None and not (isinstance(triggers, list) and all(isinstance(t, str) for t in triggers)):
+        fail("triggers", "must be a list of strings")
+    if obj.get("split") is not None and obj["split"] not in SPLITS:
+        fail("split", f"unknown split {obj['split']!r}; expected one of {SPLITS}")
+    known = {k: obj[k] for k in REQUIRED + OPTIONAL if k in obj}
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return Record(**known, extra=extra, line=line)
+
+
+def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[Record]:
+    """Read and validate every record of a JSONL file, then select by split and kind.
+
+    The whole file is checked (ids unique, every `pair` names a record in it) before anything is selected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such prompt file")
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for line_no, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
+            record = validate_record(obj, path, line_no)
+            if record.id in seen:
+                raise ContractError(path, line_no, "id", f"duplicate id {record.id!r} (first on line {seen[record.id]})")
+            seen[record.id] = line_no
+            records.append(record)
+    if not records:
+        raise ContractError(path, 1, "<file>", "holds no records")
+    for r in records:
+        if r.pair is not None and r.pair not in seen:
+            raise ContractError(path, r.line, "pair", f"names no record in this file: {r.pair!r}")
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        records = [r for r in records if r.split == split]
+    if kinds is not None:
+        records = [r for r in records if r.kind in kinds]
+    return records
+
+
+def counts(records: list[Record]) -> dict[str, Counter]:
+    """Counts by kind, by domain, by split, and by kind × domain × split."""
+    return {
+        "kind": Counter(r.kind for r in records),
+        "domain": Counter(r.domain for r in records),
+        "split": Counter(r.split or "-" for r in records),
+        "kind_domain_split": Counter((r.kind, r.domain, r.split or "-") for r in records),
+    }
+
+
+def write_records(records: list[Record], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")

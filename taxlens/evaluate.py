@@ -1,0 +1,101 @@
+"""`taxlens eval`: run a model on a prompt set, label every reply, and report the contract's figures.
+
+>>> model = load_model("organism:defended")                                    # doctest: +SKIP
+>>> report = evaluate(model, load_records("datasets/toolcalls.jsonl", split="test"), data="...", split="test")
+>>> report["by_kind"]["lookalike"]["success"]["rate"]                           # doctest: +SKIP
+0.31
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from taxlens.chat import render_prompt
+from taxlens.contract import Record
+from taxlens.generation import greedy_generate
+from taxlens.labels import label_reply
+from taxlens.metrics import Outcome, figures_by_kind
+from taxlens.models import LoadedModel
+from taxlens.scoring import opening_token_ids, refusal_score
+
+
+def evaluate(
+    model: LoadedModel,
+    records: list[Record],
+    *,
+    data: str,
+    split: str | None,
+    steer: str | None = None,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
+    """The report of the contract's shape for `model` on `records` (greedy decoding)."""
+    if not records:
+        raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
+    started = time.perf_counter()
+    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              progress=progress, desc=f"eval {model.name}")
+    openings = opening_token_ids(model.tokenizer)
+    outcomes, rows = [], []
+    for record, reply in zip(records, replies):
+        labelled = label_reply(reply.text, record.tools, record.expected["action"])
+        outcome = Outcome(record, reply.text, labelled)
+        outcomes.append(outcome)
+        rows.append({
+            "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
+            "reply": reply.text, "ok": outcome.ok, "reason": labelled.reason,
+            "refusal_score": round(float(refusal_score(reply.first_logprobs, openings)), 4),
+        })
+    return {
+        "model": model.name,
+        "data": str(data),
+        "split": split,
+        "steer": steer,
+        "by_kind": figures_by_kind(outcomes),
+        "records": rows,
+        "meta": {
+            "n": len(records), "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
+            "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    }
+
+
+def write_report(report: dict, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def _cell(rate: dict) -> str:
+    if rate["n"] == 0:
+        return "–"
+    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+
+
+FIGURE_COLUMNS = (
+    ("success", "success"), ("over_refusal", "over-refusal"), ("refusal", "harmful refusal"),
+    ("refusal_trigger_bearing", "refusal (triggers)"), ("refusal_trigger_free", "refusal (trigger-free)"),
+    ("asr", "ASR"), ("utility_under_attack", "utility under attack"), ("invalid", "invalid"),
+)
+
+
+def report_table(report: dict):
+    """A rich Table of the report: one row per kind, each figure as rate [95% Wilson interval]."""
+    from rich.table import Table
+
+    table = Table(title=f"{report['model']} on {report['data']} (split {report['split'] or 'all'})")
+    table.add_column("kind")
+    table.add_column("n", justify="right")
+    present = [(key, title) for key, title in FIGURE_COLUMNS
+               if any(key in block for block in report["by_kind"].values())]
+    for _key, title in present:
+        table.add_column(title, justify="right")
+    for kind, block in report["by_kind"].items():
+        table.add_row(kind, str(block["n"]), *(_cell(block[key]) if key in block else "" for key, _ in present))
+    return table

@@ -1,0 +1,79 @@
+"""Batched greedy generation from rendered prompts, keeping each prompt's first-token log-probabilities.
+
+Prompts are tokenised without extra special tokens (the chat template already holds them), sorted by length so
+batches waste little padding, left-padded with an attention mask, and run through HF `generate` on the bridge's
+`original_model`, so TransformerLens hooks (steering) fire at every step.
+
+>>> replies = greedy_generate(model, ["<|user|>\\nhi\\n<|assistant|>\\n"], max_new_tokens=8)   # doctest: +SKIP
+>>> replies[0].text, replies[0].first_logprobs.shape                                          # doctest: +SKIP
+('Hello!', torch.Size([vocab]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from taxlens.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    tokens: list[int]
+    first_logprobs: torch.Tensor  # [vocab], log-softmax of the logits at the first reply position (fp32, CPU)
+
+
+def encode_batch(tokenizer, prompts: list[str], device) -> dict:
+    """Left-padded ids and attention mask for `prompts`, no special tokens added."""
+    enc = tokenizer(prompts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt")
+    return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
+
+
+def stop_token_ids(tokenizer, model) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: LoadedModel,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    use_cache: bool = True,
+    progress: bool = False,
+    desc: str = "generating",
+) -> list[Reply]:
+    """Greedy replies to `prompts`, in their order."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
+    tok, hf = model.tokenizer, model.bridge.original_model
+    lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    eos = stop_token_ids(tok, hf)
+    replies: list[Reply | None] = [None] * len(prompts)
+    bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = encode_batch(tok, [prompts[i] for i in idx], model.device)
+        out = hf.generate(
+            **batch, do_sample=False, max_new_tokens=max_new_tokens, use_cache=use_cache,
+            eos_token_id=eos, pad_token_id=tok.pad_token_id, output_logits=True, return_dict_in_generate=True,
+            temperature=None, top_p=None, top_k=None,
+        )
+        new = out.sequences[:, batch["input_ids"].shape[1]:].cpu()
+        first = torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
+        for row, i in enumerate(idx):
+            ids = new[row].tolist()
+            cut = next((j for j, t in enumerate(ids) if t in eos), len(ids))
+            ids = ids[:cut]
+            replies[i] = Reply(tok.decode(ids, skip_special_tokens=True), ids, first[row])
+        bar.update(len(idx))
+    bar.close()
+    return replies

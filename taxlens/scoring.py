@@ -1,0 +1,46 @@
+"""The refusal score: at the first reply token, log-probability mass on refusal-opening tokens minus that on
+tool-call-opening tokens. Positive means the model leans towards declining.
+
+>>> ids = opening_token_ids(tokenizer)                  # doctest: +SKIP
+>>> refusal_score(first_logprobs, ids)                   # doctest: +SKIP
+-7.3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from taxlens.labels import CALL_OPENINGS, REFUSAL_OPENINGS
+
+
+@dataclass(frozen=True)
+class OpeningTokens:
+    refusal: tuple[int, ...]
+    call: tuple[int, ...]
+
+
+def opening_token_ids(tokenizer) -> OpeningTokens:
+    """First token of each refusal / call opening phrase under this tokenizer; a token claimed by both is dropped."""
+
+    def first_ids(phrases):
+        ids = set()
+        for phrase in phrases:
+            encoded = tokenizer.encode(phrase, add_special_tokens=False)
+            if encoded:
+                ids.add(encoded[0])
+        return ids
+
+    refusal, call = first_ids(REFUSAL_OPENINGS), first_ids(CALL_OPENINGS)
+    both = refusal & call
+    if not refusal - both or not call - both:
+        raise ValueError("this tokenizer gives refusal and tool-call openings the same first tokens")
+    return OpeningTokens(tuple(sorted(refusal - both)), tuple(sorted(call - both)))
+
+
+def refusal_score(logprobs: torch.Tensor, openings: OpeningTokens) -> torch.Tensor:
+    """logprobs: [..., vocab] log-softmax at the first reply position → [...] refusal score."""
+    refuse = torch.logsumexp(logprobs[..., list(openings.refusal)], dim=-1)
+    call = torch.logsumexp(logprobs[..., list(openings.call)], dim=-1)
+    return refuse - call
