@@ -8,18 +8,27 @@ import sys
 from pathlib import Path
 
 
-def _data_check(args) -> int:
+def _console():
+    """A rich console that never truncates the tables, even when output goes to a pipe or a narrow terminal."""
+    import shutil
+
     from rich.console import Console
+
+    return Console(width=max(160, shutil.get_terminal_size().columns))
+
+
+def _data_check(args) -> int:
     from rich.table import Table
 
-    from taxlens.contract import KINDS, counts, load_records
+    from taxlens.contract import DOMAINS, KINDS, SPLITS, counts, load_records
 
     records = load_records(args.file)
     c = counts(records)
     table = Table(title=f"{args.file}: {len(records)} records, all valid")
     table.add_column("kind")
-    splits = sorted({s for (_k, _d, s) in c["kind_domain_split"]})
-    domains = sorted(c["domain"])
+    present = {s for (_k, _d, s) in c["kind_domain_split"]}
+    splits = [s for s in (*SPLITS, "-") if s in present]
+    domains = [d for d in DOMAINS if c["domain"][d]]
     for d in domains:
         table.add_column(d, justify="right")
     for s in splits:
@@ -31,7 +40,7 @@ def _data_check(args) -> int:
         by_domain = [sum(v for (k, dd, _s), v in c["kind_domain_split"].items() if k == kind and dd == d) for d in domains]
         by_split = [sum(v for (k, _d, ss), v in c["kind_domain_split"].items() if k == kind and ss == s) for s in splits]
         table.add_row(kind, *map(str, by_domain), *map(str, by_split), str(c["kind"][kind]))
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -44,8 +53,6 @@ def _data_generate(args) -> int:
 
 
 def _eval(args) -> int:
-    from rich.console import Console
-
     from taxlens.contract import load_records
     from taxlens.evaluate import evaluate, report_table, write_report
     from taxlens.models import load_model
@@ -57,7 +64,7 @@ def _eval(args) -> int:
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
                       batch_size=args.batch_size)
     path = write_report(report, args.out)
-    console = Console()
+    console = _console()
     console.print(report_table(report))
     console.print(f"report: {path}  ({report['meta']['seconds']} s)")
     return 0

@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny random-weight Llama with the organism's tokenizer and chat template, built locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "datasets" / "toolcalls.jsonl"
+
+
+@pytest.fixture(scope="session")
+def records():
+    from taxlens.contract import load_records
+
+    return load_records(DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, records) -> Path:
+    """A 2-layer, d_model 64 random Llama saved as an HF checkpoint with a trained byte-level BPE tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from taxlens.organism.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = train_tokenizer([m["content"] for r in records for m in r.messages], vocab_size=600)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from taxlens.models import load_model
+
+    return load_model(str(tiny_model_dir), device="cpu")
