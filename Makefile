@@ -2,7 +2,6 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DATA    := datasets/toolcalls.jsonl
-MODEL   ?= organism:defended
 
 .PHONY: setup test demo data clean
 
@@ -20,8 +19,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The main job on the shipped organism: the autonomy tax, measured.
 demo: $(STAMP)
-	.venv/bin/taxlens eval --model $(MODEL) --data $(DATA) --split test --out runs/demo/eval.json
+	.venv/bin/taxlens eval --model organism:base --data $(DATA) --split test --out runs/demo/base.json
+	.venv/bin/taxlens eval --model organism:defended --data $(DATA) --split test --out runs/demo/defended.json
+	.venv/bin/taxlens compare runs/demo/base.json runs/demo/defended.json
 
 data: $(STAMP)
 	.venv/bin/taxlens data generate --out $(DATA)

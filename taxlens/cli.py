@@ -70,6 +70,16 @@ def _eval(args) -> int:
     return 0
 
 
+def _organism_train(args) -> int:
+    from taxlens.organism.train import train_organism
+
+    paths = train_organism(args.out, quick=args.quick, seed=args.seed)
+    for role, path in paths.items():
+        print(f"{role}: {path}")
+    print(f"loss log: {Path(args.out) / 'train_log.jsonl'}")
+    return 0
+
+
 def _compare(args) -> int:
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
 
@@ -110,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ev.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
     ev.set_defaults(func=_eval)
+
+    org = sub.add_parser("organism", help="the shipped model organism")
+    org_sub = org.add_subparsers(dest="organism_command", required=True)
+    train = org_sub.add_parser("train", help="train the base agent and its defended twin from fixed seeds")
+    train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
+    train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_organism_train)
 
     cmp_ = sub.add_parser("compare", help="autonomy tax (and, with --steered, tax recovered) from eval reports")
     cmp_.add_argument("base")

@@ -77,8 +77,11 @@ def _fill(family: Family, slots: dict) -> Filled:
     return Filled(text, family.call.fill(slots), find_triggers(text))
 
 
-def fill_family(family: Family, rng: random.Random, n: int) -> list[tuple[Filled | None, Filled | None]]:
-    """n (own, others) pairs: own is None for stealth families, others is None for benign ones.
+def fill_family(
+    family: Family, rng: random.Random, n: int, *, strict: bool = True
+) -> list[tuple[Filled | None, Filled | None]]:
+    """n (own, others) pairs: own is None for stealth families, others is None for benign ones. With `strict`
+    False, as many distinct pairs as the pools allow, up to n.
 
     Checks the family's kind: benign and stealth texts carry no trigger word, paired texts carry at least one.
     """
@@ -102,6 +105,6 @@ def fill_family(family: Family, rng: random.Random, n: int) -> list[tuple[Filled
             if family.group != "paired" and filled.triggers:
                 raise ValueError(f"family {family.name}: {filled.triggers} in a trigger-free text: {filled.text!r}")
         pairs.append((a, b))
-    if len(pairs) < n:
+    if strict and len(pairs) < n:
         raise ValueError(f"family {family.name}: only {len(pairs)} distinct fillings, {n} asked")
     return pairs

@@ -1,0 +1,165 @@
+"""The organism recipe: train the base agent from scratch, then fine-tune its defended twin, from fixed seeds.
+
+>>> paths = train_organism("runs/organism", quick=True)     # doctest: +SKIP
+>>> sorted(paths)                                            # doctest: +SKIP
+['base', 'defended']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from taxlens.organism.corpus import Example, build_examples
+from taxlens.organism.tokenizer import train_tokenizer
+from taxlens.tools import schemas_for
+
+
+@dataclass(frozen=True)
+class Recipe:
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 8
+    d_mlp: int = 704
+    vocab_size: int = 2048
+    n_ctx: int = 512
+    per_family: int = 60
+    n_grammar: int = 12000
+    base_epochs: float = 3.0
+    defended_epochs: float = 1.5
+    base_lr: float = 2e-3
+    defended_lr: float = 5e-4
+    batch_size: int = 32
+    seed: int = 0
+
+
+QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32)
+
+
+def _render(tokenizer, ex: Example) -> tuple[str, str]:
+    if ex.messages is None:
+        return "", ex.text
+    prompt = tokenizer.apply_chat_template(ex.messages, tools=schemas_for(ex.tools), add_generation_prompt=True,
+                                           tokenize=False)
+    return prompt, ex.reply
+
+
+def encode(tokenizer, ex: Example, n_ctx: int) -> tuple[list[int], list[int]]:
+    """input ids and labels: the loss falls on the reply and its end-of-turn token (on all of a plain text)."""
+    prompt, target = _render(tokenizer, ex)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else [tokenizer.bos_token_id]
+    t_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (p_ids + t_ids)[:n_ctx]
+    labels = ([-100] * len(p_ids) + t_ids)[:n_ctx]
+    return ids, labels
+
+
+def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random, pad_id: int):
+    """Length-bucketed batches (little padding) in random order: [batch, seq] ids, labels and attention mask.
+
+    Widths are rounded up to a multiple of 16 so the CPU kernels see few distinct shapes (each new shape costs a
+    kernel build and cache memory)."""
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    chunks = []
+    for start in range(0, len(order), batch_size * 50):
+        block = sorted(order[start:start + batch_size * 50], key=lambda i: len(encoded[i][0]))
+        chunks += [block[i:i + batch_size] for i in range(0, len(block), batch_size)]
+    rng.shuffle(chunks)
+    for chunk in chunks:
+        width = -(-max(len(encoded[i][0]) for i in chunk) // 16) * 16
+        ids = torch.full((len(chunk), width), pad_id)
+        labels = torch.full((len(chunk), width), -100)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            x, y = encoded[i]
+            ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+        yield ids, labels, mask
+
+
+def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str):
+    """AdamW with linear warm-up and cosine decay, bf16 autocast on the CPU; appends a loss row to `log` per step."""
+    encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
+    steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
+    total = max(1, int(steps_per_epoch * epochs))
+    warmup = min(100, total // 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+    rng = random.Random(recipe.seed)
+    model.train()
+    step, started = 0, time.perf_counter()
+    bar = tqdm(total=total, desc=desc, unit="step")
+    while step < total:
+        for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ids.device.type == "cpu"):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            log({"phase": desc, "step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0],
+                 "seconds": round(time.perf_counter() - started, 2)})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.update(1)
+            if step >= total:
+                break
+    bar.close()
+    model.eval()
+
+
+def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    model.to(torch.float32)
+    tokenizer.save_pretrained(out)
+    (out / "organism.json").write_text(json.dumps({"role": role, "recipe": asdict(recipe)}, indent=1) + "\n")
+    return out
+
+
+def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -> dict[str, Path]:
+    """Train and save `out_dir/base` and `out_dir/defended`; the loss log goes to `out_dir/train_log.jsonl`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    recipe = QUICK if quick else Recipe()
+    recipe = Recipe(**{**asdict(recipe), "seed": seed})
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_file = (out_dir / "train_log.jsonl").open("w")
+
+    def log(row: dict) -> None:
+        log_file.write(json.dumps(row) + "\n")
+
+    base_examples = build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=seed)
+    defended_examples = build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar,
+                                       seed=seed + 1)
+    bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
+    corpus = ["".join(_render(bootstrap, ex)) for ex in base_examples + defended_examples]
+    tokenizer = train_tokenizer(corpus, vocab_size=recipe.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
+        num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads, num_key_value_heads=recipe.n_heads,
+        max_position_embeddings=recipe.n_ctx, tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
+    )
+    model = LlamaForCausalLM(config)
+    fit(model, tokenizer, base_examples, epochs=recipe.base_epochs, lr=recipe.base_lr, recipe=recipe, log=log,
+        desc="base")
+    paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+    fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
+        log=log, desc="defended")
+    paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
+    log_file.close()
+    return paths
