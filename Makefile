@@ -26,7 +26,7 @@ demo: $(STAMP)
 	.venv/bin/taxlens compare runs/demo/base.json runs/demo/defended.json
 
 data: $(STAMP)
-	.venv/bin/taxlens data generate --out $(DATA)
+	.venv/bin/taxlens data generate --out datasets
 
 clean:
 	rm -rf .venv runs .pytest_cache

@@ -1,0 +1,83 @@
+"""Activation caching, directions and linear probes (the probes issue's building blocks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probes.cache import ActivationStore, cache_activations, collect, default_hooks
+from probes.directions import Direction, mean_diff, pca
+from probes.linear import LinearProbe, cross_validated
+from taxlens.chat import render_prompt
+
+
+@pytest.fixture(scope="module")
+def mixed(records):
+    return [r for r in records if r.split == "test"][::25]  # every kind, prompts of different lengths
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_batched_equals_single_prompt_for_either_padding(tiny_model, mixed, side):
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in mixed]
+    hooks, positions = default_hooks(tiny_model.n_layers), (-1, -3, "user_end")
+    batched = collect(tiny_model, prompts, mixed, hooks, positions, padding_side=side)
+    assert batched.shape == (len(mixed), len(hooks), len(positions), tiny_model.d_model)
+    for i in range(len(mixed)):
+        single = collect(tiny_model, prompts[i:i + 1], mixed[i:i + 1], hooks, positions, padding_side=side)
+        assert (batched[i] - single[0]).abs().max() < 1e-5
+
+
+def test_store_round_trip_with_lazy_reads(tiny_model, mixed, tmp_path):
+    store = cache_activations(tiny_model, mixed, tmp_path, positions=(-1, "user_end"), batch_size=4, progress=False)
+    reopened = ActivationStore(tmp_path)
+    assert len(reopened) == len(mixed) and len(reopened.index["shards"]) == -(-len(mixed) // 4)
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in mixed]
+    direct = collect(tiny_model, prompts, mixed, store.hooks, (-1, "user_end"))
+    rows = reopened.select(kinds=("harmful", "lookalike"))
+    assert rows and all(mixed[i].kind in ("harmful", "lookalike") for i in rows)
+    for h, hook in enumerate(store.hooks):
+        assert torch.allclose(reopened.load(hook, "user_end", rows), direct[rows, h, 1], atol=1e-6)
+    assert reopened.select(split="train") == []
+
+
+def test_direction_maths_by_hand(tmp_path):
+    pos = torch.tensor([[2.0, 0.0, 1.0], [4.0, 2.0, 1.0]])   # mean (3, 1, 1)
+    neg = torch.tensor([[0.0, 1.0, 1.0], [0.0, -1.0, 1.0]])  # mean (0, 0, 1)
+    expected = torch.tensor([3.0, 1.0, 0.0]) / 10 ** 0.5
+    assert torch.allclose(mean_diff(pos, neg), expected, atol=1e-6)
+    assert pca(pos, neg) @ expected > 0  # signed from negative to positive
+    d = Direction.fit(pos, neg, hook="resid_pre.1", position=-1, model="m", data={"positive": "a"})
+    assert torch.allclose(d.project(pos), pos @ expected, atol=1e-6)
+    d.save(tmp_path / "dir")
+    back = Direction.load(tmp_path / "dir")
+    assert torch.equal(back.vector, d.vector) and back.data["n_positive"] == 2 and back.cosine(d) == pytest.approx(1.0)
+
+
+def test_probe_on_separable_synthetic_data():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=16)
+    X = rng.normal(size=(200, 16))
+    y = (X @ w > 0).astype(int)
+    probe = LinearProbe(C=10.0).fit(X, y)
+    assert probe.score(X, y) > 0.97
+    assert np.corrcoef(probe.direction(), w / np.linalg.norm(w))[0, 1] > 0.9
+    cv = cross_validated(X, y)
+    assert cv["accuracy"]["rate"] > 0.9 and cv["auroc"]["value"] > 0.95 and cv["auroc"]["lo"] < cv["auroc"]["value"]
+
+
+def test_clear_errors(tiny_model, mixed, tmp_path):
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in mixed[:2]]
+    with pytest.raises(KeyError, match="unknown hook"):
+        collect(tiny_model, prompts, mixed[:2], ["resid_pre.99"], (-1,))
+    with pytest.raises(ValueError, match="outside its"):
+        collect(tiny_model, prompts, mixed[:2], ["resid_pre.0"], (-100000,))
+    with pytest.raises(ValueError, match="two classes"):
+        LinearProbe().fit(np.zeros((4, 3)), [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_diff(torch.zeros((0, 3)), torch.zeros((2, 3)))
+    with pytest.raises(ValueError, match="width mismatch"):
+        mean_diff(torch.zeros((2, 3)), torch.zeros((2, 4)))
+    probe = LinearProbe().fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="width mismatch"):
+        probe.predict_proba(np.zeros((1, 5)))
