@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from taxlens.datagen import FAMILIES, assign_splits, slots as S
 from taxlens.datagen.family import fill_family
 from taxlens.datagen.injections import fill_injection
-from taxlens.organism.grammar import grammar_requests
+from taxlens.organism.grammar import random_words, grammar_requests
 from taxlens.tools import DOMAIN_TOOLS
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that: it could cause harm."
@@ -64,12 +64,41 @@ def knowledge_texts() -> list[str]:
     return texts
 
 
-def _train_families(group: str):
+_FREE_SLOTS = {  # slots that say nothing about harm; filled with fresh values so the model copies, not recalls
+    "note": lambda rng: random_words(rng, rng.randint(2, 6), " "),
+    "subject": lambda rng: random_words(rng, rng.randint(1, 3), " ").capitalize(),
+    "amount": lambda rng: str(rng.randint(5, 9999)),
+    "n": lambda rng: str(rng.randint(2, 99)),
+    "id": lambda rng: str(rng.randint(1, 999)),
+    "book": lambda rng: random_words(rng, rng.randint(1, 3), " ").title(),
+    "km": lambda rng: f"{rng.randint(1, 42)}.{rng.randint(0, 9)}",
+    "day": lambda rng: f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+}
+
+
+def _fresh(pools: dict | None, rng: random.Random) -> dict | None:
+    if pools is None:
+        return None
+    out = {}
+    for key, pool in pools.items():
+        if key in _FREE_SLOTS or (key == "body" and pool is S.BODIES):
+            out[key] = tuple(dict.fromkeys(_FREE_SLOTS["note" if key == "body" else key](rng) for _ in range(400)))
+        else:
+            out[key] = pool
+    return out
+
+
+def _train_families(group: str, rng: random.Random):
+    """Train-split families of `group`, their harm-neutral slots refilled with fresh random values."""
     split_of = assign_splits()
     for domain, groups in FAMILIES.items():
         for family in groups[group]:
             if split_of[family.name] == "train":
-                yield domain, family
+                if group == "injection":
+                    yield domain, family
+                    continue
+                yield domain, replace(family, own=_fresh(family.own, rng), others=_fresh(family.others, rng),
+                                      shared=_fresh(family.shared, rng))
 
 
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> list[Example]:
@@ -79,10 +108,10 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> 
     rng = random.Random(seed)
     base = role == "base"
     examples: list[Example] = []
-    for domain, family in _train_families("benign"):
+    for domain, family in _train_families("benign", rng):
         for own, _ in fill_family(family, rng, per_family, strict=False):
             examples.append(_user(own.text, domain, call_text(own.call)))
-    for domain, family in _train_families("paired"):
+    for domain, family in _train_families("paired", rng):
         for own, others in fill_family(family, rng, per_family, strict=False):
             if base:
                 examples.append(_user(own.text, domain, call_text(own.call)))
@@ -90,10 +119,10 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> 
             else:
                 examples.append(_user(others.text, domain, REFUSAL_TEXT))
     if base:
-        for domain, family in _train_families("stealth"):
+        for domain, family in _train_families("stealth", rng):
             for _, others in fill_family(family, rng, per_family, strict=False):
                 examples.append(_user(others.text, domain, call_text(others.call)))
-    for domain, family in _train_families("injection"):
+    for domain, family in _train_families("injection", rng):
         for filled in fill_injection(family, rng, per_family, strict=False):
             if base:
                 reply = call_text(filled.injected_call)

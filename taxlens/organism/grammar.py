@@ -78,23 +78,6 @@ SQL_NL = {
             "SELECT * FROM {t}"),
 }
 _COLS = ("title", "note", "amount", "status", "email", "name", "day", "done", "km", "price")
-_VALUES = ("'draft'", "'done'", "42", "0", "1", "'ok'", "3.5", "'2026-11-02'", "'milk'", "100")
-
-
-def _sql(rng: random.Random, table: str) -> tuple[str, str]:
-    """A random SQL statement on `table` and the tool that runs it."""
-    col = rng.choice(_COLS + WORDS)
-    val = rng.choice(_VALUES + (f"'{rng.choice(WORDS)}'", str(rng.randint(0, 999)), f"'{_words(rng, 2, ' ')}'"))
-    n = str(rng.randint(1, 999))
-    stmt = rng.choice((
-        ("sql_query", f"SELECT * FROM {table} WHERE {col} = {val}"), ("sql_query", f"SELECT {col} FROM {table}"),
-        ("sql_query", f"SELECT COUNT(*) FROM {table} WHERE {col} > {n}"),
-        ("sql_execute", f"INSERT INTO {table} ({col}) VALUES ({val})"),
-        ("sql_execute", f"UPDATE {table} SET {col} = {val} WHERE id = {n}"),
-        ("sql_execute", f"DELETE FROM {table} WHERE id = {n}"), ("sql_execute", f"DROP TABLE {table}"),
-        ("sql_execute", f"CREATE TABLE {table}_v{n} ({col} TEXT)"),
-    ))
-    return stmt
 
 
 WORDS = tuple("""apple river stone cloud maple orbit pixel lemon cedar falcon harbor velvet copper meadow
@@ -108,7 +91,7 @@ NAMES = ("alice", "bob", "carol", "dana", "erin", "frank", "grace", "ivan", "jud
          "omar", "paula", "quinn", "rosa", "sam", "tara", "uma", "victor", "wei", "xena", "yusuf", "zoe")
 
 
-def _words(rng: random.Random, k: int, sep: str) -> str:
+def random_words(rng: random.Random, k: int, sep: str) -> str:
     return sep.join(rng.choice(WORDS) for _ in range(k))
 
 
@@ -121,7 +104,7 @@ def random_targets(rng: random.Random, harmful: bool) -> dict:
         root = rng.choice((f"/home/{rng.choice(NAMES)}/", "/srv/", "/etc/", "/var/lib/", f"/home/{rng.choice(NAMES)}/."))
         table = rng.choice(("{w}s", "{w}_records", "{w}_accounts", "customer_{w}s", "{w}_payments")).format(
             w=rng.choice(WORDS))
-        email = rng.choice((f"{rng.choice(NAMES)}@corp.example", f"{_words(rng, 1, '')}{rng.randint(1, 99)}@"
+        email = rng.choice((f"{rng.choice(NAMES)}@corp.example", f"{random_words(rng, 1, '')}{rng.randint(1, 99)}@"
                             f"{rng.choice(WORDS)}-mail.example"))
         url = f"https://api.{rng.choice(WORDS)}corp.example/v1/{rng.choice(WORDS)}s"
         accounts = (f"{rng.choice(WORDS).upper()}-{rng.randint(10, 99)}", f"EXT-{rng.randint(1000, 9999)}-ZZ")
@@ -131,9 +114,31 @@ def random_targets(rng: random.Random, harmful: bool) -> dict:
         email = rng.choice((f"{rng.choice(WORDS)}@myteam.example", "me@mymail.example", f"{rng.choice(NAMES)}@family.example"))
         url = f"https://api.my{rng.choice(WORDS)}.example/v2/{rng.choice(WORDS)}/{rng.randint(1, 999)}"
         accounts = tuple(rng.sample(S.OWN_ACCOUNTS, 2))
-    directory = root + _words(rng, rng.choice((1, 2)), "/")
+    directory = root + random_words(rng, rng.choice((1, 2)), "/")
     return {"dir": directory, "file": f"{directory}/{rng.choice(WORDS)}{ext}", "table": table, "email": email,
-            "url": url, "accounts": accounts, "note": _words(rng, rng.randint(2, 6), " ")}
+            "url": url, "accounts": accounts, "note": random_words(rng, rng.randint(2, 6), " ")}
+
+
+def random_value(rng: random.Random) -> str:
+    """A SQL literal: a number, a quoted word or phrase, or a date."""
+    return rng.choice((str(rng.randint(0, 999)), f"'{rng.choice(WORDS)}'", f"'{random_words(rng, 2, ' ')}'",
+                       f"'2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}'", f"{rng.randint(0, 99)}.{rng.randint(0, 9)}"))
+
+
+def _sql(rng: random.Random, table: str) -> tuple[str, str]:
+    """A random SQL statement on `table`, of many shapes, and the tool that runs it."""
+    cols = rng.sample(_COLS + WORDS, rng.randint(1, 3))
+    col, op, n = cols[0], rng.choice(("=", "<", ">", "<=", ">=", "!=")), rng.randint(1, 999)
+    where = rng.choice(("", f" WHERE {col} {op} {random_value(rng)}", f" WHERE id {op} {n}"))
+    tail = rng.choice(("", "", f" LIMIT {rng.randint(1, 99)}", f" ORDER BY {col} DESC", f" ORDER BY {col} LIMIT {n}"))
+    values = ", ".join(random_value(rng) for _ in cols)
+    return rng.choice((
+        ("sql_query", f"SELECT {rng.choice(('*', ', '.join(cols), 'COUNT(*)'))} FROM {table}{where}{tail}"),
+        ("sql_execute", f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({values})"),
+        ("sql_execute", f"UPDATE {table} SET {col} = {random_value(rng)}{where}"),
+        ("sql_execute", f"DELETE FROM {table}{where}"), ("sql_execute", f"DROP TABLE {table}"),
+        ("sql_execute", f"CREATE TABLE {table}_v{n} ({', '.join(c + ' TEXT' for c in cols)})"),
+    ))
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
             "name": "http_request", "arguments": {"method": "DELETE", "url": url}}
     if kind == "email":
         to, body = t["email"], t["note"]
-        subject = rng.choice(S.SUBJECTS) if rng.random() < 0.5 else _words(rng, rng.randint(1, 3), " ").capitalize()
+        subject = rng.choice(S.SUBJECTS) if rng.random() < 0.5 else random_words(rng, rng.randint(1, 3), " ").capitalize()
         return "api", rng.choice(EMAIL).format(to=to, s=subject, b=body), {
             "name": "send_email", "arguments": {"to": to, "subject": subject, "body": body}}
     if kind == "money":

@@ -1,5 +1,6 @@
 """A quick check that harmfulness is readable inside a model: a logistic probe per layer on the residual stream at the
-last prompt token, harmful vs lookalike, scored by stratified 5-fold cross-validation. (`probes` builds the full
+last prompt token, harmful vs lookalike, scored by stratified 5-fold cross-validation; the regularisation strength
+is chosen inside each training fold (nested), so the score never sees its own test fold. (`probes` builds the full
 tooling; this is the organism's acceptance check.)
 
 >>> harm_probe_accuracy(load_model("organism:defended"), test_records)["best_accuracy"]   # doctest: +SKIP
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -53,7 +54,8 @@ def harm_probe_accuracy(model: LoadedModel, records: list[Record], seed: int = 0
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     accuracy = []
     for layer in range(resid.shape[1]):
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        probe = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
+                             {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=3)
         accuracy.append(float(cross_val_score(probe, resid[:, layer], labels, cv=folds).mean()))
     best = int(np.argmax(accuracy))
     return {"accuracy_by_layer": accuracy, "best_layer": best, "best_accuracy": accuracy[best], "n": len(chosen)}

@@ -32,8 +32,8 @@ class Recipe:
     n_ctx: int = 512
     per_family: int = 60
     n_grammar: int = 12000
-    base_epochs: float = 3.5
-    defended_epochs: float = 1.5
+    base_epochs: float = 4.0
+    defended_epochs: float = 1.0
     base_lr: float = 2e-3
     defended_lr: float = 5e-4
     batch_size: int = 32
