@@ -216,8 +216,3 @@ def counts(records: list[Record]) -> dict[str, Counter]:
         "kind_domain_split": Counter((r.kind, r.domain, r.split or "-") for r in records),
     }
 
-
-def write_records(records: list[Record], path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")

@@ -50,7 +50,3 @@ def find_triggers(text: str) -> list[str]:
     """Sorted canonical trigger words present in `text` (whole words, any case)."""
     return sorted({m.lastgroup for m in _PATTERN.finditer(text)})
 
-
-def trigger_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, canonical word) of every trigger occurrence, for token-level scoring of attributions."""
-    return [(m.start(), m.end(), m.lastgroup) for m in _PATTERN.finditer(text)]
