@@ -134,14 +134,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -
     recipe = QUICK if quick else Recipe()
     recipe = Recipe(**{**asdict(recipe), "seed": seed})
     torch.manual_seed(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log_file = (out_dir / "train_log.jsonl").open("w")
-
-    def log(row: dict) -> None:
-        log_file.write(json.dumps(row) + "\n")
-
     base_examples = build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=seed)
     defended_examples = build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar,
                                        seed=seed + 1)
@@ -155,11 +149,15 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
     )
     model = LlamaForCausalLM(config)
-    fit(model, tokenizer, base_examples, epochs=recipe.base_epochs, lr=recipe.base_lr, recipe=recipe, log=log,
-        desc="base")
-    paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
-    fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
-        log=log, desc="defended")
-    paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
-    log_file.close()
+    with (out_dir / "train_log.jsonl").open("w") as log_file:
+
+        def log(row: dict) -> None:
+            log_file.write(json.dumps(row) + "\n")
+
+        fit(model, tokenizer, base_examples, epochs=recipe.base_epochs, lr=recipe.base_lr, recipe=recipe, log=log,
+            desc="base")
+        paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+        fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
+            log=log, desc="defended")
+        paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
     return paths
