@@ -2,7 +2,7 @@
 tax recovered, defense retained).
 
 >>> wilson(8, 10)["lo"], wilson(8, 10)["hi"]
-(0.4901625936, 0.9433178656)
+(0.4901624715, 0.9433178485)
 """
 
 from __future__ import annotations
