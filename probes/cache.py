@@ -3,6 +3,8 @@
 Positions are per prompt: negative integers count back from the prompt's last token (-1 is the token the first
 reply token is predicted from), and `"user_end"` is the last token of the last user message. Only the chosen
 positions are kept: the hook slices and clones inside the forward pass, so the full activation is freed at once.
+The index also keeps each prompt's refusal score (`taxlens.scoring`) from the same forward pass: the behaviour
+labels a refusal direction is fitted on.
 
 >>> store = cache_activations(model, records, "runs/cache", positions=(-1, -2, "user_end"))   # doctest: +SKIP
 >>> store.load("resid_pre.3", -1, store.select(kinds=("harmful",))).shape                     # doctest: +SKIP
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.models import LoadedModel
+from taxlens.scoring import opening_token_ids, refusal_score
 
 Position = int | str
 
@@ -72,17 +75,20 @@ def token_positions(tokenizer, prompts: list[str], records: list[Record], positi
 
 @torch.no_grad()
 def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks: list[str],
-            positions: tuple[Position, ...], padding_side: str = "left") -> torch.Tensor:
-    """resid: [batch, hook, position, d_model] (fp32, CPU) for one batch of prompts."""
+            positions: tuple[Position, ...], padding_side: str = "left",
+            with_scores: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """resid: [batch, hook, position, d_model] (fp32, CPU) for one batch of prompts; with `with_scores`, also each
+    prompt's refusal score at its last token, refusal_score: [batch], from the same forward pass."""
     bridge, tok = model.bridge, model.tokenizer
     unknown = [h for h in hooks if hook_name(h) not in bridge.hook_dict]
     if unknown:
         raise KeyError(f"unknown hook(s) {unknown}; e.g. resid_pre.0 … resid_post.{model.n_layers - 1}")
-    index = torch.tensor(token_positions(tok, prompts, records, positions))  # [batch, position]
+    index = torch.tensor(token_positions(tok, prompts, records, (*positions, -1)))  # [batch, position + 1]
     enc = tok(prompts, add_special_tokens=False, padding=True, padding_side=padding_side, return_tensors="pt")
     mask = enc["attention_mask"]
     if padding_side == "left":
         index = index + (mask.shape[1] - mask.sum(1, keepdim=True))
+    index, last = index[:, :-1], index[:, -1]
     rows = torch.arange(len(prompts)).unsqueeze(1).to(model.device)
     index = index.to(model.device)
     store: dict[str, torch.Tensor] = {}
@@ -92,8 +98,13 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
 
     fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
     with bridge.hooks(fwd_hooks=fwd):
-        bridge(enc["input_ids"].to(model.device), attention_mask=mask.to(model.device), return_type=None)
-    return torch.stack([store[h] for h in hooks], dim=1)
+        logits = bridge(enc["input_ids"].to(model.device), attention_mask=mask.to(model.device),
+                        return_type="logits" if with_scores else None)
+    resid = torch.stack([store[h] for h in hooks], dim=1)
+    if not with_scores:
+        return resid
+    last_logprobs = torch.log_softmax(logits[rows[:, 0], last.to(model.device)].float(), dim=-1)
+    return resid, refusal_score(last_logprobs, opening_token_ids(tok)).cpu()
 
 
 class ActivationStore:
@@ -118,6 +129,11 @@ class ActivationStore:
     def select(self, *, kinds: tuple[str, ...] | None = None, split: str | None = None) -> list[int]:
         return [i for i, r in enumerate(self.records)
                 if (kinds is None or r["kind"] in kinds) and (split is None or r["split"] == split)]
+
+    def refusal_scores(self, rows: list[int] | None = None) -> torch.Tensor:
+        """[len(rows)] refusal score of the model's first reply token (positive: leans to declining)."""
+        rows = range(len(self)) if rows is None else rows
+        return torch.tensor([self.records[i]["refusal_score"] for i in rows])
 
     def load(self, hook: str, position: Position, rows: list[int] | None = None) -> torch.Tensor:
         """[len(rows), d_model] activations at one hook and position (all rows when `rows` is None)."""
@@ -149,17 +165,20 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts = [render_prompt(model.tokenizer, r) for r in records]
-    shards = []
+    shards, scores = [], []
     for start in tqdm(range(0, len(records), batch_size), desc=f"cache {model.name}", disable=not progress):
         stop = min(start + batch_size, len(records))
-        resid = collect(model, prompts[start:stop], records[start:stop], hooks, positions, padding_side)
+        resid, score = collect(model, prompts[start:stop], records[start:stop], hooks, positions, padding_side,
+                               with_scores=True)
         name = f"shard-{len(shards):05d}.safetensors"
         save_file({"resid": resid.contiguous()}, out_dir / name)
         shards.append({"file": name, "start": start, "stop": stop})
+        scores.extend(score.tolist())
     index = {
         "model": model.name, "hooks": hooks, "positions": list(positions), "d_model": model.d_model,
         "dtype": "float32", "shards": shards,
-        "records": [{"id": r.id, "kind": r.kind, "domain": r.domain, "split": r.split} for r in records],
+        "records": [{"id": r.id, "kind": r.kind, "domain": r.domain, "split": r.split,
+                     "refusal_score": round(s, 5)} for r, s in zip(records, scores)],
     }
     (out_dir / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     return ActivationStore(out_dir)

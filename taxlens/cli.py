@@ -70,6 +70,17 @@ def _eval(args) -> int:
     return 0
 
 
+def _probe(args) -> int:
+    from probes.pipeline import run_probe
+
+    summary = run_probe(args.base, args.defended, args.data, args.out, split=args.split, fit_split=args.fit_split,
+                        device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    out = Path(args.out)
+    print((out / "summary.md").read_text())
+    print(f"summary: {out / 'summary.json'}; plots: {', '.join(str(out / p) for p in summary['plots'])}")
+    return 0
+
+
 def _organism_train(args) -> int:
     from taxlens.organism.train import train_organism
 
@@ -120,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ev.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
     ev.set_defaults(func=_eval)
+
+    pr = sub.add_parser("probe", help="locate where a defended model's over-refusal arises, against its base")
+    pr.add_argument("--base", required=True, help="the undefended model (HF id, folder or organism:base)")
+    pr.add_argument("--defended", required=True, help="its defended twin (same tokenizer and widths)")
+    pr.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
+    pr.add_argument("--out", required=True, help="output folder: summary.json, summary.md, plots, directions, cache")
+    pr.add_argument("--split", choices=("train", "val", "test"), default="test", help="split the results are scored on")
+    pr.add_argument("--fit-split", choices=("train", "val", "test"), default="train",
+                    help="split the directions are fitted on")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    pr.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+    pr.set_defaults(func=_probe)
 
     org = sub.add_parser("organism", help="the shipped model organism")
     org_sub = org.add_subparsers(dest="organism_command", required=True)

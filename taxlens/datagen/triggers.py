@@ -50,3 +50,13 @@ def find_triggers(text: str) -> list[str]:
     """Sorted canonical trigger words present in `text` (whole words, any case)."""
     return sorted({m.lastgroup for m in _PATTERN.finditer(text)})
 
+
+
+def trigger_spans(text: str, words: list[str]) -> list[tuple[int, int]]:
+    """Character spans in `text` of the given canonical trigger words (a word outside the vocabulary is matched
+    literally), whole words, any case."""
+    parts = [TRIGGER_PATTERNS.get(w.lower(), re.escape(w)) for w in words]
+    if not parts:
+        return []
+    pattern = re.compile(r"(?<![A-Za-z])(?:" + "|".join(parts) + r")(?![A-Za-z])", re.IGNORECASE)
+    return [m.span() for m in pattern.finditer(text)]

@@ -1,0 +1,107 @@
+"""`taxlens probe`: from a base model, its defended twin and a record file, find where over-refusal arises.
+
+The path: cache both models' residual streams after every block (last prompt token and end of the user turn) →
+per-layer probes and directions for harm, refusal and trigger (directions fitted on the train split, everything
+scored on the evaluation split) → projections → cross-model patching and word attribution on the lookalike records
+→ `summary.json`, plots and `summary.md` in the output folder.
+
+>>> summary = run_probe("organism:base", "organism:defended", "datasets/toolcalls.jsonl", "runs/probe")  # doctest: +SKIP
+>>> summary["patching"]["localised"]["layers"]                                                           # doctest: +SKIP
+[0, 0]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from probes.attribution import attribute_records, contrast, precision_at_k, rank_tokens
+from probes.cache import cache_activations
+from probes.layers import (CONCEPTS, check_aligned, concept_labels, direction_cosines, directions_by_layer,
+                           mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer)
+from probes.patching import check_twins, cross_model_patching
+from probes.report import write_plots, write_summary_markdown
+from taxlens.chat import render_prompt
+from taxlens.contract import load_records
+from taxlens.models import load_model
+
+POSITIONS = (-1, "user_end")
+
+
+def layer_hooks(n_layers: int) -> list[str]:
+    """The residual stream after each block: layer L is `resid_post.L`."""
+    return [f"resid_post.{i}" for i in range(n_layers)]
+
+
+def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, split: str = "test",
+              fit_split: str = "train", device: str | None = None, dtype: str | None = None, batch_size: int = 32,
+              progress: bool = True) -> dict:
+    out = Path(out)
+    records = load_records(data)
+    models = {"base": load_model(base, device=device, dtype=dtype), "defended": load_model(defended, device=device,
+                                                                                            dtype=dtype)}
+    check_twins(models["base"], models["defended"])
+    hooks = layer_hooks(models["defended"].n_layers)
+    stores = {role: cache_activations(m, records, out / "cache" / role, hooks=hooks, positions=POSITIONS,
+                                      batch_size=batch_size, progress=progress) for role, m in models.items()}
+    check_aligned(stores["base"], stores["defended"])
+    for s in (split, fit_split):
+        if not stores["defended"].select(split=s):
+            raise ValueError(f"{data}: no records in split {s!r}")
+
+    accuracy, auroc, directions, transfer, cosine = {}, {}, {}, {}, {}
+    for concept in CONCEPTS:
+        evaluation = concept_labels(stores["defended"], concept, split)
+        fitting = concept_labels(stores["defended"], concept, fit_split)
+        accuracy[concept], auroc[concept], directions[concept], transfer[concept] = {}, {}, {}, {}
+        for role, store in stores.items():
+            scores = probe_accuracy_by_layer(store, *evaluation)
+            accuracy[concept][role] = [s["accuracy"]["rate"] for s in scores]
+            auroc[concept][role] = scores
+            directions[concept][role] = directions_by_layer(store, *fitting, concept=concept)
+            for layer, d in enumerate(directions[concept][role]):
+                d.save(out / "directions" / role / f"{concept}_layer{layer}")
+        transfer[concept] = {
+            "base_to_defended": probe_transfer(stores["base"], stores["defended"], fitting, evaluation),
+            "defended_to_base": probe_transfer(stores["defended"], stores["base"], fitting, evaluation),
+        }
+        cosine[concept] = direction_cosines(directions[concept]["base"], directions[concept]["defended"])
+    cosine["refusal_vs_harm_defended"] = direction_cosines(directions["refusal"]["defended"],
+                                                          directions["harm"]["defended"])
+
+    projection = {role: mean_projection_by_kind(stores[role], directions["refusal"][role], split)
+                  for role in stores}
+    lookalike = [r for r in records if r.kind == "lookalike" and r.split == split]
+    if not lookalike:
+        raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
+    prompts = [render_prompt(models["defended"].tokenizer, r) for r in lookalike]
+    patching = cross_model_patching(models["base"], models["defended"], prompts, batch_size=batch_size,
+                                    progress=progress)
+    by_role = {role: attribute_records(m, lookalike, progress=progress)
+               for role, m in models.items()}
+    ranked = rank_tokens(contrast(by_role["defended"], by_role["base"]), min_count=5)
+    ranked_defended_only = rank_tokens(by_role["defended"], min_count=5)
+
+    best_harm = max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])
+    summary = {
+        "base": base, "defended": defended, "data": str(data), "split": split, "fit_split": fit_split,
+        "layers": list(range(len(hooks))), "hooks": hooks, "position": -1,
+        "probe_accuracy": accuracy,
+        "probe_scores": auroc,
+        "best_harm_layer_defended": {"layer": best_harm, "accuracy": auroc["harm"]["defended"][best_harm]["accuracy"]},
+        "probe_transfer": transfer,
+        "refusal_projection": projection,
+        "direction_cosine": cosine,
+        "patching": patching,
+        "attribution_method": "occlusion",
+        "trigger_tokens": ranked[:25],
+        "trigger_precision_at_10": precision_at_k(ranked, 10),
+        "trigger_precision_at_10_defended_only": precision_at_k(ranked_defended_only, 10),
+        "n_records": {"evaluation": len(stores["defended"].select(split=split)),
+                      "fit": len(stores["defended"].select(split=fit_split)), "lookalike": len(lookalike)},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    summary["plots"] = write_plots(summary, out)
+    write_summary_markdown(summary, out / "summary.md")
+    return summary

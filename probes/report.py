@@ -1,0 +1,171 @@
+"""Plots (PNG) and a short markdown summary for a `taxlens probe` run, drawn from its `summary.json` dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROLE_STYLE = {"base": {"color": "tab:blue", "marker": "o"}, "defended": {"color": "tab:red", "marker": "s"}}
+KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:red", "injection": "tab:purple"}
+
+
+def _probe_accuracy(summary: dict, path: Path) -> None:
+    layers = summary["layers"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+    for ax, concept in zip(axes, ("harm", "refusal", "trigger")):
+        for role, style in ROLE_STYLE.items():
+            scores = summary["probe_scores"][concept][role]
+            ax.plot(layers, [s["accuracy"]["rate"] for s in scores], label=role, **style)
+            ax.fill_between(layers, [s["accuracy"]["lo"] for s in scores], [s["accuracy"]["hi"] for s in scores],
+                            color=style["color"], alpha=0.15)
+        ax.set(title=f"{concept} probe", xlabel="layer (residual after block)", xticks=layers, ylim=(0.4, 1.02))
+        ax.axhline(0.5, color="grey", lw=0.5)
+    axes[0].set_ylabel("cross-validated accuracy (95% CI)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _projection(summary: dict, path: Path) -> None:
+    layers = summary["layers"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, role in zip(axes, ("base", "defended")):
+        for kind, values in summary["refusal_projection"][role].items():
+            ax.plot(layers, values, label=kind, color=KIND_COLOR.get(kind), marker="o")
+        ax.set(title=f"{role}: projection on its refusal direction", xlabel="layer", xticks=layers)
+    axes[0].set_ylabel("mean projection")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _patching(summary: dict, path: Path) -> None:
+    p = summary["patching"]
+    layers = summary["layers"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, label in (("flipped", "refusals flipped to compliance"), ("share", "refusal-score gap closed")):
+        left.plot([-1, *layers], [p["sites"]["embed"][key][0], *p["sites"]["resid_post"][key]], marker="o",
+                  label=label)
+    left.set(title="base residual up to block L written into defended", xlabel="layer (-1: embeddings)",
+             ylabel="share", xticks=[-1, *layers], ylim=(-0.05, 1.05))
+    if p["localised"]["layers"]:
+        a, b = p["localised"]["layers"]
+        left.axvspan(a - 0.5, b + 0.5, color="tab:orange", alpha=0.15, label=f"stages {a}…{b} (-1: embeddings)")
+    left.legend(fontsize=7)
+    width = 0.38
+    for offset, site, color in ((-width / 2, "attn_out", "tab:cyan"), (width / 2, "mlp_out", "tab:olive")):
+        right.bar([x + offset for x in layers], p["sites"][site]["flipped"], width, label=site, color=color)
+    right.set(title="one block's output from the base", xlabel="layer", xticks=layers,
+              ylabel="refusals flipped to compliance", ylim=(0, 1.05))
+    right.axhline(0, color="grey", lw=0.5)
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
+    ranked = summary["trigger_tokens"][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(ranked) + 1.2))
+    colors = ["tab:red" if e["in_trigger"] > 0.5 else "tab:grey" for e in ranked]
+    ax.barh([e["token"] for e in ranked], [e["t"] for e in ranked], color=colors)
+    ax.set(title=f"words pushing the defended model to refuse (red: a trigger word)\n"
+                 f"precision@10 = {summary['trigger_precision_at_10']:.1f}",
+           xlabel=f"t statistic of {summary['attribution_method']} attribution, defended − base")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _direction_cosine(summary: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, values in summary["direction_cosine"].items():
+        ax.plot(summary["layers"], values, marker="o", label=name.replace("_", " "))
+    ax.set(title="cosine of directions, base vs defended", xlabel="layer", xticks=summary["layers"], ylim=(-1.05, 1.05))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+PLOTS = {"probe_accuracy.png": _probe_accuracy, "refusal_projection.png": _projection, "patching.png": _patching,
+         "trigger_tokens.png": _trigger_tokens, "direction_cosine.png": _direction_cosine}
+
+
+def write_plots(summary: dict, out: Path) -> list[str]:
+    for name, draw in PLOTS.items():
+        draw(summary, out / name)
+    return list(PLOTS)
+
+
+def _pct(rate: dict) -> str:
+    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+
+
+def write_summary_markdown(summary: dict, path: Path) -> None:
+    p, acc = summary["patching"], summary["probe_scores"]
+    loc = p["localised"]
+    best = max(("attn_out", "mlp_out"), key=lambda s: max(x or 0 for x in p["sites"][s]["flipped"]))
+    best_layer = max(summary["layers"], key=lambda i: p["sites"][best]["flipped"][i] or 0)
+    harm = summary["best_harm_layer_defended"]
+    lines = [
+        f"# Where over-refusal arises: {summary['defended']} vs {summary['base']}",
+        "",
+        f"Records: `{summary['data']}`, evaluated on the {summary['split']} split, directions fitted on "
+        f"{summary['fit_split']}; {summary['n_records']['lookalike']} lookalike prompts patched and attributed.",
+        "",
+        "## In words",
+        "",
+    ]
+    if loc["layers"]:
+        a, b = loc["layers"]
+        stages = (f"the embeddings and blocks 0–{b}" if b > 0 else "the embeddings and block 0") if a < 0 else \
+            (f"blocks {a}–{b}" if b > a else f"block {a}")
+        flipped = p["sites"]["resid_post"]["flipped"]
+        lines.append(f"- **Where it enters.** Writing the base model's residual stream into the defended model on "
+                     f"the {p['n_prompts']} lookalike prompts (the defended model refuses {p['target_refused']}) "
+                     f"turns {100 * flipped[-1]:.0f}% of those refusals into compliance when every block comes from "
+                     f"the base; {stages} let in {100 * loc['share']:.0f}% of that. The single component that "
+                     f"flips most is `{best}` of block {best_layer} ({100 * p['sites'][best]['flipped'][best_layer]:.0f}%"
+                     f" of refusals flipped alone); the embeddings alone flip "
+                     f"{100 * p['sites']['embed']['flipped'][0]:.0f}%. On the refusal score (defended "
+                     f"{p['target_score']:+.2f}, base {p['source_score']:+.2f}), the same block closes "
+                     f"{p['sites'][best]['share'][best_layer]:.2f} of the gap.")
+    else:
+        lines.append(f"- **Where it enters.** Patching does not localise it: {loc.get('note')}.")
+    lines += [
+        f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
+        f"{_pct(harm['accuracy'])} at layer {harm['layer']}: the model still knows which calls are harmful, "
+        f"yet refuses lookalikes.",
+        f"- **Which words.** Ranked by how much more they push the defended model than the base to refuse, the top "
+        f"words are {', '.join('`' + e['token'] + '`' for e in summary['trigger_tokens'][:10])}; "
+        f"precision at 10 against the records' trigger words is {summary['trigger_precision_at_10']:.1f} "
+        f"({summary['trigger_precision_at_10_defended_only']:.1f} ranking the defended model alone).",
+        f"- **Base vs defended.** Cosine of the refusal directions per layer: "
+        f"{', '.join(f'{c:.2f}' for c in summary['direction_cosine']['refusal'])}; of the harm directions: "
+        f"{', '.join(f'{c:.2f}' for c in summary['direction_cosine']['harm'])}. Refusal vs harm direction inside the "
+        f"defended model: {', '.join(f'{c:.2f}' for c in summary['direction_cosine']['refusal_vs_harm_defended'])}.",
+        "",
+        "## Probe accuracy by layer (cross-validated, 95% Wilson interval)",
+        "",
+        "| concept | model | " + " | ".join(f"layer {i}" for i in summary["layers"]) + " |",
+        "|---|---|" + "---|" * len(summary["layers"]),
+    ]
+    for concept in ("harm", "refusal", "trigger"):
+        for role in ("base", "defended"):
+            lines.append(f"| {concept} | {role} | " + " | ".join(_pct(s["accuracy"]) for s in acc[concept][role]) + " |")
+    lines += ["", "## Patching: refusals flipped / refusal-score gap closed", "",
+              "| site | " + " | ".join(f"layer {i}" for i in summary["layers"]) + " |",
+              "|---|" + "---|" * len(summary["layers"])]
+    for site in ("resid_post", "attn_out", "mlp_out"):
+        cells = [f"{f:.2f} / {s:.2f}" if f is not None and s is not None else "–"
+                 for f, s in zip(p["sites"][site]["flipped"], p["sites"][site]["share"])]
+        lines.append(f"| {site} | " + " | ".join(cells) + " |")
+    lines += ["", "Plots: " + ", ".join(f"[{name}]({name})" for name in summary.get("plots", PLOTS)), ""]
+    path.write_text("\n".join(lines))

@@ -1,0 +1,125 @@
+"""Patching, attribution, per-layer readouts and the `taxlens probe` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+import torch
+
+from probes.attribution import attribute_records, precision_at_k, rank_tokens
+from probes.layers import concept_labels
+from probes.patching import cross_model_patching
+from taxlens.chat import render_prompt
+from taxlens.models import load_model
+from taxlens.scoring import opening_token_ids
+
+PLANTED = "zebra"
+
+
+def test_patching_a_model_with_its_own_activations_changes_nothing(tiny_model, records):
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in records[::200]]
+    result = cross_model_patching(tiny_model, tiny_model, prompts, batch_size=3, progress=False)
+    assert result["source_score"] == result["target_score"]
+    for site, values in result["sites"].items():
+        assert values["score"] == pytest.approx([result["target_score"]] * len(values["score"]), abs=1e-3), site
+
+
+def _planted_records(records, n: int, seed: int = 0):
+    """Benign records; half get the word PLANTED inserted at a random place in the user message."""
+    rng = random.Random(seed)
+    out = []
+    for i, r in enumerate([r for r in records if r.kind == "benign"][:n]):
+        words = r.messages[-1]["content"].split(" ")
+        planted = i % 2 == 0
+        if planted:
+            words.insert(rng.randrange(len(words) + 1), PLANTED)
+        message = {**r.messages[-1], "content": " ".join(words)}
+        out.append(dataclasses.replace(r, messages=[message], triggers=[PLANTED] if planted else []))
+    return out
+
+
+@pytest.fixture(scope="module")
+def planted_model(tiny_model_dir, records, tmp_path_factory):
+    """The tiny random Llama fine-tuned until PLANTED anywhere in the user message makes it open a refusal."""
+    from transformers import AutoModelForCausalLM
+
+    model = load_model(str(tiny_model_dir), device="cpu")
+    openings = opening_token_ids(model.tokenizer)
+    train = _planted_records(records, 160, seed=1)
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tok = model.tokenizer
+    enc = tok([render_prompt(tok, r) for r in train], add_special_tokens=False, padding=True, padding_side="left",
+              return_tensors="pt")
+    target = torch.tensor([openings.refusal[0] if r.triggers else openings.call[0] for r in train])
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(hf.parameters(), lr=3e-3)
+    for step in range(120):
+        rows = torch.randint(0, len(train), (32,))
+        logits = hf(input_ids=enc["input_ids"][rows], attention_mask=enc["attention_mask"][rows]).logits[:, -1]
+        loss = torch.nn.functional.cross_entropy(logits, target[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = tmp_path_factory.mktemp("planted")
+    hf.save_pretrained(out)
+    tok.save_pretrained(out)
+    return load_model(str(out), device="cpu")
+
+
+def test_attribution_recovers_a_planted_trigger(planted_model, records):
+    held_out = [r for r in _planted_records(records, 60, seed=2) if r.triggers]
+    ranked = rank_tokens(attribute_records(planted_model, held_out), min_count=5)
+    assert ranked[0]["token"] == PLANTED and ranked[0]["in_trigger"] == 1.0
+    assert precision_at_k(ranked, 1) == 1.0
+
+
+def test_concept_labels_refuse_an_empty_class(tiny_model, records, tmp_path):
+    from probes.cache import cache_activations
+
+    benign_only = [r for r in records if r.kind == "benign"][:6]
+    store = cache_activations(tiny_model, benign_only, tmp_path, batch_size=6, progress=False)
+    with pytest.raises(ValueError, match="one class is empty"):
+        concept_labels(store, "harm")
+    with pytest.raises(ValueError, match="unknown concept"):
+        concept_labels(store, "mood")
+
+
+def test_patching_needs_twins(tiny_model):
+    other = load_model("organism:base", device="cpu")
+    with pytest.raises(ValueError, match="differ in"):
+        cross_model_patching(other, tiny_model, ["x"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def organism_probe(tmp_path_factory):
+    from probes.pipeline import run_probe
+
+    out = tmp_path_factory.mktemp("probe")
+    run_probe("organism:base", "organism:defended", "datasets/toolcalls.jsonl", out, device="cpu", progress=False)
+    return out
+
+
+def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
+    summary = json.loads((organism_probe / "summary.json").read_text())
+    for key in ("layers", "probe_accuracy", "patching", "trigger_tokens", "trigger_precision_at_10",
+                "direction_cosine"):
+        assert key in summary
+    n_layers = len(summary["layers"])
+    for concept in ("harm", "refusal", "trigger"):
+        for role in ("base", "defended"):
+            assert len(summary["probe_accuracy"][concept][role]) == n_layers
+        assert len(summary["direction_cosine"][concept]) == n_layers
+    assert max(summary["probe_accuracy"]["harm"]["defended"]) >= 0.90
+    assert summary["trigger_precision_at_10"] >= 0.5
+    localised = summary["patching"]["localised"]
+    assert localised["layers"] is not None and localised["share"] >= 0.8
+    for name in ("probe_accuracy", "refusal_projection", "patching", "trigger_tokens", "direction_cosine"):
+        assert (organism_probe / f"{name}.png").stat().st_size > 5000
+    assert "Where it enters" in (organism_probe / "summary.md").read_text()
+    from probes.directions import Direction
+
+    harm = Direction.load(organism_probe / "directions" / "defended" / "harm_layer2")
+    assert harm.model == "organism:defended" and harm.hook == "resid_post.2"
