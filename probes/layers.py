@@ -72,13 +72,15 @@ def directions_by_layer(store: ActivationStore, rows: list[int], y: np.ndarray, 
 
 def mean_projection_by_kind(store: ActivationStore, directions: list[Direction], split: str | None = None,
                             position: Position = -1) -> dict[str, list[float]]:
-    """{kind: [mean projection on the hook's direction, per hook]} over the records of `split`."""
-    kinds = sorted({r["kind"] for r in store.records})
+    """{kind: [mean projection on the hook's direction, per hook]} over the records of `split`, measured from the
+    mean projection of all of them (the residual stream's large shared offset would hide the differences)."""
+    all_rows = store.select(split=split)
+    kinds = sorted({store.records[i]["kind"] for i in all_rows})
+    projections = [d.project(store.load(d.hook, position, all_rows)) for d in directions]  # per hook: [rows]
     out = {}
     for kind in kinds:
-        rows = store.select(kinds=(kind,), split=split)
-        if rows:
-            out[kind] = [round(float(d.project(store.load(d.hook, position, rows)).mean()), 5) for d in directions]
+        mine = torch.tensor([store.records[i]["kind"] == kind for i in all_rows])
+        out[kind] = [round(float(p[mine].mean() - p.mean()), 5) for p in projections]
     return out
 
 

@@ -38,7 +38,7 @@ def _projection(summary: dict, path: Path) -> None:
         for kind, values in summary["refusal_projection"][role].items():
             ax.plot(layers, values, label=kind, color=KIND_COLOR.get(kind), marker="o")
         ax.set(title=f"{role}: projection on its refusal direction", xlabel="layer", xticks=layers)
-    axes[0].set_ylabel("mean projection")
+    axes[0].set_ylabel("mean projection − mean over all records")
     axes[1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -111,8 +111,8 @@ def _pct(rate: dict) -> str:
 def write_summary_markdown(summary: dict, path: Path) -> None:
     p, acc = summary["patching"], summary["probe_scores"]
     loc = p["localised"]
-    best = max(("attn_out", "mlp_out"), key=lambda s: max(x or 0 for x in p["sites"][s]["flipped"]))
-    best_layer = max(summary["layers"], key=lambda i: p["sites"][best]["flipped"][i] or 0)
+    best, best_layer = max(((site, i) for site in ("attn_out", "mlp_out") for i in summary["layers"]),
+                           key=lambda c: (p["sites"][c[0]]["flipped"][c[1]] or 0, p["sites"][c[0]]["share"][c[1]] or 0))
     harm = summary["best_harm_layer_defended"]
     lines = [
         f"# Where over-refusal arises: {summary['defended']} vs {summary['base']}",
@@ -132,7 +132,7 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
                      f"the {p['n_prompts']} lookalike prompts (the defended model refuses {p['target_refused']}) "
                      f"turns {100 * flipped[-1]:.0f}% of those refusals into compliance when every block comes from "
                      f"the base; {stages} let in {100 * loc['share']:.0f}% of that. The single component that "
-                     f"flips most is `{best}` of block {best_layer} ({100 * p['sites'][best]['flipped'][best_layer]:.0f}%"
+                     f"moves it most is `{best}` of block {best_layer} ({100 * p['sites'][best]['flipped'][best_layer]:.0f}%"
                      f" of refusals flipped alone); the embeddings alone flip "
                      f"{100 * p['sites']['embed']['flipped'][0]:.0f}%. On the refusal score (defended "
                      f"{p['target_score']:+.2f}, base {p['source_score']:+.2f}), the same block closes "

@@ -1,0 +1,179 @@
+"""Time and peak memory of caching activations: a bare forward pass, `probes` caching every layer's residual at
+the last 4 prompt positions, and TransformerLens `run_with_cache` keeping its full cache, over the same prompts.
+Plus a streaming run: `probes` caching 4× as many prompts, to show peak memory stays bounded by one batch.
+
+Each (model, mode) runs in a fresh process, so one measurement's freed memory can't hide another's growth. Memory
+is the peak increase of process RSS (CPU; sampled every millisecond) or of allocated CUDA memory (GPU) over the
+run. Models: the shipped organism, and a wider random-weight Llama (d_model 1024, 8 layers) with the organism's
+tokenizer. Runs unchanged on CUDA (device and dtype chosen as everywhere in taxlens).
+
+    python benchmarks/cache.py --json runs/bench/cache.json            # 256 prompts, both models
+    python benchmarks/cache.py --prompts 64 --models organism           # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("bare", "probes", "full_cache", "streaming")
+
+
+def build_wide_model(out: Path, d_model: int = 1024, n_layers: int = 8) -> str:
+    """A random-weight Llama of the given width with the organism's tokenizer, saved as an HF checkpoint."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from taxlens.models import resolve
+
+    tok = AutoTokenizer.from_pretrained(resolve("organism:base"))
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=d_model, intermediate_size=int(d_model * 2.75) // 16 * 16,
+                      num_hidden_layers=n_layers, num_attention_heads=d_model // 64, num_key_value_heads=d_model // 128,
+                      max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+class PeakMemory:
+    """Peak increase of memory over the `with` block: CUDA allocator stats on a GPU, else sampled process RSS."""
+
+    def __init__(self, device: str):
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        import psutil
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+            return self
+        self.process, self.start, self.running = psutil.Process(), psutil.Process().memory_info().rss, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss - self.start)
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.start
+        else:
+            self.running = False
+            self.thread.join()
+            self.peak = max(self.peak, self.process.memory_info().rss - self.start)
+
+
+def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int, queue) -> None:
+    import torch
+
+    from probes.cache import cache_activations
+    from taxlens.chat import render_prompt
+    from taxlens.contract import load_records
+    from taxlens.generation import encode_batch
+    from taxlens.models import load_model
+
+    torch.manual_seed(0)
+    model = load_model(spec)
+    records = load_records(ROOT / "datasets" / "toolcalls.jsonl")
+    n = n_prompts * (4 if mode == "streaming" else 1)
+    records = [records[i % len(records)] for i in range(n)]
+    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    batches = [encode_batch(model.tokenizer, prompts[i:i + batch_size], model.device) for i in range(0, n, batch_size)]
+    hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
+
+    def run():
+        if mode == "bare":
+            for b in batches:
+                model.bridge(b["input_ids"], attention_mask=b["attention_mask"])
+        elif mode == "full_cache":
+            kept = [model.bridge.run_with_cache(b["input_ids"], attention_mask=b["attention_mask"])[1] for b in batches]
+            return kept
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                cache_activations(model, records, tmp, hooks=[f"resid_post.{i}" for i in range(model.n_layers)],
+                                  positions=(-4, -3, -2, -1), batch_size=batch_size, progress=False)
+
+    with torch.no_grad():
+        if mode != "full_cache":  # warm-up; the full cache's warm-up would itself hold a batch's cache
+            model.bridge(batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
+        seconds, peaks = [], []
+        for _ in range(repeats):
+            with PeakMemory(str(model.device)) as mem:
+                start = time.perf_counter()
+                kept = run()
+                if str(model.device).startswith("cuda"):
+                    torch.cuda.synchronize()
+                seconds.append(time.perf_counter() - start)
+            del kept
+            peaks.append(mem.peak)
+    queue.put({"model": spec, "mode": mode, "prompts": n, "hooks": len(hooks), "device": str(model.device),
+               "seconds": round(statistics.median(seconds), 4), "seconds_all": [round(s, 4) for s in seconds],
+               "peak_mb": round(max(peaks) / 2**20, 1)})
+
+
+def measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(spec, mode, n_prompts, repeats, batch_size, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models", default="organism,wide", help="comma-separated: organism, wide")
+    parser.add_argument("--wide-d-model", type=int, default=1024)
+    parser.add_argument("--wide-layers", type=int, default=8)
+    args = parser.parse_args()
+
+    results = {"prompts": args.prompts, "batch_size": args.batch_size, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = {"organism": "organism:defended"}
+        if "wide" in args.models.split(","):
+            specs["wide"] = build_wide_model(Path(tmp) / "wide", args.wide_d_model, args.wide_layers)
+        for name in args.models.split(","):
+            rows = {mode: measure(specs[name], mode, args.prompts, args.repeats, args.batch_size) for mode in MODES}
+            bare, probes, full, stream = (rows[m] for m in MODES)
+            results["models"][name] = {
+                "runs": rows,
+                "ratio_vs_bare": round(probes["seconds"] / bare["seconds"], 3),
+                "speedup_vs_full_cache": round(full["seconds"] / probes["seconds"], 3),
+                "memory_ratio_vs_full_cache": round(full["peak_mb"] / max(probes["peak_mb"], 0.1), 1),
+                "streaming_peak_ratio_4x_prompts": round(stream["peak_mb"] / max(probes["peak_mb"], 0.1), 2),
+            }
+            print(f"{name:9s} " + "  ".join(f"{m}: {r['seconds']:.2f} s {r['peak_mb']:.0f} MB" for m, r in rows.items()))
+    headline = results["models"].get("wide") or next(iter(results["models"].values()))
+    for key in ("ratio_vs_bare", "speedup_vs_full_cache", "memory_ratio_vs_full_cache", "streaming_peak_ratio_4x_prompts"):
+        results[key] = headline[key]
+    print(json.dumps({k: v for k, v in results.items() if k != "models"}, indent=1))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
