@@ -61,12 +61,44 @@ def _eval(args) -> int:
     if args.limit:
         records = records[: args.limit]
     model = load_model(args.model, device=args.device, dtype=args.dtype)
+    steering = None
+    if args.steer:
+        from steering.config import load_config
+
+        steering, _ = load_config(args.steer, model=model)
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, steering=steering, steer=args.steer)
     path = write_report(report, args.out)
     console = _console()
     console.print(report_table(report))
+    if steering is not None:
+        console.print(f"first-token KL on benign records: {report['kl_first_token_benign']} "
+                      f"(on those the unsteered model complies with: {report['kl_first_token_benign_complied']})")
     console.print(f"report: {path}  ({report['meta']['seconds']} s)")
+    return 0
+
+
+def _steer(args) -> int:
+    from steering.config import METHODS
+    from steering.pipeline import run_steer
+
+    methods = list(METHODS) if args.method == "all" else [args.method]
+    table = run_steer(args.base, args.model, args.data, args.out, methods=methods, device=args.device,
+                      dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
+                      max_new_tokens=args.max_new_tokens)
+    out = Path(args.out)
+    print((out / "pareto.md").read_text())
+    for method, chosen in table["chosen"].items():
+        print(f"{method}: {chosen['config']}")
+    print(f"trade-off plot: {out / 'tradeoff.png'}")
+    return 0
+
+
+def _export(args) -> int:
+    from steering.export import export_orthogonalized
+
+    out = export_orthogonalized(args.model, args.steer, args.out, dtype=args.dtype)
+    print(f"wrote an HF checkpoint with the direction orthogonalised out of its weights: {out}")
     return 0
 
 
@@ -130,7 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
     ev.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ev.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+    ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
     ev.set_defaults(func=_eval)
+
+    st = sub.add_parser("steer", help="fit a steering method on train, search its settings on val, write steer.json")
+    st.add_argument("--base", required=True, help="the undefended model, for reference figures")
+    st.add_argument("--model", required=True, help="the defended model to steer")
+    st.add_argument("--data", required=True, help="a JSONL prompt set with train and val splits")
+    st.add_argument("--method", choices=("global", "false_refusal", "gated", "all"), default="gated")
+    st.add_argument("--out", required=True, help="output folder (with --method all, one sub-folder per method)")
+    st.add_argument("--shortlist", type=int, default=3, help="screened settings evaluated with generation")
+    st.add_argument("--batch-size", type=int, default=32)
+    st.add_argument("--max-new-tokens", type=int, default=128)
+    st.add_argument("--device", default=None)
+    st.add_argument("--dtype", default=None)
+    st.set_defaults(func=_steer)
+
+    ex = sub.add_parser("export", help="bake a static steering config (global, false_refusal) into HF weights")
+    ex.add_argument("--model", required=True)
+    ex.add_argument("--steer", required=True, help="steer.json")
+    ex.add_argument("--out", required=True, help="folder for the HF checkpoint")
+    ex.add_argument("--dtype", default="float32", help="saved dtype (float32 keeps logits equal to the hooks')")
+    ex.set_defaults(func=_export)
 
     pr = sub.add_parser("probe", help="locate where a defended model's over-refusal arises, against its base")
     pr.add_argument("--base", required=True, help="the undefended model (HF id, folder or organism:base)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from taxlens.chat import render_prompt
@@ -28,17 +29,25 @@ def evaluate(
     data: str,
     split: str | None,
     steer: str | None = None,
+    steering=None,
     max_new_tokens: int = 128,
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict:
-    """The report of the contract's shape for `model` on `records` (greedy decoding)."""
+    """The report of the contract's shape for `model` on `records` (greedy decoding).
+
+    `steering` is anything with an `apply(model)` context manager (a `steering.Steering`); `steer` names its
+    config in the report. When steered, the report adds `kl_first_token_benign`: the mean KL(unsteered ‖ steered)
+    of the first reply token's distribution over the benign records, and the same over the benign records the
+    unsteered model already complies with (`kl_first_token_benign_complied`: the side effect alone, without the
+    refusals the steering is meant to change)."""
     if not records:
         raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
     started = time.perf_counter()
     prompts = [render_prompt(model.tokenizer, r) for r in records]
-    replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              progress=progress, desc=f"eval {model.name}")
+    with steering.apply(model) if steering is not None else nullcontext():
+        replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                  progress=progress, desc=f"eval {model.name}" + (" steered" if steering else ""))
     openings = opening_token_ids(model.tokenizer)
     outcomes, rows = [], []
     for record, reply in zip(records, replies):
@@ -50,7 +59,7 @@ def evaluate(
             "reply": reply.text, "ok": outcome.ok, "reason": labelled.reason,
             "refusal_score": round(float(refusal_score(reply.first_logprobs, openings)), 4),
         })
-    return {
+    report = {
         "model": model.name,
         "data": str(data),
         "split": split,
@@ -63,6 +72,27 @@ def evaluate(
             "seconds": round(time.perf_counter() - started, 2),
         },
     }
+    if steering is not None:
+        report.update(first_token_kl(model, prompts, records, replies, openings, batch_size))
+    return report
+
+
+def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record], steered: list, openings,
+                   batch_size: int) -> dict:
+    """Mean KL(unsteered ‖ steered) of the first reply token over the benign records (all, and those the unsteered
+    model complies with)."""
+    benign = [i for i, r in enumerate(records) if r.kind == "benign"]
+    if not benign:
+        return {"kl_first_token_benign": None, "kl_first_token_benign_complied": None}
+    plain = greedy_generate(model, [prompts[i] for i in benign], max_new_tokens=1, batch_size=batch_size)
+    kl, complied = [], []
+    for i, reply in zip(benign, plain):
+        p = reply.first_logprobs
+        kl.append(float((p.exp() * (p - steered[i].first_logprobs)).sum()))
+        complied.append(float(refusal_score(p, openings)) <= 0)
+    kept = [k for k, c in zip(kl, complied) if c]
+    return {"kl_first_token_benign": round(sum(kl) / len(kl), 5),
+            "kl_first_token_benign_complied": round(sum(kept) / len(kept), 5) if kept else None}
 
 
 def write_report(report: dict, out: str | Path) -> Path:

@@ -1,0 +1,92 @@
+"""The steering config on disk: `steer.json` (method, model, settings, search results) beside `vectors.safetensors`
+(the direction and the gate's probe weight). The one file `eval`, `serve` and `export` accept.
+
+>>> save_config(steering, "runs/steer", method="gated", model="organism:defended", settings={...})  # doctest: +SKIP
+>>> steering, config = load_config("runs/steer/steer.json", model=loaded_model)                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from steering.hooks import HarmGate, Steering
+from taxlens.models import resolve
+
+METHODS = ("global", "false_refusal", "gated")
+VECTORS = "vectors.safetensors"
+
+
+def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: str, settings: dict,
+                extra: dict | None = None) -> Path:
+    if method not in METHODS:
+        raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {"direction": steering.direction.contiguous()}
+    config = {"method": method, "model": model, "d_model": steering.d_model, "vectors": VECTORS,
+              "ablate": steering.ablate, "add_layer": steering.add_layer, "coefficient": steering.coefficient,
+              "gate": None, "settings": settings, **(extra or {})}
+    if steering.gate is not None:
+        g = steering.gate
+        tensors["gate_weight"] = g.weight.float().contiguous()
+        config["gate"] = {"layer": g.layer, "bias": g.bias, "threshold": g.threshold,
+                          "above_coefficient": g.above_coefficient}
+    save_file(tensors, out_dir / VECTORS)
+    path = out_dir / "steer.json"
+    path.write_text(json.dumps(config, indent=1) + "\n")
+    return path
+
+
+def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
+    """Read a steering config (the `steer.json` file or its folder). With `model` (a LoadedModel), check that the
+    config was made for it and has its width."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "steer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no steering config here (expected steer.json from `taxlens steer`)")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    for key in ("method", "model", "d_model", "vectors", "ablate", "gate"):
+        if key not in config:
+            raise ValueError(f"{path}: missing field {key!r}")
+    vectors_path = path.parent / config["vectors"]
+    if not vectors_path.is_file():
+        raise FileNotFoundError(f"{path}: its vector file {vectors_path} is missing")
+    tensors = load_file(vectors_path)
+    direction = tensors.get("direction")
+    if direction is None or direction.shape != (config["d_model"],):
+        raise ValueError(f"{vectors_path}: 'direction' must have shape ({config['d_model']},) as {path.name} says; "
+                         f"found {None if direction is None else tuple(direction.shape)}")
+    gate = None
+    if config["gate"] is not None:
+        g = config["gate"]
+        gate = HarmGate(tensors["gate_weight"], float(g["bias"]), int(g["layer"]), float(g["threshold"]),
+                        float(g.get("above_coefficient", 0.0)))
+    steering = Steering(direction, ablate=bool(config["ablate"]), add_layer=config.get("add_layer"),
+                        coefficient=float(config.get("coefficient", 0.0)), gate=gate)
+    if model is not None:
+        check_model(config, model, path)
+    return steering, config
+
+
+def check_model(config: dict, model, path: Path | str = "steer.json") -> None:
+    if model.d_model != config["d_model"]:
+        raise ValueError(f"{path}: made for d_model {config['d_model']}, but {model.name} has d_model {model.d_model}")
+    if resolve(model.name) != resolve(config["model"]):
+        raise ValueError(f"{path}: made for model {config['model']!r}, not {model.name!r}; "
+                         f"fit a config for this model with `taxlens steer`")
+    if config["gate"] is not None and not 0 <= config["gate"]["layer"] < model.n_layers:
+        raise ValueError(f"{path}: gate layer {config['gate']['layer']} outside {model.name}'s {model.n_layers} layers")
+
+
+def direction_tensor(config_path: str | Path) -> torch.Tensor:
+    """Just the direction of a config, for exports and plots."""
+    steering, _ = load_config(config_path)
+    return steering.direction

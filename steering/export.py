@@ -1,0 +1,63 @@
+"""Baking a static steering edit into the weights: directional ablation as weight orthogonalisation.
+
+Every matrix that writes the residual stream loses its component along r: the embedding rows (E ← E − (E r) rᵀ),
+and each block's attention output and MLP down projections (W ← W − r (rᵀ W)), so the residual stream never holds
+r — the same model as hook ablation at every write point. The result is a plain HF checkpoint (safetensors and
+tokenizer) that `transformers` and vLLM load as they would the original. A gated config depends on the input and
+can't be baked; nor can activation addition on a Llama without biases.
+
+>>> export_orthogonalized("organism:defended", "runs/steer/steer.json", "runs/export")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from steering.config import load_config
+from taxlens.models import pick_dtype, resolve
+
+
+@torch.no_grad()
+def orthogonalize_(hf_model, direction: torch.Tensor) -> None:
+    """Remove `direction` (unit, [d_model]) from every residual-stream write of an HF Llama-style model, in place."""
+    inner = hf_model.model
+    embed = inner.embed_tokens.weight  # [vocab, d_model]
+    r = direction.to(embed.device, torch.float32)
+    if hf_model.config.tie_word_embeddings:  # keep the unembedding as it was
+        hf_model.lm_head.weight = torch.nn.Parameter(hf_model.lm_head.weight.detach().clone())
+        hf_model.config.tie_word_embeddings = False
+    embed.copy_((embed.float() - torch.outer(embed.float() @ r, r)).to(embed.dtype))
+    for layer in inner.layers:
+        for linear in (layer.self_attn.o_proj, layer.mlp.down_proj):
+            w = linear.weight  # [d_model, d_in]
+            w.copy_((w.float() - torch.outer(r, r @ w.float())).to(w.dtype))
+            if linear.bias is not None:
+                linear.bias.copy_((linear.bias.float() - (linear.bias.float() @ r) * r).to(linear.bias.dtype))
+
+
+def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path, *, dtype: str = "float32") -> Path:
+    """Write `model` with the config's direction orthogonalised out of its weights to `out` (an HF checkpoint).
+
+    The edit is computed in fp32 and saved in `dtype` (float32 keeps its logits equal to hook ablation's; a 16-bit
+    dtype halves the size at the cost of rounding)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    steering, config = load_config(steer_config)
+    if steering.gate is not None or not steering.ablate or (steering.add_layer is not None and steering.coefficient):
+        raise ValueError(f"{steer_config}: method {config['method']!r} is not a static ablation; only global and "
+                         f"false_refusal configs can be baked into weights (serve a gated one with `taxlens serve`)")
+    path = resolve(model)
+    if resolve(config["model"]) != path:
+        raise ValueError(f"{steer_config}: made for model {config['model']!r}, not {model!r}")
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if hf.config.hidden_size != steering.d_model:
+        raise ValueError(f"{steer_config}: d_model {steering.d_model}, but {model} has {hf.config.hidden_size}")
+    orthogonalize_(hf, steering.direction)
+    out = Path(out)
+    hf.to(pick_dtype(dtype, "cpu")).save_pretrained(out)
+    AutoTokenizer.from_pretrained(path).save_pretrained(out)
+    (out / "taxlens_steer.json").write_text(Path(steer_config if Path(steer_config).is_file()
+                                                 else Path(steer_config) / "steer.json").read_text())
+    return out

@@ -1,0 +1,77 @@
+"""What each steering method needs, fitted on one split of a defended model's activation cache (residual stream
+after every block, last prompt token): per layer, the refusal direction, the harm direction, the false-refusal
+vector, and the harmfulness gate's probe.
+
+  refusal        mean(prompts the defended model refuses) − mean(prompts it complies with)
+  harm           mean(harmful) − mean(lookalike)
+  false_refusal  mean(lookalike) − mean(benign), orthogonalised against harm with a partial coefficient λ
+                 (Wang et al., ICLR 2025): v − λ (v·ĥ) ĥ
+  gate           a logistic probe, harmful or injected prompts (1) vs benign or lookalike ones (0), mapped back to
+                 raw activation space so it reads the residual stream directly
+
+>>> fitted = fit_vectors(store, split="train")                             # doctest: +SKIP
+>>> fitted.gates[1].probability(resid)                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from probes.cache import ActivationStore
+from probes.directions import mean_diff
+from probes.layers import concept_labels
+from probes.linear import LinearProbe
+from steering.hooks import HarmGate
+
+GATE_POSITIVE = ("harmful", "injection")
+
+
+@dataclass(frozen=True)
+class FittedVectors:
+    """Per layer (residual after block L): unit directions [d_model], the refusal mean difference's norm (the
+    natural scale for adding the direction), and the gate probes (threshold 0.5 until a search sets one)."""
+
+    refusal: list[torch.Tensor]
+    refusal_norm: list[float]
+    harm: list[torch.Tensor]
+    false_refusal_raw: list[torch.Tensor]
+    gates: list[HarmGate]
+
+    def false_refusal(self, layer: int, lam: float) -> torch.Tensor:
+        """The false-refusal vector at `layer` with λ of its harm component removed, unit norm."""
+        v, h = self.false_refusal_raw[layer], self.harm[layer]
+        v = v - lam * (v @ h) * h
+        return v / v.norm()
+
+
+def gate_probe(acts: torch.Tensor, y: np.ndarray, layer: int) -> HarmGate:
+    """Fit a `LinearProbe` and express it as weight · resid + bias on the raw activations."""
+    probe = LinearProbe().fit(acts.numpy(), y)
+    coef, scale, mean = probe.model_.coef_[0], probe.scaler_.scale_, probe.scaler_.mean_
+    weight = coef / scale
+    bias = float(probe.model_.intercept_[0] - (weight * mean).sum())
+    return HarmGate(torch.tensor(weight, dtype=torch.float32), bias, layer)
+
+
+def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1) -> FittedVectors:
+    rows_refusal, y_refusal = concept_labels(store, "refusal", split)
+    rows_harm, y_harm = concept_labels(store, "harm", split)
+    rows_trigger, y_trigger = concept_labels(store, "trigger", split)
+    gate_rows = store.select(split=split)
+    y_gate = np.array([store.records[i]["kind"] in GATE_POSITIVE for i in gate_rows], dtype=int)
+    refusal, refusal_norm, harm, false_refusal, gates = [], [], [], [], []
+    for layer, hook in enumerate(store.hooks):
+        acts = store.load(hook, position, rows_refusal)
+        pos, neg = acts[torch.from_numpy(y_refusal == 1)], acts[torch.from_numpy(y_refusal == 0)]
+        refusal.append(mean_diff(pos, neg))
+        refusal_norm.append(float((pos.double().mean(0) - neg.double().mean(0)).norm()))
+        acts = store.load(hook, position, rows_harm)
+        harm.append(mean_diff(acts[torch.from_numpy(y_harm == 1)], acts[torch.from_numpy(y_harm == 0)]))
+        acts = store.load(hook, position, rows_trigger)
+        diff = acts[torch.from_numpy(y_trigger == 1)].mean(0) - acts[torch.from_numpy(y_trigger == 0)].mean(0)
+        false_refusal.append(diff)
+        gates.append(gate_probe(store.load(hook, position, gate_rows), y_gate, layer))
+    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates)

@@ -1,0 +1,192 @@
+"""Steering a model at inference: directional ablation, activation addition, and a harmfulness gate that decides
+per sequence, as one small value object with an `apply(model)` context manager and a `patch(model)` handle.
+
+Ablation removes the direction's component at every point that writes the residual stream — the embeddings and
+each block's attention and MLP outputs (never `hook_resid_mid`, which does not write it) — so no layer ever sees
+it. With a gate, a linear harmfulness probe reads the unsteered residual stream after block `gate.layer` at each
+prompt's last token and decides per row: below the threshold, the direction is projected out there and at every
+later write point; at or above it, the row is left alone, or `above_coefficient · direction` is added there. A
+decision holds while the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the
+sequence by one token) and is taken again for any new prompt — a new request or a new turn after a tool result.
+
+Works on a `LoadedModel` / `TransformerBridge` (TransformerLens hooks) and on a plain HF Llama-style model (PyTorch
+forward hooks), in forward passes and in generation with or without the KV cache.
+
+>>> steer = Steering(direction=refusal_dir)                               # global ablation   # doctest: +SKIP
+>>> with steer.apply(model):                                                                  # doctest: +SKIP
+...     replies = greedy_generate(model, prompts)
+>>> gated = Steering(direction=refusal_dir, gate=HarmGate(weight, bias, layer=1, threshold=0.5))  # doctest: +SKIP
+>>> handle = gated.patch(model); ...; handle.remove()                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class HarmGate:
+    """A linear harmfulness probe in raw activation space: p(harmful) = sigmoid(weight · resid + bias), read after
+    block `layer` at the prompt's last token. weight: [d_model]."""
+
+    weight: torch.Tensor
+    bias: float
+    layer: int
+    threshold: float = 0.5
+    above_coefficient: float = 0.0
+
+    def probability(self, resid: torch.Tensor) -> torch.Tensor:
+        """resid: [batch, d_model] → [batch] probability that the prompt is harmful."""
+        return torch.sigmoid(resid.float() @ self.weight.to(resid.device) + self.bias)
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What to do to a model: ablate `direction` (unit, [d_model]) everywhere, or only below a `gate`; and/or add
+    `coefficient · direction` after block `add_layer`."""
+
+    direction: torch.Tensor
+    ablate: bool = True
+    add_layer: int | None = None
+    coefficient: float = 0.0
+    gate: HarmGate | None = None
+
+    def __post_init__(self):
+        if self.direction.ndim != 1:
+            raise ValueError(f"direction must be [d_model], got shape {tuple(self.direction.shape)}")
+        object.__setattr__(self, "direction", self.direction.float() / self.direction.float().norm())
+        if self.gate is not None and self.gate.weight.shape != self.direction.shape:
+            raise ValueError(f"width mismatch: gate weight {tuple(self.gate.weight.shape)}, "
+                             f"direction {tuple(self.direction.shape)}")
+
+    @property
+    def d_model(self) -> int:
+        return self.direction.shape[0]
+
+    @contextmanager
+    def apply(self, model):
+        handle = self.patch(model)
+        try:
+            yield handle
+        finally:
+            handle.remove()
+
+    def patch(self, model) -> "SteeringHandle":
+        """Attach the hooks to `model` (a LoadedModel, a bridge, or an HF causal LM); `.remove()` takes them off."""
+        backend = _Backend(model)
+        if backend.d_model != self.d_model:
+            raise ValueError(f"width mismatch: the model has d_model {backend.d_model}, this steering {self.d_model}")
+        handle = SteeringHandle(self, backend)
+        handle.attach()
+        return handle
+
+
+class SteeringHandle:
+    """The hooks of one `Steering` on one model, with the gate's per-row decisions (`decisions`: True = ablate)."""
+
+    def __init__(self, steering: Steering, backend: "_Backend"):
+        self.steering, self.backend = steering, backend
+        self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's decision per row
+        self.harm_probability: torch.Tensor | None = None  # [batch]
+        self._prompt_len, self._prompt_last, self._seen_len = 0, None, 0
+        self._removers = []
+
+    def attach(self) -> None:
+        s, n_layers = self.steering, self.backend.n_layers
+        start = -1 if s.gate is None else s.gate.layer + 1  # ablate at write points from this block on
+        if s.ablate:
+            if s.gate is None:
+                self._hook("embed", None, self._ablate)
+            for layer in range(max(start, 0), n_layers):
+                self._hook("attn_out", layer, self._ablate)
+                self._hook("mlp_out", layer, self._ablate)
+        if s.gate is not None:
+            self._hook("resid_post", s.gate.layer, self._gate)
+        if s.add_layer is not None and s.coefficient:
+            self._hook("resid_post", s.add_layer, self._add)
+
+    def _hook(self, site, layer, fn) -> None:
+        self._removers.append(self.backend.register(site, layer, fn))
+
+    def remove(self) -> None:
+        for remove in self._removers:
+            remove()
+        self._removers = []
+
+    def _rows(self, act: torch.Tensor) -> torch.Tensor | None:
+        """[batch, 1, 1] mask of rows to ablate, or None for all rows (no gate)."""
+        if self.steering.gate is None:
+            return None
+        return self.decisions.to(act.device)[:, None, None]
+
+    def _ablate(self, act: torch.Tensor) -> torch.Tensor:
+        r = self.steering.direction.to(act.device, act.dtype)
+        removed = (act @ r).unsqueeze(-1) * r
+        rows = self._rows(act)
+        return act - (removed if rows is None else removed * rows)
+
+    def _add(self, act: torch.Tensor) -> torch.Tensor:
+        return act + self.steering.coefficient * self.steering.direction.to(act.device, act.dtype)
+
+    def _continues(self, act: torch.Tensor) -> bool:
+        """Is this forward a continuation of the prompt already decided on?"""
+        if self.decisions is None or act.shape[0] != len(self.decisions):
+            return False
+        if act.shape[1] == 1:  # a KV-cached decode step
+            return True
+        if act.shape[1] != self._seen_len + 1:  # anything but one more token is a new prompt
+            return False
+        again = act[:, self._prompt_len - 1].float()
+        return bool(torch.allclose(again, self._prompt_last, rtol=1e-2, atol=1e-2 * float(again.abs().max())))
+
+    def _gate(self, act: torch.Tensor) -> torch.Tensor:
+        gate = self.steering.gate
+        if not self._continues(act):
+            self._prompt_len, self._prompt_last = act.shape[1], act[:, -1].float().clone()
+            self.harm_probability = gate.probability(self._prompt_last).cpu()
+            self.decisions = self.harm_probability < gate.threshold
+        self._seen_len = act.shape[1] if act.shape[1] > 1 else self._seen_len + 1
+        if self.steering.ablate:
+            act = self._ablate(act)
+        if gate.above_coefficient:
+            above = (~self.decisions).to(act.device, act.dtype)[:, None, None]
+            act = act + above * gate.above_coefficient * self.steering.direction.to(act.device, act.dtype)
+        return act
+
+
+class _Backend:
+    """Where the residual stream is written, on a TransformerLens bridge or a plain HF Llama-style model."""
+
+    def __init__(self, model):
+        model = getattr(model, "bridge", model)  # a LoadedModel carries its bridge
+        self.model = model
+        self.is_bridge = hasattr(model, "hook_dict")
+        if self.is_bridge:
+            self.n_layers, self.d_model = model.cfg.n_layers, model.cfg.d_model
+        else:
+            self.n_layers, self.d_model = model.config.num_hidden_layers, model.config.hidden_size
+
+    def register(self, site: str, layer: int | None, fn):
+        """Run fn(act) → act at `site` ("embed", "attn_out", "mlp_out", "resid_post") of `layer`; returns a remover."""
+        if self.is_bridge:
+            name = "hook_embed" if site == "embed" else f"blocks.{layer}.hook_{site}"
+            point = self.model.hook_dict[name]
+            handle = point.add_hook(lambda act, hook: fn(act))
+
+            def remove():
+                handle.hook.remove()
+                if handle in point.fwd_hooks:
+                    point.fwd_hooks.remove(handle)
+            return remove
+        inner = self.model.model
+        module = {"embed": lambda: inner.embed_tokens, "attn_out": lambda: inner.layers[layer].self_attn,
+                  "mlp_out": lambda: inner.layers[layer].mlp, "resid_post": lambda: inner.layers[layer]}[site]()
+
+        def hook(_module, _inputs, output):
+            if isinstance(output, tuple):
+                return (fn(output[0]), *output[1:])
+            return fn(output)
+        return module.register_forward_hook(hook).remove

@@ -1,0 +1,148 @@
+"""`taxlens steer`: fit a steering method on the train split, search its settings on the val split, write the config.
+
+The path: cache the defended model's residual stream (train + val) → fit directions and gate probes on train →
+screen every setting on val's first reply token → evaluate the best few for real on val → `steer.json` +
+`vectors.safetensors`, the screened table (`pareto.json`, `pareto.md`) and the trade-off plot (`tradeoff.png`).
+
+>>> run_steer("organism:base", "organism:defended", "datasets/toolcalls.jsonl", "runs/steer", methods=["gated"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from probes.cache import cache_activations  # noqa: E402
+from steering.config import METHODS, save_config  # noqa: E402
+from steering.fit import fit_vectors  # noqa: E402
+from steering.search import (choose, false_refusal_settings, first_token_logprobs, global_settings,  # noqa: E402
+                             pareto_front, screen, screen_gated, screen_metrics, shortlist, val_figures)
+from taxlens.chat import render_prompt  # noqa: E402
+from taxlens.contract import load_records  # noqa: E402
+from taxlens.evaluate import evaluate, write_report  # noqa: E402
+from taxlens.models import load_model  # noqa: E402
+from taxlens.scoring import opening_token_ids  # noqa: E402
+
+COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green"}
+
+
+def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, methods: list[str],
+              device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
+              max_new_tokens: int = 128, progress: bool = True) -> dict:
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown steering method {m!r}; choose from {METHODS} or 'all'")
+    out = Path(out)
+    records = load_records(data)
+    train, val = ([r for r in records if r.split == s] for s in ("train", "val"))
+    for name, part in (("train", train), ("val", val)):
+        if not part:
+            raise ValueError(f"{data}: no records in split {name!r} (steer fits on train and searches on val)")
+    defended = load_model(model, device=device, dtype=dtype)
+    hooks = [f"resid_post.{i}" for i in range(defended.n_layers)]
+    store = cache_activations(defended, train + val, out / "cache", hooks=hooks, positions=(-1,),
+                              batch_size=batch_size, progress=progress)
+    fitted = fit_vectors(store, split="train")
+    val_rows = store.select(split="val")
+    val_resid = [store.load(h, -1, val_rows) for h in hooks]
+
+    prompts, kinds = [render_prompt(defended.tokenizer, r) for r in val], [r.kind for r in val]
+    openings = opening_token_ids(defended.tokenizer)
+    baseline = first_token_logprobs(defended, prompts, batch_size=batch_size)
+    defended_screen = screen_metrics(baseline, baseline, kinds, openings)
+    base_model = load_model(base, device=device, dtype=dtype)
+    base_screen = screen_metrics(first_token_logprobs(base_model, prompts, batch_size=batch_size), baseline, kinds,
+                                 openings)
+    reports = {}
+    for role, m in (("defended", defended), ("base", base_model)):
+        reports[role] = evaluate(m, val, data=str(data), split="val", max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, progress=progress)
+        write_report(reports[role], out / "val" / f"{role}.json")
+    defended_val, base_val = val_figures(reports["defended"]), val_figures(reports["base"])
+    del base_model
+
+    screened, chosen = {}, {}
+    for method in methods:
+        if method == "gated":
+            settings = screen_gated(defended, prompts, kinds, fitted, val_resid, baseline, openings, batch_size,
+                                    progress)
+        else:
+            candidates = global_settings(fitted) if method == "global" else false_refusal_settings(fitted)
+            settings = screen(defended, prompts, kinds, candidates, baseline, openings, batch_size, progress)
+        for s in shortlist(settings, defended_screen, shortlist_size):
+            report = evaluate(defended, val, data=str(data), split="val", steering=s.steering, steer=method,
+                              max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+            s.val = val_figures(report)
+        best, ok = choose([s for s in settings if s.val], defended_val)
+        folder = out if len(methods) == 1 else out / method
+        path = save_config(best.steering, folder, method=method, model=model, settings=best.settings, extra={
+            "feasible": ok, "val": best.val, "screen": best.screen, "defended_val": defended_val,
+            "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
+        })
+        screened[method], chosen[method] = settings, {"config": str(path), "settings": best.settings,
+                                                      "val": best.val, "feasible": ok}
+
+    table = {"defended": {"screen": defended_screen, "val": defended_val},
+             "base": {"screen": base_screen, "val": base_val},
+             "methods": {m: [{"settings": s.settings, "screen": s.screen, "val": s.val} for s in ss]
+                         for m, ss in screened.items()},
+             "chosen": chosen}
+    (out / "pareto.json").write_text(json.dumps(table, indent=1) + "\n")
+    write_pareto_markdown(table, screened, out / "pareto.md")
+    plot_tradeoff(table, out / "tradeoff.png")
+    return table
+
+
+def write_pareto_markdown(table: dict, screened: dict, path: Path) -> None:
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    lines = ["# Steering search on the val split", "",
+             "Screened on the first reply token (compliance = refusal score ≤ 0); the Pareto front of helpful "
+             "(benign + lookalike) compliance against harmful refusal, per method. Generated figures (val) for "
+             "the settings that were evaluated for real.", "",
+             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | val success "
+             "benign / lookalike | val harmful refusal | val ASR |", "|---|---|---|---|---|---|---|---|"]
+    for role in ("defended", "base"):
+        sc, v = table[role]["screen"], table[role]["val"]
+        lines.append(f"| {role} | – | {pct(sc['compliance_helpful'])} | {pct(sc['refusal_harmful'])} | – | "
+                     f"{pct(v['success_benign'])} / {pct(v['success_lookalike'])} | {pct(v['refusal_harmful'])} | "
+                     f"{pct(v['asr'])} |")
+    for method, settings in screened.items():
+        for s in pareto_front(settings):
+            v = s.val or {}
+            lines.append(
+                f"| {method} | {', '.join(f'{k}={x}' for k, x in s.settings.items())} | "
+                f"{pct(s.screen['compliance_helpful'])} | {pct(s.screen['refusal_harmful'])} | "
+                f"{s.screen['kl_benign_complied']:.3f} | {pct(v.get('success_benign'))} / "
+                f"{pct(v.get('success_lookalike'))} | {pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
+    lines += ["", "Chosen: " + "; ".join(f"{m}: {c['settings']} (meets the constraints: {c['feasible']})"
+                                         for m, c in table["chosen"].items()), ""]
+    path.write_text("\n".join(lines))
+
+
+def plot_tradeoff(table: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for method, rows in table["methods"].items():
+        ax.scatter([100 * r["screen"]["refusal_harmful"] for r in rows],
+                   [100 * r["screen"]["compliance_helpful"] for r in rows], s=10, alpha=0.45,
+                   color=COLORS[method], label=method)
+        chosen = table["chosen"][method]["settings"]
+        pick = next(r for r in rows if r["settings"] == chosen)
+        ax.scatter([100 * pick["screen"]["refusal_harmful"]], [100 * pick["screen"]["compliance_helpful"]],
+                   marker="*", s=220, color=COLORS[method], edgecolor="black", zorder=5)
+    for role, marker in (("defended", "s"), ("base", "o")):
+        sc = table[role]["screen"]
+        ax.scatter([100 * sc["refusal_harmful"]], [100 * sc["compliance_helpful"]], marker=marker, s=80,
+                   color="black", zorder=6)
+        ax.annotate(role, (100 * sc["refusal_harmful"], 100 * sc["compliance_helpful"]), textcoords="offset points",
+                    xytext=(6, -10))
+    ax.set(xlabel="harmful refusal, % (first token, val)", ylabel="benign + lookalike compliance, % (first token, val)",
+           title="steering settings: helpfulness vs defence (★ chosen)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,169 @@
+"""Steering hooks, the gate, configs and the orthogonalised export, on the tiny random Llama."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from steering.config import load_config, save_config
+from steering.export import export_orthogonalized
+from steering.hooks import HarmGate, Steering
+from taxlens.chat import render_prompt
+from taxlens.generation import encode_batch, greedy_generate
+from taxlens.models import load_model
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_model, records):
+    return [render_prompt(tiny_model.tokenizer, r) for r in records[::150]]
+
+
+@pytest.fixture(scope="module")
+def direction(tiny_model):
+    torch.manual_seed(1)
+    return torch.randn(tiny_model.d_model)
+
+
+@torch.no_grad()
+def _forward(model, prompts, steering=None, hooks=()):
+    batch = encode_batch(model.tokenizer, prompts, model.device)
+    mask = batch["attention_mask"].bool()
+    if steering is None:
+        with model.bridge.hooks(fwd_hooks=list(hooks)):
+            return model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[mask]
+    with steering.apply(model), model.bridge.hooks(fwd_hooks=list(hooks)):
+        return model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[mask]
+
+
+def test_ablation_leaves_no_projection_at_any_layer(tiny_model, prompts, direction):
+    steering = Steering(direction)
+    seen = {}
+    names = [n for n in tiny_model.bridge.hook_dict
+             if n.startswith("blocks.") and n.endswith(("hook_resid_pre", "hook_resid_mid", "hook_resid_post"))]
+    _forward(tiny_model, prompts, steering, [(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names])
+    ablated = max((a @ steering.direction).abs().max().item() for a in seen.values())
+    assert len(seen) == len(names)
+    _forward(tiny_model, prompts, None, [(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names])
+    plain = max((a @ steering.direction).abs().max().item() for a in seen.values())
+    assert ablated < 1e-4 * plain
+
+
+def test_handle_removes_its_hooks(tiny_model, prompts, direction):
+    plain = _forward(tiny_model, prompts)
+    handle = Steering(direction).patch(tiny_model)
+    assert not torch.allclose(_forward(tiny_model, prompts), plain)
+    handle.remove()
+    assert torch.equal(_forward(tiny_model, prompts), plain)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_kv_cached_generation_equals_uncached_under_steering(tiny_model, prompts, direction, gated):
+    gate = HarmGate(torch.randn(tiny_model.d_model) * 0.1, 0.0, layer=0, threshold=0.5) if gated else None
+    steering = Steering(direction, gate=gate)
+    with steering.apply(tiny_model):
+        cached = greedy_generate(tiny_model, prompts, max_new_tokens=12, use_cache=True)
+        uncached = greedy_generate(tiny_model, prompts, max_new_tokens=12, use_cache=False)
+    assert [r.tokens for r in cached] == [r.tokens for r in uncached]
+
+
+def _gate_at_median(model, prompts, layer=0):
+    """A gate whose threshold splits this batch in half."""
+    torch.manual_seed(2)
+    weight = torch.randn(model.d_model)
+    reads = {}
+    _forward(model, prompts, None, [(f"blocks.{layer}.hook_resid_post", lambda a, hook: reads.update(r=a[:, -1]))])
+    p = torch.sigmoid(reads["r"] @ weight)
+    return HarmGate(weight, 0.0, layer, threshold=float(p.median()) + 1e-6), p
+
+
+def test_gate_decides_per_row_in_a_mixed_batch(tiny_model, prompts, direction):
+    gate, p = _gate_at_median(tiny_model, prompts)
+    decided = p < gate.threshold
+    assert 0 < decided.sum() < len(prompts)
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+    last = torch.tensor(batch["attention_mask"].shape[1] - 1)
+
+    def logits(steering):
+        with torch.no_grad(), steering.apply(tiny_model) if steering else torch.no_grad():
+            return tiny_model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[:, last]
+
+    gated = logits(Steering(direction, gate=gate))
+    always = logits(Steering(direction, gate=dataclasses.replace(gate, threshold=2.0)))
+    plain = logits(None)
+    for row in range(len(prompts)):
+        expected = always[row] if decided[row] else plain[row]
+        assert torch.allclose(gated[row], expected, atol=1e-4), row
+
+
+def test_gate_decides_again_after_a_tool_result(tiny_model, records, direction):
+    conversation = next(r for r in records if any(m["role"] == "tool" for m in r.messages))
+    first_turn = dataclasses.replace(conversation, messages=conversation.messages[:1])
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in (first_turn, conversation)]
+    gate = HarmGate(torch.randn(tiny_model.d_model), 0.0, layer=1, threshold=0.5)
+    with Steering(direction, gate=gate).apply(tiny_model) as handle:
+        greedy_generate(tiny_model, prompts[:1], max_new_tokens=4)
+        p_first = handle.harm_probability.clone()
+        greedy_generate(tiny_model, prompts[1:], max_new_tokens=4)
+        p_second = handle.harm_probability.clone()
+    with Steering(direction, gate=gate).apply(tiny_model) as fresh:
+        greedy_generate(tiny_model, prompts[1:], max_new_tokens=1)
+    assert not torch.allclose(p_first, p_second)
+    assert torch.allclose(p_second, fresh.harm_probability, atol=1e-5)
+
+
+def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, direction):
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+    mask = batch["attention_mask"].bool()
+    steering = Steering(direction)
+    with torch.no_grad(), steering.apply(hf):
+        hf_logits = hf(**batch).logits[mask]
+    assert (hf_logits - _forward(tiny_model, prompts, steering)).abs().max() < 1e-4
+
+
+def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, direction, tmp_path):
+    gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, above_coefficient=2.0)
+    steering = Steering(direction, gate=gate)
+    path = save_config(steering, tmp_path / "cfg", method="gated", model=str(tiny_model_dir),
+                       settings={"threshold": 0.3})
+    back, config = load_config(path, model=tiny_model)
+    assert torch.equal(back.direction, steering.direction) and torch.equal(back.gate.weight, gate.weight)
+    assert (back.gate.layer, back.gate.threshold, back.gate.above_coefficient) == (1, 0.3, 2.0)
+    assert config["settings"] == {"threshold": 0.3}
+    organism = load_model("organism:base", device="cpu")
+    with pytest.raises(ValueError, match="d_model"):
+        load_config(path, model=organism)
+    wrong_model = save_config(steering, tmp_path / "other", method="gated", model="some/other-model", settings={})
+    with pytest.raises(ValueError, match="made for model"):
+        load_config(wrong_model, model=tiny_model)
+    with pytest.raises(ValueError, match="width mismatch"):
+        Steering(direction).patch(organism)
+    (tmp_path / "cfg" / "vectors.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="vector file"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="no steering config"):
+        load_config(tmp_path / "nowhere")
+
+
+def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, prompts, direction, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    config = save_config(Steering(direction), tmp_path / "cfg", method="global", model=str(tiny_model_dir),
+                         settings={})
+    out = export_orthogonalized(str(tiny_model_dir), config, tmp_path / "export")
+    exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+    with torch.no_grad():
+        baked = exported(**batch).logits[batch["attention_mask"].bool()]
+    assert (baked - _forward(tiny_model, prompts, Steering(direction))).abs().max() < 1e-4
+    reloaded = load_model(str(out), device="cpu")  # and the bridge boots it
+    assert (reloaded.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[batch["attention_mask"].bool()]
+            - baked).abs().max() < 1e-4
+    gated = save_config(Steering(direction, gate=HarmGate(direction, 0.0, 0)), tmp_path / "g", method="gated",
+                        model=str(tiny_model_dir), settings={})
+    with pytest.raises(ValueError, match="not a static ablation"):
+        export_orthogonalized(str(tiny_model_dir), gated, tmp_path / "nope")
