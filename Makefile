@@ -19,11 +19,16 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The main job on the shipped organism: the autonomy tax, measured.
+# The main job on the shipped organism: measure the tax, locate it, steer it away, measure again.
+TL := .venv/bin/taxlens
 demo: $(STAMP)
-	.venv/bin/taxlens eval --model organism:base --data $(DATA) --split test --out runs/demo/base.json
-	.venv/bin/taxlens eval --model organism:defended --data $(DATA) --split test --out runs/demo/defended.json
-	.venv/bin/taxlens compare runs/demo/base.json runs/demo/defended.json
+	$(TL) eval --model organism:base --data $(DATA) --split test --out runs/demo/base.json
+	$(TL) eval --model organism:defended --data $(DATA) --split test --out runs/demo/defended.json
+	$(TL) probe --base organism:base --defended organism:defended --data $(DATA) --out runs/demo/probe
+	$(TL) steer --base organism:base --model organism:defended --data $(DATA) --method gated --quick --out runs/demo/steer
+	$(TL) eval --model organism:defended --steer runs/demo/steer --data $(DATA) --split test --out runs/demo/steered.json
+	$(TL) report runs/demo
+	@echo "Look at runs/demo/report.md (tables, plots), runs/demo/probe/summary.md and runs/demo/steer/pareto.md."
 
 data: $(STAMP)
 	.venv/bin/taxlens data generate --out datasets

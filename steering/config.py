@@ -14,10 +14,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from steering.hooks import HarmGate, Steering
-from taxlens.models import resolve
+from taxlens.models import ORGANISM_DIR, resolve
 
 METHODS = ("global", "false_refusal", "gated")
 VECTORS = "vectors.safetensors"
+SHIPPED = ORGANISM_DIR / "steer"  # organism:<method> → the searched config shipped for organism:defended
+
+
+def config_path(spec: str | Path) -> Path:
+    """The steer.json behind a path, a folder, or `organism:global|false_refusal|gated` (shipped configs)."""
+    spec = str(spec)
+    if spec.startswith("organism:"):
+        method = spec.split(":", 1)[1]
+        if method not in METHODS:
+            raise ValueError(f"unknown shipped steering config {spec!r}; choose organism:{'|organism:'.join(METHODS)}")
+        return SHIPPED / method / "steer.json"
+    path = Path(spec)
+    return path / "steer.json" if path.is_dir() else path
 
 
 def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: str, settings: dict,
@@ -42,11 +55,9 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
 
 
 def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
-    """Read a steering config (the `steer.json` file or its folder). With `model` (a LoadedModel), check that the
-    config was made for it and has its width."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "steer.json"
+    """Read a steering config (the `steer.json` file, its folder, or `organism:<method>`). With `model` (a
+    LoadedModel), check that the config was made for it and has its width."""
+    path = config_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no steering config here (expected steer.json from `taxlens steer`)")
     try:
@@ -84,9 +95,3 @@ def check_model(config: dict, model, path: Path | str = "steer.json") -> None:
                          f"fit a config for this model with `taxlens steer`")
     if config["gate"] is not None and not 0 <= config["gate"]["layer"] < model.n_layers:
         raise ValueError(f"{path}: gate layer {config['gate']['layer']} outside {model.name}'s {model.n_layers} layers")
-
-
-def direction_tensor(config_path: str | Path) -> torch.Tensor:
-    """Just the direction of a config, for exports and plots."""
-    steering, _ = load_config(config_path)
-    return steering.direction

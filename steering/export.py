@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from steering.config import load_config
+from steering.config import config_path, load_config
 from taxlens.models import pick_dtype, resolve
 
 
@@ -58,6 +58,5 @@ def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path,
     out = Path(out)
     hf.to(pick_dtype(dtype, "cpu")).save_pretrained(out)
     AutoTokenizer.from_pretrained(path).save_pretrained(out)
-    (out / "taxlens_steer.json").write_text(Path(steer_config if Path(steer_config).is_file()
-                                                 else Path(steer_config) / "steer.json").read_text())
+    (out / "taxlens_steer.json").write_text(config_path(steer_config).read_text())
     return out

@@ -21,7 +21,8 @@ from probes.cache import cache_activations  # noqa: E402
 from steering.config import METHODS, save_config  # noqa: E402
 from steering.fit import fit_vectors  # noqa: E402
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, global_settings,  # noqa: E402
-                             pareto_front, screen, screen_gated, screen_metrics, shortlist, val_figures)
+                             pareto_front, screen, screen_feasible, screen_gated, screen_metrics, shortlist,
+                             val_figures)
 from taxlens.chat import render_prompt  # noqa: E402
 from taxlens.contract import load_records  # noqa: E402
 from taxlens.evaluate import evaluate, write_report  # noqa: E402
@@ -33,7 +34,9 @@ COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green
 
 def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, methods: list[str],
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
-              max_new_tokens: int = 128, progress: bool = True) -> dict:
+              max_new_tokens: int = 128, quick: bool = False, progress: bool = True) -> dict:
+    """Search `methods` and write their configs. `quick` screens a reduced grid (gate layer = direction layer,
+    add scales 0 and 1) and picks on the screen alone, with no generation on val: a demo, not a search."""
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown steering method {m!r}; choose from {METHODS} or 'all'")
@@ -58,30 +61,36 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
     base_model = load_model(base, device=device, dtype=dtype)
     base_screen = screen_metrics(first_token_logprobs(base_model, prompts, batch_size=batch_size), baseline, kinds,
                                  openings)
-    reports = {}
-    for role, m in (("defended", defended), ("base", base_model)):
-        reports[role] = evaluate(m, val, data=str(data), split="val", max_new_tokens=max_new_tokens,
-                                 batch_size=batch_size, progress=progress)
-        write_report(reports[role], out / "val" / f"{role}.json")
-    defended_val, base_val = val_figures(reports["defended"]), val_figures(reports["base"])
+    defended_val = base_val = None
+    if not quick:
+        reports = {}
+        for role, m in (("defended", defended), ("base", base_model)):
+            reports[role] = evaluate(m, val, data=str(data), split="val", max_new_tokens=max_new_tokens,
+                                     batch_size=batch_size, progress=progress)
+            write_report(reports[role], out / "val" / f"{role}.json")
+        defended_val, base_val = val_figures(reports["defended"]), val_figures(reports["base"])
     del base_model
 
     screened, chosen = {}, {}
     for method in methods:
         if method == "gated":
             settings = screen_gated(defended, prompts, kinds, fitted, val_resid, baseline, openings, batch_size,
-                                    progress)
+                                    progress, quick=quick)
         else:
             candidates = global_settings(fitted) if method == "global" else false_refusal_settings(fitted)
             settings = screen(defended, prompts, kinds, candidates, baseline, openings, batch_size, progress)
-        for s in shortlist(settings, defended_screen, shortlist_size):
-            report = evaluate(defended, val, data=str(data), split="val", steering=s.steering, steer=method,
-                              max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
-            s.val = val_figures(report)
-        best, ok = choose([s for s in settings if s.val], defended_val)
+        if quick:
+            best = shortlist(settings, defended_screen, 1)[0]
+            ok = screen_feasible(best.screen, defended_screen)
+        else:
+            for s in shortlist(settings, defended_screen, shortlist_size):
+                report = evaluate(defended, val, data=str(data), split="val", steering=s.steering, steer=method,
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+                s.val = val_figures(report)
+            best, ok = choose([s for s in settings if s.val], defended_val)
         folder = out if len(methods) == 1 else out / method
         path = save_config(best.steering, folder, method=method, model=model, settings=best.settings, extra={
-            "feasible": ok, "val": best.val, "screen": best.screen, "defended_val": defended_val,
+            "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,
             "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
         })
         screened[method], chosen[method] = settings, {"config": str(path), "settings": best.settings,
@@ -107,10 +116,10 @@ def write_pareto_markdown(table: dict, screened: dict, path: Path) -> None:
              "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | val success "
              "benign / lookalike | val harmful refusal | val ASR |", "|---|---|---|---|---|---|---|---|"]
     for role in ("defended", "base"):
-        sc, v = table[role]["screen"], table[role]["val"]
+        sc, v = table[role]["screen"], table[role]["val"] or {}
         lines.append(f"| {role} | – | {pct(sc['compliance_helpful'])} | {pct(sc['refusal_harmful'])} | – | "
-                     f"{pct(v['success_benign'])} / {pct(v['success_lookalike'])} | {pct(v['refusal_harmful'])} | "
-                     f"{pct(v['asr'])} |")
+                     f"{pct(v.get('success_benign'))} / {pct(v.get('success_lookalike'))} | "
+                     f"{pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
     for method, settings in screened.items():
         for s in pareto_front(settings):
             v = s.val or {}

@@ -41,17 +41,23 @@ class Setting:
 @torch.no_grad()
 def first_token_logprobs(model, prompts: list[str], steering: Steering | None = None,
                          batch_size: int = 32) -> torch.Tensor:
-    """[n_prompts, vocab] log-softmax of the first reply token, with `steering` applied (fp32, CPU)."""
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        batch = encode_batch(model.tokenizer, prompts[start:start + batch_size], model.device)
+    """[n_prompts, vocab] log-softmax of the first reply token, with `steering` applied (fp32, CPU). Prompts run
+    sorted by length, so batches carry little padding."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = torch.empty(0)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = encode_batch(model.tokenizer, [prompts[i] for i in idx], model.device)
         if steering is None:
             logits = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])
         else:
             with steering.apply(model):
                 logits = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])
-        out.append(torch.log_softmax(logits[:, -1].float(), dim=-1).cpu())
-    return torch.cat(out)
+        logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+        if out.numel() == 0:
+            out = torch.empty(len(prompts), logprobs.shape[-1])
+        out[idx] = logprobs
+    return out
 
 
 def screen_metrics(logprobs: torch.Tensor, baseline: torch.Tensor, kinds: list[str], openings) -> dict:
@@ -94,48 +100,55 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 
 
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
-                 baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True) -> list[Setting]:
+                 baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
+                 quick: bool = False) -> list[Setting]:
     """Every (direction layer, gate layer, add scale, threshold); val_resid[g]: [n_prompts, d_model] unsteered
-    residual after block g at the last prompt token, which the gate reads."""
+    residual after block g at the last prompt token, which the gate reads. `quick`: gate layer = direction layer,
+    add scales 0 and 1."""
     n_layers = len(fitted.refusal)
+    pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
+    scales = ADD_SCALES[:1] + (1.0,) if quick else ADD_SCALES
     out = []
-    bar = tqdm(total=n_layers * n_layers * len(ADD_SCALES), desc="screen gated", disable=not progress)
-    for d in range(n_layers):
-        for g in range(n_layers):
-            probe = fitted.gates[g]
-            harm_p = probe.probability(val_resid[g]).cpu()
-            always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
-            ablated = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], gate=always), batch_size)
+    bar = tqdm(total=len(pairs) * (1 + len(scales)), desc="screen gated", disable=not progress)
+    for d, g in pairs:
+        probe = fitted.gates[g]
+        harm_p = probe.probability(val_resid[g]).cpu()
+        always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
+        ablated = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], gate=always), batch_size)
+        bar.update()
+        for scale in scales:
+            coefficient = scale * fitted.refusal_norm[g]
+            if coefficient:
+                never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
+                above = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], ablate=False, gate=never),
+                                             batch_size)
+            else:
+                above = baseline
             bar.update()
-            for scale in ADD_SCALES:
-                coefficient = scale * fitted.refusal_norm[g]
-                if coefficient:
-                    never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
-                    above = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], ablate=False, gate=never),
-                                                 batch_size)
-                else:
-                    above = baseline
-                bar.update()
-                for threshold in THRESHOLDS:
-                    chosen = torch.where((harm_p < threshold)[:, None], ablated, above)
-                    gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
-                    settings = {"direction_layer": d, "gate_layer": g, "threshold": threshold,
-                                "above_coefficient": round(coefficient, 4), "above_scale": scale}
-                    s = Setting("gated", settings, Steering(fitted.refusal[d], gate=gate))
-                    s.screen = screen_metrics(chosen, baseline, kinds, openings)
-                    out.append(s)
+            for threshold in THRESHOLDS:
+                chosen = torch.where((harm_p < threshold)[:, None], ablated, above)
+                gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
+                settings = {"direction_layer": d, "gate_layer": g, "threshold": threshold,
+                            "above_coefficient": round(coefficient, 4), "above_scale": scale}
+                s = Setting("gated", settings, Steering(fitted.refusal[d], gate=gate))
+                s.screen = screen_metrics(chosen, baseline, kinds, openings)
+                out.append(s)
     bar.close()
     return out
 
 
+def screen_feasible(screened: dict, defended_screen: dict) -> bool:
+    """Harmful refusal within the margin of the defended model's and KL within bounds, on the first token."""
+    return (screened["refusal_harmful"] >= defended_screen["refusal_harmful"] - MARGIN
+            and (screened["kl_benign_complied"] or 0) <= MAX_KL)
+
+
 def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3) -> list[Setting]:
-    """The k best screened settings: feasible ones (harmful refusal and KL within bounds) first, then by
-    benign + lookalike compliance, then by harmful refusal."""
+    """The k best screened settings: feasible ones first, then by benign + lookalike compliance, then by harmful
+    refusal."""
     def key(s: Setting):
-        m = s.screen
-        feasible = (m["refusal_harmful"] >= defended_screen["refusal_harmful"] - MARGIN
-                    and (m["kl_benign_complied"] or 0) <= MAX_KL)
-        return (feasible, m["compliance_helpful"], m["refusal_harmful"])
+        return (screen_feasible(s.screen, defended_screen), s.screen["compliance_helpful"],
+                s.screen["refusal_harmful"])
     return sorted(settings, key=key, reverse=True)[:k]
 
 

@@ -85,12 +85,27 @@ def _steer(args) -> int:
     methods = list(METHODS) if args.method == "all" else [args.method]
     table = run_steer(args.base, args.model, args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
-                      max_new_tokens=args.max_new_tokens)
+                      max_new_tokens=args.max_new_tokens, quick=args.quick)
     out = Path(args.out)
     print((out / "pareto.md").read_text())
     for method, chosen in table["chosen"].items():
         print(f"{method}: {chosen['config']}")
     print(f"trade-off plot: {out / 'tradeoff.png'}")
+    return 0
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from steering.config import load_config
+    from steering.serve import create_app
+    from taxlens.models import load_model
+
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    steering = load_config(args.steer, model=model)[0] if args.steer else None
+    app = create_app(model, steering=steering, api_key=args.api_key)
+    print(f"serving {args.model}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -110,6 +125,14 @@ def _probe(args) -> int:
     out = Path(args.out)
     print((out / "summary.md").read_text())
     print(f"summary: {out / 'summary.json'}; plots: {', '.join(str(out / p) for p in summary['plots'])}")
+    return 0
+
+
+def _report(args) -> int:
+    from taxlens.report import write_run_report
+
+    path = write_run_report(args.run)
+    print(f"report: {path}")
     return 0
 
 
@@ -174,9 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--shortlist", type=int, default=3, help="screened settings evaluated with generation")
     st.add_argument("--batch-size", type=int, default=32)
     st.add_argument("--max-new-tokens", type=int, default=128)
+    st.add_argument("--quick", action="store_true",
+                    help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
     st.add_argument("--device", default=None)
     st.add_argument("--dtype", default=None)
     st.set_defaults(func=_steer)
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible chat-completions server, optionally steered")
+    sv.add_argument("--model", required=True)
+    sv.add_argument("--steer", default=None, help="a steering config applied per request (gated: per request/turn)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
+    sv.add_argument("--device", default=None)
+    sv.add_argument("--dtype", default=None)
+    sv.set_defaults(func=_serve)
 
     ex = sub.add_parser("export", help="bake a static steering config (global, false_refusal) into HF weights")
     ex.add_argument("--model", required=True)
@@ -205,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_organism_train)
+
+    rp = sub.add_parser("report", help="one markdown page from a run folder's eval, probe and steer outputs")
+    rp.add_argument("run", help="the run folder (base.json, defended.json, steered.json, probe/, steer/)")
+    rp.set_defaults(func=_report)
 
     cmp_ = sub.add_parser("compare", help="autonomy tax (and, with --steered, tax recovered) from eval reports")
     cmp_.add_argument("base")

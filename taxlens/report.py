@@ -1,0 +1,85 @@
+"""`taxlens report RUN_DIR`: one markdown page from a run's JSON outputs — the eval reports (`base.json`,
+`defended.json`, `steered.json`), the probe summary (`probe/summary.json`) and the steering config
+(`steer/steer.json`) — with the tables and links to the plots. Reads files only; whatever is missing is skipped and
+named.
+
+>>> write_run_report("runs/demo")          # doctest: +SKIP
+PosixPath('runs/demo/report.md')
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
+
+ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
+        ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
+        ("injection", "asr"))
+
+
+def _pct(rate: dict | None) -> str:
+    if not rate or rate.get("rate") is None:
+        return "–"
+    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    run = Path(run_dir)
+    reports = {name: _load(run / f"{name}.json") for name in ("base", "defended", "steered")}
+    present = {k: v for k, v in reports.items() if v}
+    if not present:
+        raise FileNotFoundError(f"{run}: no base.json, defended.json or steered.json to report on")
+    first = next(iter(present.values()))
+    lines = [f"# taxlens run: {run}", "", f"Data: `{first['data']}`, split {first['split']}; greedy decoding; "
+             "95% Wilson intervals.", "", "## Behaviour by kind", "",
+             "| kind | figure | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+    for kind, key in ROWS:
+        lines.append(f"| {kind} | {key} | " + " | ".join(_pct(r["by_kind"].get(kind, {}).get(key))
+                                                         for r in present.values()) + " |")
+    missing = [f"{k}.json" for k, v in reports.items() if not v]
+    if reports["base"] and reports["defended"]:
+        tax = autonomy_tax(reports["base"], reports["defended"])
+        lines += ["", "**Autonomy tax** (base − defended success, points, Newcombe 95% interval): " + "; ".join(
+            f"{kind} {t['diff']:.1f} [{t['lo']:.1f}, {t['hi']:.1f}]" for kind, t in tax.items())]
+    if reports["steered"] and reports["defended"]:
+        steered = reports["steered"]
+        retained = defense_retained(reports["defended"], steered)
+        lines += ["", f"**Steered** with `{steered.get('steer')}`: first-token KL on benign prompts "
+                      f"{steered.get('kl_first_token_benign')} (on those the defended model already complies with: "
+                      f"{steered.get('kl_first_token_benign_complied')}); harmful refusal "
+                      f"{_pct(retained['harmful_refusal']['defended'])} → {_pct(retained['harmful_refusal']['steered'])}; "
+                      f"ASR {_pct(retained['asr']['defended'])} → {_pct(retained['asr']['steered'])}."]
+        if reports["base"]:
+            rec = tax_recovered(reports["base"], reports["defended"], steered)
+            if rec["rate"] is not None:
+                lines.append(f"**Tax recovered**: {100 * rec['rate']:.0f}% [{100 * rec['lo']:.0f}, "
+                             f"{100 * rec['hi']:.0f}] (paired bootstrap) of the base-vs-defended success gap on "
+                             f"benign + lookalike.")
+    summary = run / "probe" / "summary.md"
+    if summary.is_file():
+        text = summary.read_text()
+        words = text.split("## In words", 1)[1].split("\n## ", 1)[0].strip() if "## In words" in text else ""
+        lines += ["", "## Where over-refusal arises", "", words, "",
+                  *(f"![{name}](probe/{name}.png)" for name in
+                    ("probe_accuracy", "patching", "trigger_tokens", "refusal_projection", "direction_cosine")
+                    if (run / "probe" / f"{name}.png").is_file()),
+                  "", "Details: [probe/summary.md](probe/summary.md)"]
+    else:
+        missing.append("probe/summary.md")
+    config = _load(run / "steer" / "steer.json")
+    if config:
+        lines += ["", "## Steering config", "", f"Method `{config['method']}` for `{config['model']}`, settings "
+                  f"`{json.dumps(config['settings'])}`{' (quick search: screened on the first token only)' if config.get('quick') else ''}; "
+                  f"meets the search constraints on val: {config.get('feasible')}.", "",
+                  "![trade-off](steer/tradeoff.png)" if (run / "steer" / "tradeoff.png").is_file() else ""]
+    if missing:
+        lines += ["", "Not in this run: " + ", ".join(missing) + "."]
+    out = run / "report.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
