@@ -40,8 +40,12 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {"direction": steering.direction.contiguous()}
+    for name in ("write_targets", "stream_targets"):
+        if getattr(steering, name) is not None:
+            tensors[name] = getattr(steering, name).contiguous()
     config = {"method": method, "model": model, "d_model": steering.d_model, "vectors": VECTORS,
-              "ablate": steering.ablate, "add_layer": steering.add_layer, "coefficient": steering.coefficient,
+              "ablate": steering.ablate, "one_sided": steering.one_sided, "gate_only": steering.gate_only,
+              "add_layer": steering.add_layer, "coefficient": steering.coefficient,
               "gate": None, "settings": settings, **(extra or {})}
     if steering.gate is not None:
         g = steering.gate
@@ -80,7 +84,9 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
         g = config["gate"]
         gate = HarmGate(tensors["gate_weight"], float(g["bias"]), int(g["layer"]), float(g["threshold"]),
                         float(g.get("above_coefficient", 0.0)))
-    steering = Steering(direction, ablate=bool(config["ablate"]), add_layer=config.get("add_layer"),
+    steering = Steering(direction, ablate=bool(config["ablate"]), write_targets=tensors.get("write_targets"),
+                        stream_targets=tensors.get("stream_targets"), one_sided=bool(config.get("one_sided", False)),
+                        gate_only=bool(config.get("gate_only", False)), add_layer=config.get("add_layer"),
                         coefficient=float(config.get("coefficient", 0.0)), gate=gate)
     if model is not None:
         check_model(config, model, path)

@@ -2,7 +2,9 @@
 
 Every matrix that writes the residual stream loses its component along r: the embedding rows (E ← E − (E r) rᵀ),
 and each block's attention output and MLP down projections (W ← W − r (rᵀ W)), so the residual stream never holds
-r — the same model as hook ablation at every write point. The result is a plain HF checkpoint (safetensors and
+r — the same model as hook ablation at every write point. Non-zero targets (mean ablation) become constants: the
+embedding rows get t_embed · r, and the output and down projections a bias t · r (the checkpoint then declares
+`attention_bias` / `mlp_bias`, with zero biases on the other projections). The result is a plain HF checkpoint (safetensors and
 tokenizer) that `transformers` and vLLM load as they would the original. A gated config depends on the input and
 can't be baked; nor can activation addition on a Llama without biases.
 
@@ -19,22 +21,45 @@ from steering.config import config_path, load_config
 from taxlens.models import pick_dtype, resolve
 
 
+def _with_biases(hf_model):
+    """A copy of the model whose attention and MLP projections have (zero) biases, weights kept."""
+    from transformers import AutoModelForCausalLM
+
+    config = hf_model.config.__class__.from_dict({**hf_model.config.to_dict(), "attention_bias": True,
+                                                  "mlp_bias": True})
+    biased = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():
+        for name, param in biased.named_parameters():
+            if name.endswith(".bias"):
+                param.zero_()
+    missing, unexpected = biased.load_state_dict(hf_model.state_dict(), strict=False)
+    if unexpected or any(not k.endswith(".bias") for k in missing):
+        raise RuntimeError(f"could not carry the weights over: missing {missing}, unexpected {unexpected}")
+    return biased.eval()
+
+
 @torch.no_grad()
-def orthogonalize_(hf_model, direction: torch.Tensor) -> None:
-    """Remove `direction` (unit, [d_model]) from every residual-stream write of an HF Llama-style model, in place."""
+def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tensor | None = None):
+    """Set every residual-stream write's projection on `direction` (unit, [d_model]) to its target (0 without
+    `write_targets`, [1 + 2·n_layers]). In place without targets; with them, returns a biased copy."""
+    if write_targets is not None and bool(write_targets.abs().max() > 0):
+        hf_model = _with_biases(hf_model)
     inner = hf_model.model
     embed = inner.embed_tokens.weight  # [vocab, d_model]
     r = direction.to(embed.device, torch.float32)
+    target = (lambda i: 0.0) if write_targets is None else (lambda i: float(write_targets[i]))
     if hf_model.config.tie_word_embeddings:  # keep the unembedding as it was
         hf_model.lm_head.weight = torch.nn.Parameter(hf_model.lm_head.weight.detach().clone())
         hf_model.config.tie_word_embeddings = False
-    embed.copy_((embed.float() - torch.outer(embed.float() @ r, r)).to(embed.dtype))
-    for layer in inner.layers:
-        for linear in (layer.self_attn.o_proj, layer.mlp.down_proj):
+    embed.copy_((embed.float() - torch.outer(embed.float() @ r - target(0), r)).to(embed.dtype))
+    for index, layer in enumerate(inner.layers):
+        for offset, linear in ((1, layer.self_attn.o_proj), (2, layer.mlp.down_proj)):
             w = linear.weight  # [d_model, d_in]
             w.copy_((w.float() - torch.outer(r, r @ w.float())).to(w.dtype))
             if linear.bias is not None:
-                linear.bias.copy_((linear.bias.float() - (linear.bias.float() @ r) * r).to(linear.bias.dtype))
+                b = linear.bias.float()
+                linear.bias.copy_((b - (b @ r - target(2 * index + offset)) * r).to(linear.bias.dtype))
+    return hf_model
 
 
 def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path, *, dtype: str = "float32") -> Path:
@@ -45,7 +70,8 @@ def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     steering, config = load_config(steer_config)
-    if steering.gate is not None or not steering.ablate or (steering.add_layer is not None and steering.coefficient):
+    if (steering.gate is not None or not steering.ablate or steering.one_sided
+            or (steering.add_layer is not None and steering.coefficient)):
         raise ValueError(f"{steer_config}: method {config['method']!r} is not a static ablation; only global and "
                          f"false_refusal configs can be baked into weights (serve a gated one with `taxlens serve`)")
     path = resolve(model)
@@ -54,7 +80,7 @@ def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path,
     hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if hf.config.hidden_size != steering.d_model:
         raise ValueError(f"{steer_config}: d_model {steering.d_model}, but {model} has {hf.config.hidden_size}")
-    orthogonalize_(hf, steering.direction)
+    hf = orthogonalize_(hf, steering.direction, steering.write_targets)
     out = Path(out)
     hf.to(pick_dtype(dtype, "cpu")).save_pretrained(out)
     AutoTokenizer.from_pretrained(path).save_pretrained(out)

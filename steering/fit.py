@@ -8,6 +8,12 @@ vector, and the harmfulness gate's probe.
                  (Wang et al., ICLR 2025): v − λ (v·ĥ) ĥ
   gate           a logistic probe, harmful or injected prompts (1) vs benign or lookalike ones (0), mapped back to
                  raw activation space so it reads the residual stream directly
+  targets        the mean, over prompts the model complies with, of every residual write (embeddings, each block's
+                 attention and MLP output) and of the stream after each block: what mean ablation sets a
+                 direction's projection to (`Steering.write_targets`, `Steering.stream_targets`)
+
+The cache must hold `resid_post.L` for every layer and the writes `hook_embed`, `attn_out.L`, `mlp_out.L`
+(`write_hooks`).
 
 >>> fitted = fit_vectors(store, split="train")                             # doctest: +SKIP
 >>> fitted.gates[1].probability(resid)                                      # doctest: +SKIP
@@ -29,16 +35,29 @@ from steering.hooks import HarmGate
 GATE_POSITIVE = ("harmful", "injection")
 
 
+def write_hooks(n_layers: int) -> list[str]:
+    """The residual writes in `Steering.write_targets` order."""
+    return ["hook_embed"] + [f"{site}.{layer}" for layer in range(n_layers) for site in ("attn_out", "mlp_out")]
+
+
 @dataclass(frozen=True)
 class FittedVectors:
     """Per layer (residual after block L): unit directions [d_model], the refusal mean difference's norm (the
-    natural scale for adding the direction), and the gate probes (threshold 0.5 until a search sets one)."""
+    natural scale for adding the direction), and the gate probes (threshold 0.5 until a search sets one);
+    write_means: [1 + 2·n_layers, d_model] and stream_means: [n_layers, d_model] over complied prompts."""
 
     refusal: list[torch.Tensor]
     refusal_norm: list[float]
     harm: list[torch.Tensor]
     false_refusal_raw: list[torch.Tensor]
     gates: list[HarmGate]
+    write_means: torch.Tensor
+    stream_means: torch.Tensor
+
+    def targets(self, direction: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mean-ablation targets of `direction`: the Steering keyword arguments write_targets, stream_targets."""
+        r = direction.float() / direction.float().norm()
+        return {"write_targets": self.write_means @ r, "stream_targets": self.stream_means @ r}
 
     def false_refusal(self, layer: int, lam: float) -> torch.Tensor:
         """The false-refusal vector at `layer` with λ of its harm component removed, unit norm."""
@@ -62,8 +81,16 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
     rows_trigger, y_trigger = concept_labels(store, "trigger", split)
     gate_rows = store.select(split=split)
     y_gate = np.array([store.records[i]["kind"] in GATE_POSITIVE for i in gate_rows], dtype=int)
+    layer_hooks = [h for h in store.hooks if h.startswith("resid_post.")]
+    writes = write_hooks(len(layer_hooks))
+    missing = [h for h in writes if h not in store.hooks]
+    if missing:
+        raise ValueError(f"{store.dir}: the cache lacks the residual writes {missing} that mean ablation needs")
+    complied = [i for i in store.select(split=split) if store.records[i]["refusal_score"] <= 0]
+    write_means = torch.stack([store.load(h, position, complied).mean(0) for h in writes])
+    stream_means = torch.stack([store.load(h, position, complied).mean(0) for h in layer_hooks])
     refusal, refusal_norm, harm, false_refusal, gates = [], [], [], [], []
-    for layer, hook in enumerate(store.hooks):
+    for layer, hook in enumerate(layer_hooks):
         acts = store.load(hook, position, rows_refusal)
         pos, neg = acts[torch.from_numpy(y_refusal == 1)], acts[torch.from_numpy(y_refusal == 0)]
         refusal.append(mean_diff(pos, neg))
@@ -74,4 +101,4 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
         diff = acts[torch.from_numpy(y_trigger == 1)].mean(0) - acts[torch.from_numpy(y_trigger == 0)].mean(0)
         false_refusal.append(diff)
         gates.append(gate_probe(store.load(hook, position, gate_rows), y_gate, layer))
-    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates)
+    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, write_means, stream_means)

@@ -1,11 +1,17 @@
 """Steering a model at inference: directional ablation, activation addition, and a harmfulness gate that decides
 per sequence, as one small value object with an `apply(model)` context manager and a `patch(model)` handle.
 
-Ablation removes the direction's component at every point that writes the residual stream — the embeddings and
-each block's attention and MLP outputs (never `hook_resid_mid`, which does not write it) — so no layer ever sees
-it. With a gate, a linear harmfulness probe reads the unsteered residual stream after block `gate.layer` at each
-prompt's last token and decides per row: below the threshold, the direction is projected out there and at every
-later write point; at or above it, the row is left alone, or `above_coefficient · direction` is added there. A
+Ablation acts at every point that writes the residual stream — the embeddings and each block's attention and MLP
+outputs (never `hook_resid_mid`, which does not write it): each write's projection on the direction is set to a
+target. Targets of 0 are directional ablation (Arditi et al. 2024). A defended model's stream can sit far from 0
+along its refusal direction for every prompt, refused or not, and zeroing it then pushes *towards* refusal; so the
+targets are usually each write's mean projection over prompts the model complies with (mean ablation along the
+direction, fitted in `steering.fit`). `one_sided` only lowers projections above the target, never raises them.
+
+With a gate, a linear harmfulness probe reads the unsteered residual stream after block `gate.layer` at each
+prompt's last token and decides per row: below the threshold, the stream's projection is set to its target there
+(`stream_targets`) and, unless `gate_only`, at every later write point; at or above it, the row is left alone, or
+`above_coefficient · direction` is added there. A
 decision holds while the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the
 sequence by one token) and is taken again for any new prompt — a new request or a new turn after a tool result.
 
@@ -43,13 +49,25 @@ class HarmGate:
         return torch.sigmoid(resid.float() @ self.weight.to(resid.device) + self.bias)
 
 
+def write_index(site: str, layer: int | None) -> int:
+    """Position of a residual write in `write_targets`: embed, attn_out 0, mlp_out 0, attn_out 1, …"""
+    return 0 if site == "embed" else 1 + 2 * layer + (site == "mlp_out")
+
+
 @dataclass(frozen=True)
 class Steering:
     """What to do to a model: ablate `direction` (unit, [d_model]) everywhere, or only below a `gate`; and/or add
-    `coefficient · direction` after block `add_layer`."""
+    `coefficient · direction` after block `add_layer`.
+
+    write_targets: [1 + 2·n_layers] projection each residual write is set to (None: 0); stream_targets:
+    [n_layers] projection of the stream after each block, which the gate point sets (None: 0)."""
 
     direction: torch.Tensor
     ablate: bool = True
+    write_targets: torch.Tensor | None = None
+    stream_targets: torch.Tensor | None = None
+    one_sided: bool = False
+    gate_only: bool = False
     add_layer: int | None = None
     coefficient: float = 0.0
     gate: HarmGate | None = None
@@ -61,6 +79,16 @@ class Steering:
         if self.gate is not None and self.gate.weight.shape != self.direction.shape:
             raise ValueError(f"width mismatch: gate weight {tuple(self.gate.weight.shape)}, "
                              f"direction {tuple(self.direction.shape)}")
+        for name in ("write_targets", "stream_targets"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, value.float())
+
+    def write_target(self, site: str, layer: int | None) -> float:
+        return 0.0 if self.write_targets is None else float(self.write_targets[write_index(site, layer)])
+
+    def stream_target(self, layer: int) -> float:
+        return 0.0 if self.stream_targets is None else float(self.stream_targets[layer])
 
     @property
     def d_model(self) -> int:
@@ -79,6 +107,9 @@ class Steering:
         backend = _Backend(model)
         if backend.d_model != self.d_model:
             raise ValueError(f"width mismatch: the model has d_model {backend.d_model}, this steering {self.d_model}")
+        if self.write_targets is not None and len(self.write_targets) != 1 + 2 * backend.n_layers:
+            raise ValueError(f"write_targets has {len(self.write_targets)} entries; a {backend.n_layers}-layer model "
+                             f"has {1 + 2 * backend.n_layers} residual writes")
         handle = SteeringHandle(self, backend)
         handle.attach()
         return handle
@@ -97,12 +128,12 @@ class SteeringHandle:
     def attach(self) -> None:
         s, n_layers = self.steering, self.backend.n_layers
         start = -1 if s.gate is None else s.gate.layer + 1  # ablate at write points from this block on
-        if s.ablate:
+        if s.ablate and not (s.gate is not None and s.gate_only):
             if s.gate is None:
-                self._hook("embed", None, self._ablate)
+                self._hook("embed", None, self._ablate_to(s.write_target("embed", None)))
             for layer in range(max(start, 0), n_layers):
-                self._hook("attn_out", layer, self._ablate)
-                self._hook("mlp_out", layer, self._ablate)
+                for site in ("attn_out", "mlp_out"):
+                    self._hook(site, layer, self._ablate_to(s.write_target(site, layer)))
         if s.gate is not None:
             self._hook("resid_post", s.gate.layer, self._gate)
         if s.add_layer is not None and s.coefficient:
@@ -122,11 +153,16 @@ class SteeringHandle:
             return None
         return self.decisions.to(act.device)[:, None, None]
 
-    def _ablate(self, act: torch.Tensor) -> torch.Tensor:
-        r = self.steering.direction.to(act.device, act.dtype)
-        removed = (act @ r).unsqueeze(-1) * r
-        rows = self._rows(act)
-        return act - (removed if rows is None else removed * rows)
+    def _ablate_to(self, target: float):
+        def ablate(act: torch.Tensor) -> torch.Tensor:
+            r = self.steering.direction.to(act.device, act.dtype)
+            excess = act @ r - target
+            if self.steering.one_sided:
+                excess = excess.clamp(min=0)
+            removed = excess.unsqueeze(-1) * r
+            rows = self._rows(act)
+            return act - (removed if rows is None else removed * rows)
+        return ablate
 
     def _add(self, act: torch.Tensor) -> torch.Tensor:
         return act + self.steering.coefficient * self.steering.direction.to(act.device, act.dtype)
@@ -150,7 +186,7 @@ class SteeringHandle:
             self.decisions = self.harm_probability < gate.threshold
         self._seen_len = act.shape[1] if act.shape[1] > 1 else self._seen_len + 1
         if self.steering.ablate:
-            act = self._ablate(act)
+            act = self._ablate_to(self.steering.stream_target(gate.layer))(act)
         if gate.above_coefficient:
             above = (~self.decisions).to(act.device, act.dtype)[:, None, None]
             act = act + above * gate.above_coefficient * self.steering.direction.to(act.device, act.dtype)

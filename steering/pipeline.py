@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from probes.cache import cache_activations  # noqa: E402
 from steering.config import METHODS, save_config  # noqa: E402
-from steering.fit import fit_vectors  # noqa: E402
+from steering.fit import fit_vectors, write_hooks  # noqa: E402
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, global_settings,  # noqa: E402
                              pareto_front, screen, screen_feasible, screen_gated, screen_metrics, shortlist,
                              val_figures)
@@ -48,8 +48,8 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
             raise ValueError(f"{data}: no records in split {name!r} (steer fits on train and searches on val)")
     defended = load_model(model, device=device, dtype=dtype)
     hooks = [f"resid_post.{i}" for i in range(defended.n_layers)]
-    store = cache_activations(defended, train + val, out / "cache", hooks=hooks, positions=(-1,),
-                              batch_size=batch_size, progress=progress)
+    store = cache_activations(defended, train + val, out / "cache", hooks=hooks + write_hooks(defended.n_layers),
+                              positions=(-1,), batch_size=batch_size, progress=progress)
     fitted = fit_vectors(store, split="train")
     val_rows = store.select(split="val")
     val_resid = [store.load(h, -1, val_rows) for h in hooks]

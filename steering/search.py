@@ -25,6 +25,7 @@ from taxlens.scoring import refusal_score
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
+ABLATION_VARIANTS = ((False, False), (True, False), (False, True), (True, True))  # (one_sided, gate_only)
 MARGIN = 0.02
 MAX_KL = 0.05
 
@@ -83,12 +84,17 @@ def screen_metrics(logprobs: torch.Tensor, baseline: torch.Tensor, kinds: list[s
 
 
 def global_settings(fitted: FittedVectors) -> list[Setting]:
-    return [Setting("global", {"direction_layer": d}, Steering(fitted.refusal[d])) for d in range(len(fitted.refusal))]
+    return [Setting("global", {"direction_layer": d}, Steering(r, **fitted.targets(r)))
+            for d, r in enumerate(fitted.refusal)]
 
 
 def false_refusal_settings(fitted: FittedVectors) -> list[Setting]:
-    return [Setting("false_refusal", {"direction_layer": d, "lambda": lam}, Steering(fitted.false_refusal(d, lam)))
-            for d in range(len(fitted.harm)) for lam in LAMBDAS]
+    out = []
+    for d in range(len(fitted.harm)):
+        for lam in LAMBDAS:
+            v = fitted.false_refusal(d, lam)
+            out.append(Setting("false_refusal", {"direction_layer": d, "lambda": lam}, Steering(v, **fitted.targets(v))))
+    return out
 
 
 def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting], baseline: torch.Tensor,
@@ -102,37 +108,43 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
                  baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
                  quick: bool = False) -> list[Setting]:
-    """Every (direction layer, gate layer, add scale, threshold); val_resid[g]: [n_prompts, d_model] unsteered
-    residual after block g at the last prompt token, which the gate reads. `quick`: gate layer = direction layer,
-    add scales 0 and 1."""
+    """Every (direction layer, gate layer, ablation variant, add scale, threshold); val_resid[g]: [n_prompts,
+    d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
+    direction layer, the one-sided gate-point-only variant, add scales 0 and 1."""
     n_layers = len(fitted.refusal)
     pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
-    scales = ADD_SCALES[:1] + (1.0,) if quick else ADD_SCALES
+    scales = (0.0, 1.0) if quick else ADD_SCALES
+    variants = ((True, True),) if quick else ABLATION_VARIANTS
     out = []
-    bar = tqdm(total=len(pairs) * (1 + len(scales)), desc="screen gated", disable=not progress)
+    bar = tqdm(total=len(pairs) * (len(variants) + len(scales) - 1), desc="screen gated", disable=not progress)
     for d, g in pairs:
-        probe = fitted.gates[g]
+        probe, r = fitted.gates[g], fitted.refusal[d]
         harm_p = probe.probability(val_resid[g]).cpu()
-        always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
-        ablated = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], gate=always), batch_size)
-        bar.update()
+        targets = fitted.targets(r)
+        above = {}
         for scale in scales:
             coefficient = scale * fitted.refusal_norm[g]
             if coefficient:
                 never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
-                above = first_token_logprobs(model, prompts, Steering(fitted.refusal[d], ablate=False, gate=never),
-                                             batch_size)
+                above[scale] = first_token_logprobs(model, prompts, Steering(r, ablate=False, gate=never), batch_size)
+                bar.update()
             else:
-                above = baseline
+                above[scale] = baseline
+        for one_sided, gate_only in variants:
+            always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
+            ablation = {"one_sided": one_sided, "gate_only": gate_only, **targets}
+            ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
             bar.update()
-            for threshold in THRESHOLDS:
-                chosen = torch.where((harm_p < threshold)[:, None], ablated, above)
-                gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
-                settings = {"direction_layer": d, "gate_layer": g, "threshold": threshold,
-                            "above_coefficient": round(coefficient, 4), "above_scale": scale}
-                s = Setting("gated", settings, Steering(fitted.refusal[d], gate=gate))
-                s.screen = screen_metrics(chosen, baseline, kinds, openings)
-                out.append(s)
+            for scale, kept in above.items():
+                coefficient = scale * fitted.refusal_norm[g]
+                for threshold in THRESHOLDS:
+                    chosen = torch.where((harm_p < threshold)[:, None], ablated, kept)
+                    gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
+                    settings = {"direction_layer": d, "gate_layer": g, "one_sided": one_sided, "gate_only": gate_only,
+                                "threshold": threshold, "above_scale": scale, "above_coefficient": round(coefficient, 4)}
+                    s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
+                    s.screen = screen_metrics(chosen, baseline, kinds, openings)
+                    out.append(s)
     bar.close()
     return out
 

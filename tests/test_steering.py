@@ -127,12 +127,14 @@ def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, di
 
 def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, direction, tmp_path):
     gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, above_coefficient=2.0)
-    steering = Steering(direction, gate=gate)
+    steering = Steering(direction, gate=gate, write_targets=torch.arange(5.0), stream_targets=torch.arange(2.0),
+                        one_sided=True, gate_only=True)
     path = save_config(steering, tmp_path / "cfg", method="gated", model=str(tiny_model_dir),
                        settings={"threshold": 0.3})
     back, config = load_config(path, model=tiny_model)
     assert torch.equal(back.direction, steering.direction) and torch.equal(back.gate.weight, gate.weight)
     assert (back.gate.layer, back.gate.threshold, back.gate.above_coefficient) == (1, 0.3, 2.0)
+    assert torch.equal(back.write_targets, torch.arange(5.0)) and back.one_sided and back.gate_only
     assert config["settings"] == {"threshold": 0.3}
     organism = load_model("organism:base", device="cpu")
     with pytest.raises(ValueError, match="d_model"):
@@ -149,17 +151,31 @@ def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, directio
         load_config(tmp_path / "nowhere")
 
 
-def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, prompts, direction, tmp_path):
+def test_mean_ablation_sets_every_write_to_its_target(tiny_model, prompts, direction):
+    targets = torch.linspace(-0.3, 0.3, 1 + 2 * tiny_model.n_layers)
+    steering = Steering(direction, write_targets=targets)
+    seen = {}
+    names = ["hook_embed"] + [f"blocks.{i}.hook_{s}" for i in range(tiny_model.n_layers) for s in ("attn_out", "mlp_out")]
+    _forward(tiny_model, prompts, steering, [(n, lambda a, hook, n=n: seen.__setitem__(n, a.clone())) for n in names])
+    for i, name in enumerate(names):
+        assert torch.allclose(seen[name] @ steering.direction, torch.full_like(seen[name][..., 0], float(targets[i])),
+                              atol=1e-5), name
+
+
+@pytest.mark.parametrize("mean_ablation", [False, True])
+def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, prompts, direction, tmp_path,
+                                                  mean_ablation):
     from transformers import AutoModelForCausalLM
 
-    config = save_config(Steering(direction), tmp_path / "cfg", method="global", model=str(tiny_model_dir),
-                         settings={})
+    targets = torch.linspace(-0.3, 0.3, 1 + 2 * tiny_model.n_layers) if mean_ablation else None
+    steering = Steering(direction, write_targets=targets)
+    config = save_config(steering, tmp_path / "cfg", method="global", model=str(tiny_model_dir), settings={})
     out = export_orthogonalized(str(tiny_model_dir), config, tmp_path / "export")
     exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
     with torch.no_grad():
         baked = exported(**batch).logits[batch["attention_mask"].bool()]
-    assert (baked - _forward(tiny_model, prompts, Steering(direction))).abs().max() < 1e-4
+    assert (baked - _forward(tiny_model, prompts, steering)).abs().max() < 1e-4
     reloaded = load_model(str(out), device="cpu")  # and the bridge boots it
     assert (reloaded.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[batch["attention_mask"].bool()]
             - baked).abs().max() < 1e-4
@@ -167,3 +183,5 @@ def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, pr
                         model=str(tiny_model_dir), settings={})
     with pytest.raises(ValueError, match="not a static ablation"):
         export_orthogonalized(str(tiny_model_dir), gated, tmp_path / "nope")
+    with pytest.raises(ValueError, match="write_targets has"):
+        Steering(direction, write_targets=torch.zeros(3)).patch(tiny_model)
