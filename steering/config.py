@@ -45,6 +45,7 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
             tensors[name] = getattr(steering, name).contiguous()
     config = {"method": method, "model": model, "d_model": steering.d_model, "vectors": VECTORS,
               "ablate": steering.ablate, "one_sided": steering.one_sided, "gate_only": steering.gate_only,
+              "positions": steering.positions,
               "add_layer": steering.add_layer, "coefficient": steering.coefficient,
               "gate": None, "settings": settings, **(extra or {})}
     if steering.gate is not None:
@@ -86,7 +87,8 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
                         float(g.get("above_coefficient", 0.0)))
     steering = Steering(direction, ablate=bool(config["ablate"]), write_targets=tensors.get("write_targets"),
                         stream_targets=tensors.get("stream_targets"), one_sided=bool(config.get("one_sided", False)),
-                        gate_only=bool(config.get("gate_only", False)), add_layer=config.get("add_layer"),
+                        gate_only=bool(config.get("gate_only", False)),
+                        positions=config.get("positions", "prompt"), add_layer=config.get("add_layer"),
                         coefficient=float(config.get("coefficient", 0.0)), gate=gate)
     if model is not None:
         check_model(config, model, path)

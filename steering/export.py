@@ -6,7 +6,9 @@ r — the same model as hook ablation at every write point. Non-zero targets (me
 embedding rows get t_embed · r, and the output and down projections a bias t · r (the checkpoint then declares
 `attention_bias` / `mlp_bias`, with zero biases on the other projections). The result is a plain HF checkpoint (safetensors and
 tokenizer) that `transformers` and vLLM load as they would the original. A gated config depends on the input and
-can't be baked; nor can activation addition on a Llama without biases.
+can't be baked; nor can activation addition on a Llama without biases, nor an edit of the last prompt token only.
+Weights edit every position: on a prompt (one forward pass) the checkpoint equals the hooks of a `positions`
+"prompt" or "all" config, and in generation it equals "all" — the reply's tokens are edited too.
 
 >>> export_orthogonalized("organism:defended", "runs/steer/steer.json", "runs/export")   # doctest: +SKIP
 """
@@ -70,10 +72,12 @@ def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     steering, config = load_config(steer_config)
-    if (steering.gate is not None or not steering.ablate or steering.one_sided
+    if (steering.gate is not None or not steering.ablate or steering.one_sided or steering.positions == "last"
             or (steering.add_layer is not None and steering.coefficient)):
-        raise ValueError(f"{steer_config}: method {config['method']!r} is not a static ablation; only global and "
-                         f"false_refusal configs can be baked into weights (serve a gated one with `taxlens serve`)")
+        raise ValueError(f"{steer_config}: this config is not a static ablation of every position (method "
+                         f"{config['method']!r}, positions {steering.positions!r}); only global and false_refusal "
+                         f"configs steering 'prompt' or 'all' positions can be baked into weights — serve the others "
+                         f"with `taxlens serve`")
     path = resolve(model)
     if resolve(config["model"]) != path:
         raise ValueError(f"{steer_config}: made for model {config['model']!r}, not {model!r}")

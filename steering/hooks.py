@@ -49,6 +49,9 @@ class HarmGate:
         return torch.sigmoid(resid.float() @ self.weight.to(resid.device) + self.bias)
 
 
+POSITIONS = ("prompt", "last", "all")
+
+
 def write_index(site: str, layer: int | None) -> int:
     """Position of a residual write in `write_targets`: embed, attn_out 0, mlp_out 0, attn_out 1, …"""
     return 0 if site == "embed" else 1 + 2 * layer + (site == "mlp_out")
@@ -57,7 +60,10 @@ def write_index(site: str, layer: int | None) -> int:
 @dataclass(frozen=True)
 class Steering:
     """What to do to a model: ablate `direction` (unit, [d_model]) everywhere, or only below a `gate`; and/or add
-    `coefficient · direction` after block `add_layer`.
+    `coefficient · direction` after block `add_layer`. `positions`: "prompt" steers the prompt's tokens and lets the
+    reply's own tokens run unedited, attending to the steered prompt (mean-ablation targets are statistics of
+    prompts, not of replies); "last" steers only each prompt's last token; "all" steers every position, replies
+    included — what a weight edit does.
 
     write_targets: [1 + 2·n_layers] projection each residual write is set to (None: 0); stream_targets:
     [n_layers] projection of the stream after each block, which the gate point sets (None: 0)."""
@@ -68,6 +74,7 @@ class Steering:
     stream_targets: torch.Tensor | None = None
     one_sided: bool = False
     gate_only: bool = False
+    positions: str = "prompt"
     add_layer: int | None = None
     coefficient: float = 0.0
     gate: HarmGate | None = None
@@ -79,6 +86,8 @@ class Steering:
         if self.gate is not None and self.gate.weight.shape != self.direction.shape:
             raise ValueError(f"width mismatch: gate weight {tuple(self.gate.weight.shape)}, "
                              f"direction {tuple(self.direction.shape)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         for name in ("write_targets", "stream_targets"):
             value = getattr(self, name)
             if value is not None:
@@ -122,11 +131,14 @@ class SteeringHandle:
         self.steering, self.backend = steering, backend
         self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's decision per row
         self.harm_probability: torch.Tensor | None = None  # [batch]
-        self._prompt_len, self._prompt_last, self._seen_len = 0, None, 0
+        self._prompt_signature: torch.Tensor | None = None  # [batch, prompt_len]: which tokens the prompt holds
+        self._seen_len, self._new_prompt = 0, False
+        self._position_mask: torch.Tensor | None = None  # [1, pos, 1]: positions of this forward to steer
         self._removers = []
 
     def attach(self) -> None:
         s, n_layers = self.steering, self.backend.n_layers
+        self._hook("embed", None, self._track)  # first: every later hook reads what it records
         start = -1 if s.gate is None else s.gate.layer + 1  # ablate at write points from this block on
         if s.ablate and not (s.gate is not None and s.gate_only):
             if s.gate is None:
@@ -147,11 +159,36 @@ class SteeringHandle:
             remove()
         self._removers = []
 
-    def _rows(self, act: torch.Tensor) -> torch.Tensor | None:
-        """[batch, 1, 1] mask of rows to ablate, or None for all rows (no gate)."""
-        if self.steering.gate is None:
-            return None
-        return self.decisions.to(act.device)[:, None, None]
+    def _track(self, embed: torch.Tensor) -> torch.Tensor:
+        """Tell a new prompt from a continuation of the last one, and mark the positions to steer: all of a new
+        prompt; the prompt's part of an uncached continuation (one more token, same prompt tokens); none of a
+        KV-cached decode step."""
+        signature = embed.detach().float().sum(-1)  # [batch, pos]: equal exactly when the tokens are equal
+        known = self._prompt_signature
+        n_prompt = 0 if known is None else known.shape[1]
+        same_rows = known is not None and embed.shape[0] == known.shape[0]
+        if same_rows and embed.shape[1] == 1:
+            steered, self._new_prompt = 0, False
+        elif (same_rows and embed.shape[1] == self._seen_len + 1
+              and torch.equal(signature[:, :n_prompt], known.to(signature.device))):
+            steered, self._new_prompt = n_prompt, False
+        else:
+            self._prompt_signature, steered, self._new_prompt = signature, embed.shape[1], True
+        self._seen_len = embed.shape[1] if embed.shape[1] > 1 else self._seen_len + 1
+        mask = torch.zeros(1, embed.shape[1], 1, device=embed.device, dtype=embed.dtype)
+        if self.steering.positions == "all":
+            mask[:] = 1
+        elif steered:
+            mask[:, (steered - 1 if self.steering.positions == "last" else 0):steered] = 1
+        self._position_mask = mask
+        return embed
+
+    def _where(self, act: torch.Tensor) -> torch.Tensor:
+        """[batch or 1, pos, 1] weights: the positions to steer, times the gate's rows (when gated)."""
+        mask = self._position_mask.to(act.device, act.dtype)
+        if self.steering.gate is not None:
+            mask = mask * self.decisions.to(act.device, act.dtype)[:, None, None]
+        return mask
 
     def _ablate_to(self, target: float):
         def ablate(act: torch.Tensor) -> torch.Tensor:
@@ -159,37 +196,24 @@ class SteeringHandle:
             excess = act @ r - target
             if self.steering.one_sided:
                 excess = excess.clamp(min=0)
-            removed = excess.unsqueeze(-1) * r
-            rows = self._rows(act)
-            return act - (removed if rows is None else removed * rows)
+            return act - excess.unsqueeze(-1) * r * self._where(act)
         return ablate
 
     def _add(self, act: torch.Tensor) -> torch.Tensor:
-        return act + self.steering.coefficient * self.steering.direction.to(act.device, act.dtype)
-
-    def _continues(self, act: torch.Tensor) -> bool:
-        """Is this forward a continuation of the prompt already decided on?"""
-        if self.decisions is None or act.shape[0] != len(self.decisions):
-            return False
-        if act.shape[1] == 1:  # a KV-cached decode step
-            return True
-        if act.shape[1] != self._seen_len + 1:  # anything but one more token is a new prompt
-            return False
-        again = act[:, self._prompt_len - 1].float()
-        return bool(torch.allclose(again, self._prompt_last, rtol=1e-2, atol=1e-2 * float(again.abs().max())))
+        r = self.steering.direction.to(act.device, act.dtype)
+        return act + self.steering.coefficient * r * self._position_mask.to(act.device, act.dtype)
 
     def _gate(self, act: torch.Tensor) -> torch.Tensor:
         gate = self.steering.gate
-        if not self._continues(act):
-            self._prompt_len, self._prompt_last = act.shape[1], act[:, -1].float().clone()
-            self.harm_probability = gate.probability(self._prompt_last).cpu()
+        if self._new_prompt:  # decide on the unsteered stream at the prompt's last token
+            self.harm_probability = gate.probability(act[:, -1]).cpu()
             self.decisions = self.harm_probability < gate.threshold
-        self._seen_len = act.shape[1] if act.shape[1] > 1 else self._seen_len + 1
         if self.steering.ablate:
             act = self._ablate_to(self.steering.stream_target(gate.layer))(act)
         if gate.above_coefficient:
             above = (~self.decisions).to(act.device, act.dtype)[:, None, None]
-            act = act + above * gate.above_coefficient * self.steering.direction.to(act.device, act.dtype)
+            r = self.steering.direction.to(act.device, act.dtype)
+            act = act + above * gate.above_coefficient * r * self._position_mask.to(act.device, act.dtype)
         return act
 
 

@@ -26,6 +26,7 @@ LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
 ABLATION_VARIANTS = ((False, False), (True, False), (False, True), (True, True))  # (one_sided, gate_only)
+SEARCHED_POSITIONS = ("prompt", "last")
 MARGIN = 0.02
 MAX_KL = 0.05
 
@@ -84,8 +85,8 @@ def screen_metrics(logprobs: torch.Tensor, baseline: torch.Tensor, kinds: list[s
 
 
 def global_settings(fitted: FittedVectors) -> list[Setting]:
-    return [Setting("global", {"direction_layer": d}, Steering(r, **fitted.targets(r)))
-            for d, r in enumerate(fitted.refusal)]
+    return [Setting("global", {"direction_layer": d, "positions": p}, Steering(r, positions=p, **fitted.targets(r)))
+            for d, r in enumerate(fitted.refusal) for p in SEARCHED_POSITIONS]
 
 
 def false_refusal_settings(fitted: FittedVectors) -> list[Setting]:
@@ -93,7 +94,8 @@ def false_refusal_settings(fitted: FittedVectors) -> list[Setting]:
     for d in range(len(fitted.harm)):
         for lam in LAMBDAS:
             v = fitted.false_refusal(d, lam)
-            out.append(Setting("false_refusal", {"direction_layer": d, "lambda": lam}, Steering(v, **fitted.targets(v))))
+            out += [Setting("false_refusal", {"direction_layer": d, "lambda": lam, "positions": p},
+                            Steering(v, positions=p, **fitted.targets(v))) for p in SEARCHED_POSITIONS]
     return out
 
 
@@ -110,38 +112,44 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                  quick: bool = False) -> list[Setting]:
     """Every (direction layer, gate layer, ablation variant, add scale, threshold); val_resid[g]: [n_prompts,
     d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
-    direction layer, the one-sided gate-point-only variant, add scales 0 and 1."""
+    direction layer, the one-sided gate-point-only variant at the last prompt token, add scales 0 and 1."""
     n_layers = len(fitted.refusal)
     pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
     scales = (0.0, 1.0) if quick else ADD_SCALES
-    variants = ((True, True),) if quick else ABLATION_VARIANTS
+    variants = ((True, True, "last"),) if quick else [(o, g, p) for o, g in ABLATION_VARIANTS
+                                                      for p in SEARCHED_POSITIONS]
     out = []
-    bar = tqdm(total=len(pairs) * (len(variants) + len(scales) - 1), desc="screen gated", disable=not progress)
+    n_positions = len({v[2] for v in variants})
+    bar = tqdm(total=len(pairs) * (len(variants) + n_positions * (len(scales) - 1)), desc="screen gated",
+               disable=not progress)
     for d, g in pairs:
         probe, r = fitted.gates[g], fitted.refusal[d]
         harm_p = probe.probability(val_resid[g]).cpu()
         targets = fitted.targets(r)
-        above = {}
-        for scale in scales:
-            coefficient = scale * fitted.refusal_norm[g]
-            if coefficient:
-                never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
-                above[scale] = first_token_logprobs(model, prompts, Steering(r, ablate=False, gate=never), batch_size)
-                bar.update()
-            else:
-                above[scale] = baseline
-        for one_sided, gate_only in variants:
+        above = {}  # (scale, positions) → first-token log-probs of rows left alone or with the direction added
+        for positions in sorted({v[2] for v in variants}):
+            for scale in scales:
+                coefficient = scale * fitted.refusal_norm[g]
+                if coefficient:
+                    never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
+                    steering = Steering(r, ablate=False, gate=never, positions=positions)
+                    above[scale, positions] = first_token_logprobs(model, prompts, steering, batch_size)
+                    bar.update()
+                else:
+                    above[scale, positions] = baseline
+        for one_sided, gate_only, positions in variants:
             always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
-            ablation = {"one_sided": one_sided, "gate_only": gate_only, **targets}
+            ablation = {"one_sided": one_sided, "gate_only": gate_only, "positions": positions, **targets}
             ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
             bar.update()
-            for scale, kept in above.items():
-                coefficient = scale * fitted.refusal_norm[g]
+            for scale in scales:
+                kept, coefficient = above[scale, positions], scale * fitted.refusal_norm[g]
                 for threshold in THRESHOLDS:
                     chosen = torch.where((harm_p < threshold)[:, None], ablated, kept)
                     gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
                     settings = {"direction_layer": d, "gate_layer": g, "one_sided": one_sided, "gate_only": gate_only,
-                                "threshold": threshold, "above_scale": scale, "above_coefficient": round(coefficient, 4)}
+                                "positions": positions, "threshold": threshold, "above_scale": scale,
+                                "above_coefficient": round(coefficient, 4)}
                     s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
                     s.screen = screen_metrics(chosen, baseline, kinds, openings)
                     out.append(s)
@@ -156,12 +164,15 @@ def screen_feasible(screened: dict, defended_screen: dict) -> bool:
 
 
 def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3) -> list[Setting]:
-    """The k best screened settings: feasible ones first, then by benign + lookalike compliance, then by harmful
-    refusal."""
+    """The k best screened settings for each `positions` value (the first token can't see what steering the
+    reply's positions does to the rest of it): feasible ones first, then by benign + lookalike compliance, then by
+    harmful refusal."""
     def key(s: Setting):
         return (screen_feasible(s.screen, defended_screen), s.screen["compliance_helpful"],
                 s.screen["refusal_harmful"])
-    return sorted(settings, key=key, reverse=True)[:k]
+    ranked = sorted(settings, key=key, reverse=True)
+    groups = sorted({s.settings.get("positions") for s in settings}, key=str)
+    return [s for g in groups for s in [t for t in ranked if t.settings.get("positions") == g][:k]]
 
 
 def val_figures(report: dict) -> dict:
