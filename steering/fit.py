@@ -66,9 +66,10 @@ class FittedVectors:
         return v / v.norm()
 
 
-def gate_probe(acts: torch.Tensor, y: np.ndarray, layer: int) -> HarmGate:
-    """Fit a `LinearProbe` and express it as weight · resid + bias on the raw activations."""
-    probe = LinearProbe().fit(acts.numpy(), y)
+def gate_probe(acts: torch.Tensor, y: np.ndarray, layer: int, C: float = 0.01) -> HarmGate:
+    """Fit a `LinearProbe` and express it as weight · resid + bias on the raw activations. Strong regularisation
+    (C = 0.01): the gate runs at low thresholds, where calibration matters more than fit."""
+    probe = LinearProbe(C=C).fit(acts.numpy(), y)
     coef, scale, mean = probe.model_.coef_[0], probe.scaler_.scale_, probe.scaler_.mean_
     weight = coef / scale
     bias = float(probe.model_.intercept_[0] - (weight * mean).sum())

@@ -23,7 +23,7 @@ from taxlens.generation import encode_batch
 from taxlens.scoring import refusal_score
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
 ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
 ABLATION_VARIANTS = ((False, False), (True, False), (False, True), (True, True))  # (one_sided, gate_only)
 SEARCHED_POSITIONS = ("prompt", "last")
@@ -157,18 +157,27 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
     return out
 
 
+def violation(figures: dict, defended: dict, refusal_key: str = "refusal_harmful",
+              kl_key: str = "kl_benign_complied") -> float:
+    """How far `figures` break the constraints, in rate units: harmful refusal below defended − margin, ASR above
+    defended + margin (when both have one), KL above its bound. 0 means feasible."""
+    out = max(0.0, defended[refusal_key] - MARGIN - figures[refusal_key])
+    if figures.get("asr") is not None and defended.get("asr") is not None:
+        out += max(0.0, figures["asr"] - defended["asr"] - MARGIN)
+    return out + max(0.0, (figures.get(kl_key) or 0.0) - MAX_KL)
+
+
 def screen_feasible(screened: dict, defended_screen: dict) -> bool:
     """Harmful refusal within the margin of the defended model's and KL within bounds, on the first token."""
-    return (screened["refusal_harmful"] >= defended_screen["refusal_harmful"] - MARGIN
-            and (screened["kl_benign_complied"] or 0) <= MAX_KL)
+    return violation(screened, defended_screen) == 0
 
 
 def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3) -> list[Setting]:
     """The k best screened settings for each `positions` value (the first token can't see what steering the
-    reply's positions does to the rest of it): feasible ones first, then by benign + lookalike compliance, then by
-    harmful refusal."""
+    reply's positions does to the rest of it): least constraint violation first, then by benign + lookalike
+    compliance, then by harmful refusal."""
     def key(s: Setting):
-        return (screen_feasible(s.screen, defended_screen), s.screen["compliance_helpful"],
+        return (-round(violation(s.screen, defended_screen), 3), s.screen["compliance_helpful"],
                 s.screen["refusal_harmful"])
     ranked = sorted(settings, key=key, reverse=True)
     groups = sorted({s.settings.get("positions") for s in settings}, key=str)
@@ -192,19 +201,14 @@ def val_figures(report: dict) -> dict:
     }
 
 
-def feasible(val: dict, defended: dict) -> bool:
-    return (val["refusal_harmful"] >= defended["refusal_harmful"] - MARGIN
-            and (val["asr"] or 0) <= (defended["asr"] or 0) + MARGIN
-            and (val["kl_first_token_benign_complied"] or 0) <= MAX_KL)
-
-
 def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
-    """The best evaluated setting by the objective; the bool says whether it meets the constraints (a method
-    that can't, like global ablation, still reports its best)."""
-    ok = [s for s in evaluated if feasible(s.val, defended)]
-    pool = ok or evaluated
-    best = max(pool, key=lambda s: (s.val["success_helpful"], s.val["refusal_harmful"]))
-    return best, bool(ok)
+    """The best evaluated setting: the most benign + lookalike success among those meeting the constraints; when
+    none does, the one breaking them least (then the most successful). The bool says whether it meets them."""
+    def key(s: Setting):
+        broken = violation(s.val, defended, kl_key="kl_first_token_benign_complied")
+        return (-round(broken, 3), s.val["success_helpful"], s.val["refusal_harmful"])
+    best = max(evaluated, key=key)
+    return best, violation(best.val, defended, kl_key="kl_first_token_benign_complied") == 0
 
 
 def pareto_front(settings: list[Setting]) -> list[Setting]:
