@@ -80,7 +80,7 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
     model = load_model(spec)
     records = load_records(ROOT / "datasets" / "toolcalls.jsonl")
     n = n_prompts * (4 if mode == "streaming" else 1)
-    records = [records[i % len(records)] for i in range(n)]
+    records = [records[i % n_prompts] for i in range(n)]  # streaming: the same prompts 4 times, same batch shapes
     prompts = [render_prompt(model.tokenizer, r) for r in records]
     batches = [encode_batch(model.tokenizer, prompts[i:i + batch_size], model.device) for i in range(0, n, batch_size)]
     hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
