@@ -97,13 +97,16 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
         store[key] = act[rows, index].detach().float().cpu()  # [batch, position, d_model]
 
     fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
+    hf = bridge.original_model  # the HF model the bridge wraps: its hook points fire inside it
     with bridge.hooks(fwd_hooks=fwd):
-        logits = bridge(enc["input_ids"].to(model.device), attention_mask=mask.to(model.device),
-                        return_type="logits" if with_scores else None)
+        # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
+        hidden = hf.get_decoder()(input_ids=enc["input_ids"].to(model.device),
+                                  attention_mask=mask.to(model.device)).last_hidden_state
     resid = torch.stack([store[h] for h in hooks], dim=1)
     if not with_scores:
         return resid
-    last_logprobs = torch.log_softmax(logits[rows[:, 0], last.to(model.device)].float(), dim=-1)
+    logits = hf.get_output_embeddings()(hidden[rows[:, 0], last.to(model.device)])  # [batch, vocab]
+    last_logprobs = torch.log_softmax(logits.float(), dim=-1)
     return resid, refusal_score(last_logprobs, opening_token_ids(tok)).cpu()
 
 
