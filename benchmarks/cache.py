@@ -1,13 +1,15 @@
 """Time and peak memory of caching activations: a bare forward pass, `probes` caching every layer's residual at
 the last 4 prompt positions, and TransformerLens `run_with_cache` keeping its full cache, over the same prompts.
-Plus a streaming run: `probes` caching 4× as many prompts, to show peak memory stays bounded by one batch.
+Plus a streaming run: `probes` caching the same prompts 4 times over, to show peak memory stays bounded by one
+batch however many prompts stream through.
 
 The full cache is taken one batch at a time and dropped before the next (holding all 256 prompts' full caches
-of the wide model would need about 17 GB): the cheapest way to use it, so the ratios against it are conservative.
-Each (model, mode) runs in a fresh process, so one measurement's freed memory can't hide another's growth. Memory
-is the peak increase of process RSS (CPU; sampled every millisecond) or of allocated CUDA memory (GPU) over the
-run. Models: the shipped organism, and random-weight Llamas with the organism's tokenizer (`wide`: d_model 1024,
-8 layers; `llama-3.2-1b`: that model's shape). The headline ratios are the last model's. Runs unchanged on CUDA (device and dtype chosen as everywhere in taxlens).
+of the wide model passed 17 GB of RSS in a trial and was stopped): the cheapest way to use it, so the ratios
+against it are conservative. Each (model, mode) runs in a fresh process, so one measurement's freed memory can't
+hide another's growth. Memory is the peak increase of process RSS (CPU; sampled every millisecond) or of allocated
+CUDA memory (GPU) over the run. Models: the shipped organism, and random-weight Llamas with the organism's tokenizer (`wide`: d_model 1024,
+8 layers; `llama-3.2-1b`: that model's shape). The headline ratios are the last model's. Runs unchanged on CUDA
+(device and dtype chosen as everywhere in taxlens).
 
     python benchmarks/cache.py --json runs/bench/cache.json            # 256 prompts, both models
     python benchmarks/cache.py --prompts 64 --models organism           # a quick look
