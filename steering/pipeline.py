@@ -21,8 +21,8 @@ from probes.cache import cache_activations  # noqa: E402
 from steering.config import METHODS, save_config  # noqa: E402
 from steering.fit import fit_vectors, write_hooks  # noqa: E402
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, global_settings,  # noqa: E402
-                             pareto_front, screen, screen_feasible, screen_gated, screen_metrics, shortlist,
-                             val_figures)
+                             SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
+                             screen_metrics, shortlist, val_figures)
 from taxlens.chat import render_prompt  # noqa: E402
 from taxlens.contract import load_records  # noqa: E402
 from taxlens.evaluate import evaluate, write_report  # noqa: E402
@@ -34,9 +34,11 @@ COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green
 
 def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, methods: list[str],
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
-              max_new_tokens: int = 128, quick: bool = False, progress: bool = True) -> dict:
+              max_new_tokens: int = 128, quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS,
+              progress: bool = True) -> dict:
     """Search `methods` and write their configs. `quick` screens a reduced grid (gate layer = direction layer,
-    add scales 0 and 1) and picks on the screen alone, with no generation on val: a demo, not a search."""
+    add scales 0 and 1) and picks on the screen alone, with no generation on val: a demo, not a search.
+    `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake)."""
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown steering method {m!r}; choose from {METHODS} or 'all'")
@@ -75,9 +77,9 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
     for method in methods:
         if method == "gated":
             settings = screen_gated(defended, prompts, kinds, fitted, val_resid, baseline, openings, batch_size,
-                                    progress, quick=quick)
+                                    progress, quick=quick, positions=positions)
         else:
-            candidates = global_settings(fitted) if method == "global" else false_refusal_settings(fitted)
+            candidates = (global_settings if method == "global" else false_refusal_settings)(fitted, positions)
             settings = screen(defended, prompts, kinds, candidates, baseline, openings, batch_size, progress)
         if quick:
             best = shortlist(settings, defended_screen, 1)[0]

@@ -84,18 +84,18 @@ def screen_metrics(logprobs: torch.Tensor, baseline: torch.Tensor, kinds: list[s
     }
 
 
-def global_settings(fitted: FittedVectors) -> list[Setting]:
+def global_settings(fitted: FittedVectors, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
     return [Setting("global", {"direction_layer": d, "positions": p}, Steering(r, positions=p, **fitted.targets(r)))
-            for d, r in enumerate(fitted.refusal) for p in SEARCHED_POSITIONS]
+            for d, r in enumerate(fitted.refusal) for p in positions]
 
 
-def false_refusal_settings(fitted: FittedVectors) -> list[Setting]:
+def false_refusal_settings(fitted: FittedVectors, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
     out = []
     for d in range(len(fitted.harm)):
         for lam in LAMBDAS:
             v = fitted.false_refusal(d, lam)
             out += [Setting("false_refusal", {"direction_layer": d, "lambda": lam, "positions": p},
-                            Steering(v, positions=p, **fitted.targets(v))) for p in SEARCHED_POSITIONS]
+                            Steering(v, positions=p, **fitted.targets(v))) for p in positions]
     return out
 
 
@@ -109,15 +109,14 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
                  baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
-                 quick: bool = False) -> list[Setting]:
+                 quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
     """Every (direction layer, gate layer, ablation variant, add scale, threshold); val_resid[g]: [n_prompts,
     d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
     direction layer, the one-sided gate-point-only variant at the last prompt token, add scales 0 and 1."""
     n_layers = len(fitted.refusal)
     pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
     scales = (0.0, 1.0) if quick else ADD_SCALES
-    variants = ((True, True, "last"),) if quick else [(o, g, p) for o, g in ABLATION_VARIANTS
-                                                      for p in SEARCHED_POSITIONS]
+    variants = ((True, True, "last"),) if quick else [(o, g, p) for o, g in ABLATION_VARIANTS for p in positions]
     out = []
     n_positions = len({v[2] for v in variants})
     bar = tqdm(total=len(pairs) * (len(variants) + n_positions * (len(scales) - 1)), desc="screen gated",

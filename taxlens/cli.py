@@ -85,7 +85,7 @@ def _steer(args) -> int:
     methods = list(METHODS) if args.method == "all" else [args.method]
     table = run_steer(args.base, args.model, args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
-                      max_new_tokens=args.max_new_tokens, quick=args.quick)
+                      max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions))
     out = Path(args.out)
     print((out / "pareto.md").read_text())
     for method, chosen in table["chosen"].items():
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--shortlist", type=int, default=3, help="screened settings evaluated with generation")
     st.add_argument("--batch-size", type=int, default=32)
     st.add_argument("--max-new-tokens", type=int, default=128)
+    st.add_argument("--positions", nargs="+", choices=("prompt", "last", "all"), default=["prompt", "last"],
+                    help="which positions the steering may edit (export needs prompt or all)")
     st.add_argument("--quick", action="store_true",
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
     st.add_argument("--device", default=None)
