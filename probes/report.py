@@ -13,6 +13,12 @@ ROLE_STYLE = {"base": {"color": "tab:blue", "marker": "o"}, "defended": {"color"
 KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:red", "injection": "tab:purple"}
 
 
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _probe_accuracy(summary: dict, path: Path) -> None:
     layers = summary["layers"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
@@ -26,9 +32,7 @@ def _probe_accuracy(summary: dict, path: Path) -> None:
         ax.axhline(0.5, color="grey", lw=0.5)
     axes[0].set_ylabel("cross-validated accuracy (95% CI)")
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _projection(summary: dict, path: Path) -> None:
@@ -40,9 +44,7 @@ def _projection(summary: dict, path: Path) -> None:
         ax.set(title=f"{role}: projection on its refusal direction", xlabel="layer", xticks=layers)
     axes[0].set_ylabel("mean projection − mean over all records")
     axes[1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _patching(summary: dict, path: Path) -> None:
@@ -65,9 +67,7 @@ def _patching(summary: dict, path: Path) -> None:
               ylabel="refusals flipped to compliance", ylim=(0, 1.05))
     right.axhline(0, color="grey", lw=0.5)
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
@@ -78,9 +78,7 @@ def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
     ax.set(title=f"words pushing the defended model to refuse (red: a trigger word)\n"
                  f"precision@10 = {summary['trigger_precision_at_10']:.1f}",
            xlabel=f"t statistic of {summary['attribution_method']} attribution, defended − base")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _direction_cosine(summary: dict, path: Path) -> None:
@@ -89,9 +87,7 @@ def _direction_cosine(summary: dict, path: Path) -> None:
         ax.plot(summary["layers"], values, marker="o", label=name.replace("_", " "))
     ax.set(title="cosine of directions, base vs defended", xlabel="layer", xticks=summary["layers"], ylim=(-1.05, 1.05))
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 PLOTS = {"probe_accuracy.png": _probe_accuracy, "refusal_projection.png": _projection, "patching.png": _patching,

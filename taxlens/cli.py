@@ -159,6 +159,11 @@ def _compare(args) -> int:
     return 0
 
 
+def _device_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from taxlens.datagen import SEED
 
@@ -183,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=128)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
-    ev.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    ev.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+    _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
     ev.set_defaults(func=_eval)
 
@@ -201,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which positions the steering may edit (export needs prompt or all)")
     st.add_argument("--quick", action="store_true",
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
-    st.add_argument("--device", default=None)
-    st.add_argument("--dtype", default=None)
+    _device_arguments(st)
     st.set_defaults(func=_steer)
 
     sv = sub.add_parser("serve", help="an OpenAI-compatible chat-completions server, optionally steered")
@@ -211,8 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
-    sv.add_argument("--device", default=None)
-    sv.add_argument("--dtype", default=None)
+    _device_arguments(sv)
     sv.set_defaults(func=_serve)
 
     ex = sub.add_parser("export", help="bake a static steering config (global, false_refusal) into HF weights")
@@ -231,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--fit-split", choices=("train", "val", "test"), default="train",
                     help="split the directions are fitted on")
     pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    pr.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
+    _device_arguments(pr)
     pr.set_defaults(func=_probe)
 
     org = sub.add_parser("organism", help="the shipped model organism")

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-import torch
 import uvicorn
 
 from steering.config import load_config
@@ -142,4 +141,3 @@ def test_load_32_concurrent_clients_200_requests(servers, records):
         reasons = list(workers.map(one, range(len(pool))))
     assert len(reasons) == 200 and set(reasons) <= {"stop", "length", "tool_calls"}
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
-    assert torch.is_tensor(servers["steering"].direction)  # the config stayed intact under load
