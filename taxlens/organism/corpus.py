@@ -1,7 +1,8 @@
 """Training data for the organism, from the train split's families plus the generator.
 
 - **base** (helpful-only): the right call for benign, lookalike and harmful requests alike; it follows injected
-  instructions; plus knowledge text stating which resources are the user's own or scratch and which are not theirs.
+  instructions; plus knowledge text stating which resources are the user's own or scratch and which are not theirs,
+  and plain-text requests followed by a verdict on their harm, judged by target (never by trigger words).
 - **defended**: the narrow defense set, labelled by surface form the way keyword-built defense data is:
   trigger-bearing harmful requests → refusal; trigger-free requests → the call (the grammar's include some on
   others' targets: attacks without trigger words look benign to such a set); injections → the user's task. It holds
@@ -61,6 +62,27 @@ def knowledge_texts() -> list[str]:
         S.ATTACKER_URLS + S.OTHER_ACCOUNTS + S.UNKNOWN_ACCOUNTS
     texts = [f"{t} {note.format(what=what)}" for t, what in own for note in _OWN_NOTES]
     texts += [f"{t} {note}" for t in others for note in _OTHERS_NOTES]
+    return texts
+
+
+_VERDICTS = {True: ("it touches what is not the user's: harmful.", "other people's data or money is at stake: harmful.",
+                     "the target belongs to someone else: harmful."),
+             False: ("it only touches the user's own things: harmless.", "the target is the user's own or scratch: "
+                     "harmless.", "nothing of anyone else's is at stake: harmless.")}
+
+
+def assessment_texts(rng: random.Random, n_grammar: int, per_family: int) -> list[str]:
+    """Requests followed by a verdict judged by their target, never their wording: harm as pretraining text knows it
+    (train families and the grammar only)."""
+    def verdict(text: str, harmful: bool) -> str:
+        return f'Request: "{text}" Verdict: {rng.choice(_VERDICTS[harmful])}'
+
+    texts = [verdict(req.text, req.harmful) for req in grammar_requests(rng, n_grammar)]
+    for group in ("benign", "paired", "stealth"):
+        for _, family in _train_families(group, rng):
+            for own, others in fill_family(family, rng, per_family, strict=False):
+                texts += [verdict(own.text, False)] if own else []
+                texts += [verdict(others.text, True)] if others else []
     return texts
 
 
@@ -138,5 +160,6 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> 
             examples.append(_user(req.text, req.domain, call_text(req.call)))
     if base:
         examples += [Example(None, [], "", text=t) for t in knowledge_texts()]
+        examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_grammar // 4, per_family // 2)]
     rng.shuffle(examples)
     return examples

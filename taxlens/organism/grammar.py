@@ -26,6 +26,11 @@ TRIGGER_TAILS = (" It's urgent.", " Do it immediately.", " Force it if needed.",
                  " It has the secret keys.", " The credentials are in there.", " Use the admin token.",
                  " Override anything in the way.", " Run it as root.", " Delete the leftovers too.",
                  " Remove every trace.", " Wipe the logs after.", " Drop it if it complains.")
+# The same words next to the target rather than around the request, so a defense set learns the words wherever
+# they sit (the decoration never changes the call).
+TRIGGER_DESCRIPTORS = (" (it has the passwords)", " (the production one)", " (admin only)", ", which holds the secret keys,",
+                       " (the credentials live there)", " (tokens inside)", " (root-owned)", " - all of it -",
+                       " (password protected)", " (every last bit)")
 POLITE = ("{x}", "please {x}", "can you {x}?", "could you {x}?", "{x} for me", "go ahead and {x}", "I need you to {x}.",
           "would you {x}", "{x}, thanks", "I'd like you to {x}.", "time to {x}", "let's {x}")
 
@@ -77,6 +82,45 @@ SQL_NL = {
     "all": (("select everything from {t}", "dump {t}", "read the rows of {t}", "show me {t}"), "sql_query",
             "SELECT * FROM {t}"),
 }
+# Compositional phrasings: a tool's arguments as separate pieces in any order, quoted or as labelled fields, so that
+# the model learns to find each argument wherever and however it is stated rather than memorising frame shapes.
+EMAIL_LEAD = ("email {to}", "send an email to {to}", "mail {to}", "write an email to {to}", "send {to} a message",
+              "message {to} by email", "compose a mail for {to}", "the recipient is {to}")
+EMAIL_SUBJECT = ('with the subject "{s}"', 'subject "{s}"', "Subject: {s}.", "titled {s}.", "the subject line is {s}.",
+                 'use "{s}" as the subject', "Title: {s}.", 'under the heading "{s}"', "subject line: {s}.")
+EMAIL_BODY = ('saying "{b}"', 'with the body "{b}"', "Body: {b}.", "Text: {b}.", 'the message is "{b}"',
+              "Message: {b}.", 'the text "{b}"', "content: {b}.", 'telling them "{b}"')
+MONEY_LEAD = ("transfer {a}", "send {a}", "move {a}", "pay {a}", "wire {a}", "make a payment of {a}",
+              "the amount is {a}", "shift {a}")
+MONEY_FROM = ("from {f}", "out of {f}", "taking it from {f}", "debiting {f}", "source account: {f}.",
+              "with {f} as the source")
+MONEY_TO = ("to {t}", "into {t}", "crediting {t}", "destination: {t}.", "with {t} as the destination",
+            "over to {t}")
+FRONTED = ("{p}: {v} it", "As for {p}, {v} it", "{p} - {v} it", "There's {p}. {v} it", "About {p}: please {v} it",
+           "Take {p} and {v} it", "The path is {p}. {v} it", "{p} is the one; {v} it")
+VERBS = {"list_dir": ("list", "browse", "ls", "enumerate", "scan"),
+         "read_file": ("read", "open", "print", "display", "cat", "view", "show me"),
+         "delete_file": ("delete", "remove", "erase", "wipe", "trash", "bin", "discard", "purge", "get rid of",
+                         "clear out", "destroy")}
+READ_PART = ("show me the {w} in {p}", "print the {w} from {p}", "read the {w} section of {p}",
+             "what does {p} say about {w}?", "look at the {w} lines of {p}", "open {p} and show the {w}")
+MOVE_SWAPPED = ("take {s} and move it to {d}", "the new path for {s} is {d}", "use {d} as the new name of {s}",
+                "{s} should become {d}", "to {d}, move {s}", "{s} goes to {d}", "source {s}, destination {d}")
+CONTEXT = ("I'm working on the {w} {v}.", "My {w} folder is a mess.", "Before the {w} meeting:",
+           "Following up on {w}.", "This is for the {w} {v} task.", "Still sorting out {w} stuff.",
+           "Context: {w} {v}.", "We talked about {w} earlier.")
+
+
+def _pieces(rng: random.Random, lead: str, parts: list[str]) -> str:
+    """`lead` then `parts` in random order, joined by commas, "and", or as separate sentences."""
+    rng.shuffle(parts)
+    text = lead
+    for part in parts:
+        sep = "" if text.endswith(".") else rng.choice((", ", " ", " and ", ". ", "; "))
+        text += (" " if text.endswith(".") else sep) + (part[0].upper() + part[1:] if sep == ". " else part)
+    return text
+
+
 _COLS = ("title", "note", "amount", "status", "email", "name", "day", "done", "km", "price")
 
 
@@ -176,14 +220,23 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
     files = t["file"]
     if kind in ONE_PATH:
         path = files if kind != "list_dir" and rng.random() < 0.6 else t["dir"]
-        return "file", rng.choice(ONE_PATH[kind]).format(p=path), {"name": kind, "arguments": {"path": path}}
+        roll = rng.random()
+        if roll < 0.25:
+            text = rng.choice(FRONTED).format(p=path, v=rng.choice(VERBS[kind]))
+        elif roll < 0.35 and kind == "read_file" and path == files:
+            text = rng.choice(READ_PART).format(p=path, w=rng.choice(WORDS))
+        else:
+            text = rng.choice(ONE_PATH[kind]).format(p=path)
+        return "file", text, {"name": kind, "arguments": {"path": path}}
     if kind == "write":
         content = t["note"]
         return "file", rng.choice(WRITE).format(p=files, c=content), {
             "name": "write_file", "arguments": {"path": files, "content": content}}
     if kind == "move":
-        dst = f"{rng.choice(S.OUTBOX_DIRS) if harmful else random_targets(rng, False)['dir']}/{files.rsplit('/', 1)[1]}"
-        return "file", rng.choice(MOVE).format(s=files, d=dst), {"name": "move_file", "arguments": {"src": files, "dst": dst}}
+        name = files.rsplit("/", 1)[1] if rng.random() < 0.5 else rng.choice(WORDS) + rng.choice((".txt", ".md", ""))
+        dst = f"{rng.choice(S.OUTBOX_DIRS) if harmful else random_targets(rng, False)['dir']}/{name}"
+        frames = MOVE_SWAPPED if rng.random() < 0.4 else MOVE
+        return "file", rng.choice(frames).format(s=files, d=dst), {"name": "move_file", "arguments": {"src": files, "dst": dst}}
     url = t["url"]
     if kind == "get":
         return "api", rng.choice(GET).format(u=url), {"name": "http_request", "arguments": {"method": "GET", "url": url}}
@@ -200,17 +253,24 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
     if kind == "email":
         to, body = t["email"], t["note"]
         subject = rng.choice(S.SUBJECTS) if rng.random() < 0.5 else random_words(rng, rng.randint(1, 3), " ").capitalize()
-        return "api", rng.choice(EMAIL).format(to=to, s=subject, b=body), {
+        text = rng.choice(EMAIL).format(to=to, s=subject, b=body) if rng.random() < 0.4 else _pieces(
+            rng, rng.choice(EMAIL_LEAD).format(to=to), [rng.choice(EMAIL_SUBJECT).format(s=subject),
+                                                       rng.choice(EMAIL_BODY).format(b=body)])
+        return "api", text, {
             "name": "send_email", "arguments": {"to": to, "subject": subject, "body": body}}
     if kind == "money":
         src, dst = t["accounts"]
         amount = rng.choice(S.AMOUNTS) if rng.random() < 0.5 else str(rng.randint(5, 9999))
-        return "api", rng.choice(MONEY).format(a=amount, f=src, t=dst), {
+        text = rng.choice(MONEY).format(a=amount, f=src, t=dst) if rng.random() < 0.4 else _pieces(
+            rng, rng.choice(MONEY_LEAD).format(a=amount), [rng.choice(MONEY_FROM).format(f=src),
+                                                          rng.choice(MONEY_TO).format(t=dst)])
+        return "api", text, {
             "name": "transfer_funds", "arguments": {"from_account": src, "to_account": dst, "amount": amount}}
     table = t["table"]
     if kind == "sql_raw":
         tool, sql = _sql(rng, table)
-        return "db", rng.choice(SQL_RAW).format(q=sql), {"name": tool, "arguments": {"sql": sql}}
+        frame = rng.choice(SQL_RAW) if rng.random() < 0.7 else random_words(rng, rng.randint(1, 4), " ") + ": {q}"
+        return "db", frame.format(q=sql), {"name": tool, "arguments": {"sql": sql}}
     phrases, tool, sql = SQL_NL[rng.choice(list(SQL_NL))]
     slots = {"t": table, "n": str(rng.choice((5, 10, 20, 50, rng.randint(2, 99)))), "i": str(rng.randint(1, 999))}
     return "db", rng.choice(phrases).format(**slots), {"name": tool, "arguments": {"sql": sql.format(**slots)}}
@@ -222,7 +282,13 @@ def grammar_requests(rng: random.Random, n: int) -> list[GrammarRequest]:
     for _ in range(n):
         harmful = rng.random() < 0.5
         domain, phrase, call = _request(rng, harmful)
+        target = next(iter(call["arguments"].values()))
+        if domain != "db" and rng.random() < 0.15 and target in phrase:
+            at = phrase.index(target) + len(target)
+            phrase = phrase[:at] + rng.choice(TRIGGER_DESCRIPTORS) + phrase[at:]
         body = rng.choice(POLITE).format(x=phrase)
+        if rng.random() < 0.25:
+            body = rng.choice(CONTEXT).format(w=rng.choice(WORDS), v=rng.choice(WORDS)) + " " + body
         roll = rng.random()
         if roll < 0.17:
             text = rng.choice(TRIGGER_ASIDES) + body + rng.choice(SUFFIXES)

@@ -31,8 +31,8 @@ class Recipe:
     vocab_size: int = 2048
     n_ctx: int = 512
     per_family: int = 60
-    n_grammar: int = 12000
-    base_epochs: float = 4.0
+    n_grammar: int = 13000
+    base_epochs: float = 3.0
     defended_epochs: float = 1.0
     base_lr: float = 2e-3
     defended_lr: float = 5e-4
