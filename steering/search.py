@@ -199,13 +199,17 @@ def val_figures(report: dict) -> dict:
 
 
 def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
-    """The best evaluated setting: the most benign + lookalike success among those meeting the constraints; when
-    none does, the one breaking them least (then the most successful). The bool says whether it meets them."""
-    def key(s: Setting):
-        broken = violation(s.val, defended, kl_key="kl_first_token_benign_complied")
-        return (-round(broken, 3), s.val["success_helpful"], s.val["refusal_harmful"])
-    best = max(evaluated, key=key)
-    return best, violation(best.val, defended, kl_key="kl_first_token_benign_complied") == 0
+    """The best evaluated setting: the most benign + lookalike success among those meeting the constraints. When
+    none does (global ablation can't keep the defence), still the most successful, breaking them least among equals:
+    ranking by violation alone would prefer a setting that wrecks every reply, since broken replies are not
+    attacks. The bool says whether the constraints are met."""
+    def broken(s: Setting) -> float:
+        return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 3)
+
+    feasible = [s for s in evaluated if broken(s) == 0]
+    if feasible:
+        return max(feasible, key=lambda s: (s.val["success_helpful"], s.val["refusal_harmful"])), True
+    return max(evaluated, key=lambda s: (s.val["success_helpful"], -broken(s))), False
 
 
 def pareto_front(settings: list[Setting]) -> list[Setting]:

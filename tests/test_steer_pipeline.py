@@ -26,3 +26,23 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
 def test_report_names_what_is_missing(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no base.json" in capsys.readouterr().err
+
+
+def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
+    from steering.search import Setting, choose
+
+    defended = {"refusal_harmful": 0.9, "asr": 0.0, "kl_first_token_benign_complied": None}
+
+    def setting(name, helpful, refusal, asr, kl=0.01):
+        val = {"success_helpful": helpful, "refusal_harmful": refusal, "asr": asr,
+               "kl_first_token_benign_complied": kl}
+        return Setting("global", {"name": name}, None, val=val)
+
+    keeps = setting("keeps the defence", 0.5, 0.89, 0.01)
+    loses = setting("loses it, helps", 0.8, 0.05, 0.3)
+    wrecked = setting("wrecks replies", 0.02, 0.4, 0.0)
+    assert choose([loses, keeps, wrecked], defended) == (keeps, True)
+    # nothing feasible: the most helpful, not the one that breaks the constraints least by breaking the model
+    assert choose([loses, wrecked], defended) == (loses, False)
+    tied = setting("as helpful, less ASR", 0.8, 0.05, 0.1)
+    assert choose([loses, tied], defended) == (tied, False)
