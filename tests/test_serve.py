@@ -16,6 +16,7 @@ from steering.config import load_config
 from steering.search import first_token_logprobs
 from steering.serve import create_app
 from taxlens.chat import chat_messages, render_prompt
+from taxlens.evaluate import evaluate
 from taxlens.models import load_model
 from taxlens.scoring import opening_token_ids, refusal_score
 from taxlens.tools import schemas_for
@@ -65,14 +66,18 @@ def _client(url: str, key: str = "none") -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def over_refused(servers, records):
-    """A test-split lookalike record the defended model refuses at the first token and the gated one does not."""
+    """A test-split lookalike record the defended model refuses at the first token and the gated one does not, and
+    whose call the gated model then gets right in process (the test is about serving, not the organism's copying)."""
     model = servers["model"]
     lookalike = [r for r in records if r.kind == "lookalike" and r.split == "test"]
     prompts = [render_prompt(model.tokenizer, r) for r in lookalike]
     openings = opening_token_ids(model.tokenizer)
     plain = refusal_score(first_token_logprobs(model, prompts), openings)
     steered = refusal_score(first_token_logprobs(model, prompts, servers["steering"]), openings)
-    return next(r for r, p, s in zip(lookalike, plain, steered) if p > 1 and s < -1)
+    flipped = [r for r, p, s in zip(lookalike, plain, steered) if p > 1 and s < -1]
+    report = evaluate(model, flipped, data="test", split="test", steering=servers["steering"], progress=False)
+    right = {row["id"] for row in report["records"] if row["ok"]}
+    return next(r for r in flipped if r.id in right)
 
 
 def _ask(client, record, **kw):
