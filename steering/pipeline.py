@@ -36,8 +36,8 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
               max_new_tokens: int = 128, quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS,
               progress: bool = True) -> dict:
-    """Search `methods` and write their configs. `quick` screens a reduced grid (gate layer = direction layer,
-    add scales 0 and 1) and picks on the screen alone, with no generation on val: a demo, not a search.
+    """Search `methods` and write their configs. `quick` screens a reduced grid (`screen_gated` says which) and
+    picks on the screen alone, with no generation on val: a demo, not a search.
     `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake)."""
     for m in methods:
         if m not in METHODS:

@@ -110,11 +110,11 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                  quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
     """Every (direction layer, gate layer, ablation variant, add scale, threshold); val_resid[g]: [n_prompts,
     d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
-    direction layer, the one-sided variant over the prompt, add scales 0 and 0.5."""
+    direction layer, the one-sided variant at the first of `positions`, add scales 0 and 0.5."""
     n_layers = len(fitted.refusal)
     pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
     scales = (0.0, 0.5) if quick else ADD_SCALES
-    variants = ((True, False, "prompt"),) if quick else [(o, g, p) for o, g in ABLATION_VARIANTS for p in positions]
+    variants = ((True, False, positions[0]),) if quick else [(o, g, p) for o, g in ABLATION_VARIANTS for p in positions]
     out = []
     n_positions = len({v[2] for v in variants})
     bar = tqdm(total=len(pairs) * (len(variants) + n_positions * (len(scales) - 1)), desc="screen gated",
