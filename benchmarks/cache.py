@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue as queue_module
 import statistics
 import tempfile
 import threading
@@ -121,7 +122,13 @@ def measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int)
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(spec, mode, n_prompts, repeats, batch_size, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child that dies (an import error, out of memory) never puts a result: don't wait forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"measuring {mode} on {spec} failed: its process exited with code {proc.exitcode}")
     proc.join()
     return result
 
@@ -132,13 +139,16 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models-dir", default=None, help="where random-weight models are built or reused "
+                                                             "(default: a temporary folder)")
     parser.add_argument("--models", default="organism,wide",
                         help=f"comma-separated: organism and random-weight shapes {list(SHAPES)}")
     args = parser.parse_args()
 
     results = {"prompts": args.prompts, "batch_size": args.batch_size, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        specs = {name: "organism:defended" if name == "organism" else build_random_llama(Path(tmp) / name, name)
+        models_dir = Path(args.models_dir or tmp)
+        specs = {name: "organism:defended" if name == "organism" else build_random_llama(models_dir / name, name)
                  for name in args.models.split(",")}
         for name in args.models.split(","):
             rows = {mode: measure(specs[name], mode, args.prompts, args.repeats, args.batch_size) for mode in MODES}

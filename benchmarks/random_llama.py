@@ -13,8 +13,11 @@ SHAPES = {
 }
 
 
-def build_random_llama(out: Path, shape: str, dtype: str = "float32") -> str:
-    """Save a seeded random Llama of `shape` (a key of SHAPES) with the organism's tokenizer to `out`."""
+def build_random_llama(out: Path, shape: str, dtype: str | None = None) -> str:
+    """Save a seeded random Llama of `shape` (a key of SHAPES) with the organism's tokenizer to `out`, or reuse the
+    one already there (a script run builds it once for both benchmarks). dtype: bfloat16 with CUDA, else float32."""
+    import json
+
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -23,12 +26,21 @@ def build_random_llama(out: Path, shape: str, dtype: str = "float32") -> str:
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; choose one of {list(SHAPES)}")
     dims = dict(SHAPES[shape])
+    out = Path(out)
+    if (out / "config.json").is_file():
+        saved = json.loads((out / "config.json").read_text())
+        if all(saved.get(k) == v for k, v in dims.items() if v is not None):
+            return str(out)
+        raise ValueError(f"{out} holds a model of another shape than {shape!r}; use an empty folder")
     tok = AutoTokenizer.from_pretrained(resolve("organism:base"))
     dims["vocab_size"] = dims["vocab_size"] or len(tok)
     cfg = LlamaConfig(**dims, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = dtype or ("bfloat16" if device == "cuda" else "float32")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).to(getattr(torch, dtype))
+    with torch.device(device):  # random init of a 1B model takes a while on a CPU
+        model = LlamaForCausalLM(cfg).to(getattr(torch, dtype))
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)

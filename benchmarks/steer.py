@@ -1,5 +1,6 @@
-"""Generation throughput under steering: the unsteered model, hook ablation (every residual write), gated ablation
-(a harmfulness gate deciding per row) and the orthogonalised checkpoint, greedy, 64 new tokens, batch 1 and 8.
+"""Generation throughput under steering: the unsteered model, hook ablation (every residual write; over the prompt's
+positions, the default, and over every position, reply tokens too), gated ablation (a harmfulness gate deciding per
+row) and the orthogonalised checkpoint, greedy, 64 new tokens, batch 1 and 8.
 
 Rounds are interleaved (each round runs every variant once) and medians taken, so drift hits all variants alike.
 The direction and gate are random (speed doesn't depend on their values); the orthogonalised checkpoint is written
@@ -33,6 +34,8 @@ def main() -> None:
                                                       "(default: the organism)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,8")
+    parser.add_argument("--models-dir", default=None, help="where the random-weight model is built or reused "
+                                                             "(default: a temporary folder)")
     args = parser.parse_args()
 
     import torch
@@ -46,7 +49,8 @@ def main() -> None:
     from taxlens.models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec = "organism:defended" if args.shape is None else build_random_llama(Path(tmp) / "model", args.shape)
+        models_dir = Path(args.models_dir or tmp)
+        spec = "organism:defended" if args.shape is None else build_random_llama(models_dir / args.shape, args.shape)
         model = load_model(spec)
         torch.manual_seed(0)
         direction = torch.randn(model.d_model)
@@ -56,7 +60,8 @@ def main() -> None:
         gate = HarmGate(torch.randn(model.d_model) / model.d_model ** 0.5, 0.0, layer=model.n_layers // 2)
         variants = {
             "unsteered": (model, None),
-            "hook_ablation": (model, Steering(direction)),
+            "hook_ablation": (model, Steering(direction)),  # the prompt's positions (the default)
+            "hook_ablation_all_positions": (model, Steering(direction, positions="all")),  # reply tokens too
             "gated_ablation": (model, Steering(direction, gate=gate)),
             "orthogonalized": (ortho, None),
         }
@@ -91,10 +96,11 @@ def main() -> None:
                        "ratio": round(median[name] / median["unsteered"], 3)} for name in variants}
             print(f"batch {batch_size}: " + "  ".join(f"{n}: {v['tokens_per_s']} tok/s ({v['ratio']}×)"
                                                      for n, v in results["batches"][str(batch_size)].items()))
-    for key, name in (("hook_ablation_ratio", "hook_ablation"), ("gated_ratio", "gated_ablation"),
+    for key, name in (("hook_ablation_ratio", "hook_ablation"), ("hook_ablation_all_positions_ratio",
+                      "hook_ablation_all_positions"), ("gated_ratio", "gated_ablation"),
                       ("orthogonalized_ratio", "orthogonalized")):
         results[key] = max(b[name]["ratio"] for b in results["batches"].values())  # the worse batch size
-    print(json.dumps({k: results[k] for k in ("hook_ablation_ratio", "gated_ratio", "orthogonalized_ratio")}))
+    print(json.dumps({k: v for k, v in results.items() if k.endswith("_ratio")}))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

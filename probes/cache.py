@@ -14,6 +14,7 @@ torch.Size([156, 256])
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -94,7 +95,7 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
     store: dict[str, torch.Tensor] = {}
 
     def grab(act, hook, key):
-        store[key] = act[rows, index].detach().float().cpu()  # [batch, position, d_model]
+        store[key] = act[rows, index].detach()  # [batch, position, d_model], still on the model's device
 
     fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
     hf = bridge.original_model  # the HF model the bridge wraps: its hook points fire inside it
@@ -102,7 +103,7 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
         # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
         hidden = hf.get_decoder()(input_ids=enc["input_ids"].to(model.device),
                                   attention_mask=mask.to(model.device)).last_hidden_state
-    resid = torch.stack([store[h] for h in hooks], dim=1)
+    resid = torch.stack([store[h] for h in hooks], dim=1).float().cpu()  # one device-to-host copy per batch
     if not with_scores:
         return resid
     logits = hf.get_output_embeddings()(hidden[rows[:, 0], last.to(model.device)])  # [batch, vocab]
@@ -168,15 +169,20 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts = [render_prompt(model.tokenizer, r) for r in records]
-    shards, scores = [], []
-    for start in tqdm(range(0, len(records), batch_size), desc=f"cache {model.name}", disable=not progress):
-        stop = min(start + batch_size, len(records))
-        resid, score = collect(model, prompts[start:stop], records[start:stop], hooks, positions, padding_side,
-                               with_scores=True)
-        name = f"shard-{len(shards):05d}.safetensors"
-        save_file({"resid": resid.contiguous()}, out_dir / name)
-        shards.append({"file": name, "start": start, "stop": stop})
-        scores.extend(score.tolist())
+    shards, scores, pending = [], [], None
+    # a shard is written while the next batch runs; at most one write waits, so memory stays bounded by two batches
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for start in tqdm(range(0, len(records), batch_size), desc=f"cache {model.name}", disable=not progress):
+            stop = min(start + batch_size, len(records))
+            resid, score = collect(model, prompts[start:stop], records[start:stop], hooks, positions, padding_side,
+                                   with_scores=True)
+            name = f"shard-{len(shards):05d}.safetensors"
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(save_file, {"resid": resid.contiguous()}, out_dir / name)
+            shards.append({"file": name, "start": start, "stop": stop})
+            scores.extend(score.tolist())
+        pending.result()
     index = {
         "model": model.name, "hooks": hooks, "positions": list(positions), "d_model": model.d_model,
         "dtype": "float32", "shards": shards,

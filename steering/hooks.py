@@ -133,7 +133,9 @@ class SteeringHandle:
         self.harm_probability: torch.Tensor | None = None  # [batch]
         self._prompt_signature: torch.Tensor | None = None  # [batch, prompt_len]: which tokens the prompt holds
         self._seen_len, self._new_prompt = 0, False
-        self._position_mask: torch.Tensor | None = None  # [1, pos, 1]: positions of this forward to steer
+        self._span, self._n_pos = (0, 0), 0  # [start, stop) of the positions this forward steers, of _n_pos
+        self._masks: dict = {}  # this forward's position weights per (device, dtype, gated)
+        self._directions: dict = {}  # the direction per (device, dtype)
         self._removers = []
 
     def attach(self) -> None:
@@ -163,57 +165,85 @@ class SteeringHandle:
         """Tell a new prompt from a continuation of the last one, and mark the positions to steer: all of a new
         prompt; the prompt's part of an uncached continuation (one more token, same prompt tokens); none of a
         KV-cached decode step."""
-        signature = embed.detach().float().sum(-1)  # [batch, pos]: equal exactly when the tokens are equal
         known = self._prompt_signature
         n_prompt = 0 if known is None else known.shape[1]
         same_rows = known is not None and embed.shape[0] == known.shape[0]
         if same_rows and embed.shape[1] == 1:
             steered, self._new_prompt = 0, False
-        elif (same_rows and embed.shape[1] == self._seen_len + 1
-              and torch.equal(signature[:, :n_prompt], known.to(signature.device))):
-            steered, self._new_prompt = n_prompt, False
         else:
-            self._prompt_signature, steered, self._new_prompt = signature, embed.shape[1], True
+            signature = embed.detach().float().sum(-1)  # [batch, pos]: equal exactly when the tokens are equal
+            if (same_rows and embed.shape[1] == self._seen_len + 1
+                    and torch.equal(signature[:, :n_prompt], known.to(signature.device))):
+                steered, self._new_prompt = n_prompt, False
+            else:
+                self._prompt_signature, steered, self._new_prompt = signature, embed.shape[1], True
         self._seen_len = embed.shape[1] if embed.shape[1] > 1 else self._seen_len + 1
-        mask = torch.zeros(1, embed.shape[1], 1, device=embed.device, dtype=embed.dtype)
         if self.steering.positions == "all":
-            mask[:] = 1
-        elif steered:
-            mask[:, (steered - 1 if self.steering.positions == "last" else 0):steered] = 1
-        self._position_mask = mask
+            self._span = (0, embed.shape[1])
+        else:
+            self._span = (steered - 1 if self.steering.positions == "last" else 0, steered) if steered else (0, 0)
+        self._n_pos, self._masks = embed.shape[1], {}
         return embed
 
-    def _where(self, act: torch.Tensor) -> torch.Tensor:
-        """[batch or 1, pos, 1] weights: the positions to steer, times the gate's rows (when gated)."""
-        mask = self._position_mask.to(act.device, act.dtype)
-        if self.steering.gate is not None:
-            mask = mask * self.decisions.to(act.device, act.dtype)[:, None, None]
-        return mask
+    def _mask(self, act: torch.Tensor, gated: bool) -> torch.Tensor | float | None:
+        """[batch or 1, pos, 1] weights of the positions this forward steers (times the gate's rows when `gated`),
+        built once per forward for act's device and dtype; 1.0 when it is every position of every row, None when
+        nothing is steered (a KV-cached decode step under "prompt" or "last")."""
+        start, stop = self._span
+        if start == stop:
+            return None
+        if not gated and (start, stop) == (0, self._n_pos):
+            return 1.0
+        key = (act.device, act.dtype, gated)
+        if key not in self._masks:
+            mask = torch.zeros(1, self._n_pos, 1, device=act.device, dtype=act.dtype)
+            mask[:, start:stop] = 1
+            if gated:
+                mask = mask * self.decisions.to(act.device, act.dtype)[:, None, None]
+            self._masks[key] = mask
+        return self._masks[key]
+
+    def _direction(self, act: torch.Tensor) -> torch.Tensor:
+        """The unit direction on act's device and dtype, cast once per handle rather than at every hook call."""
+        key = (act.device, act.dtype)
+        if key not in self._directions:
+            self._directions[key] = self.steering.direction.to(act.device, act.dtype)
+        return self._directions[key]
 
     def _ablate_to(self, target: float):
         def ablate(act: torch.Tensor) -> torch.Tensor:
-            r = self.steering.direction.to(act.device, act.dtype)
-            excess = act @ r - target
+            mask = self._mask(act, gated=self.steering.gate is not None)
+            if mask is None:
+                return act
+            r = self._direction(act)
+            excess = act @ r - target if target else act @ r  # [batch, pos]
             if self.steering.one_sided:
                 excess = excess.clamp(min=0)
-            return act - excess.unsqueeze(-1) * r * self._where(act)
+            excess = excess.unsqueeze(-1) if isinstance(mask, float) else excess.unsqueeze(-1) * mask
+            return torch.addcmul(act, excess, r, value=-1)
         return ablate
 
     def _add(self, act: torch.Tensor) -> torch.Tensor:
-        r = self.steering.direction.to(act.device, act.dtype)
-        return act + self.steering.coefficient * r * self._position_mask.to(act.device, act.dtype)
+        mask = self._mask(act, gated=False)
+        if mask is None:
+            return act
+        if isinstance(mask, float):
+            return torch.add(act, self._direction(act), alpha=self.steering.coefficient)
+        return torch.addcmul(act, mask, self._direction(act), value=self.steering.coefficient)
 
     def _gate(self, act: torch.Tensor) -> torch.Tensor:
         gate = self.steering.gate
         if self._new_prompt:  # decide on the unsteered stream at the prompt's last token
             self.harm_probability = gate.probability(act[:, -1]).cpu()
             self.decisions = self.harm_probability < gate.threshold
+            self._masks = {}
         if self.steering.ablate:
             act = self._ablate_to(self.steering.stream_target(gate.layer))(act)
         if gate.above_coefficient:
-            above = (~self.decisions).to(act.device, act.dtype)[:, None, None]
-            r = self.steering.direction.to(act.device, act.dtype)
-            act = act + above * gate.above_coefficient * r * self._position_mask.to(act.device, act.dtype)
+            positions = self._mask(act, gated=False)
+            if positions is not None:
+                above = (~self.decisions).to(act.device, act.dtype)[:, None, None] * positions
+                act = torch.addcmul(act, above, self._direction(act), value=gate.above_coefficient)
         return act
 
 
