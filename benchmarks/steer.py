@@ -1,6 +1,7 @@
 """Generation throughput under steering: the unsteered model, hook ablation (every residual write; over the prompt's
 positions, the default, and over every position, reply tokens too), gated ablation (a harmfulness gate deciding per
-row) and the orthogonalised checkpoint, greedy, 64 new tokens, batch 1 and 8.
+row) and the orthogonalised checkpoint, greedy, 64 new tokens, batch 1 and 8; and, for what TransformerLens's
+bridge costs by wrapping every module, the same checkpoint loaded by plain `transformers`, unsteered and gated.
 
 Rounds are interleaved (each round runs every variant once) and medians taken, so drift hits all variants alike.
 The direction and gate are random (speed doesn't depend on their values); the orthogonalised checkpoint is written
@@ -46,7 +47,9 @@ def main() -> None:
     from taxlens.chat import render_prompt
     from taxlens.contract import load_records
     from taxlens.generation import encode_batch
-    from taxlens.models import load_model
+    from transformers import AutoModelForCausalLM
+
+    from taxlens.models import load_model, resolve
 
     with tempfile.TemporaryDirectory() as tmp:
         models_dir = Path(args.models_dir or tmp)
@@ -58,12 +61,16 @@ def main() -> None:
         ortho = load_model(str(export_orthogonalized(spec, config, Path(tmp) / "ortho",
                                                      dtype=str(model.bridge.cfg.dtype).removeprefix("torch."))))
         gate = HarmGate(torch.randn(model.d_model) / model.d_model ** 0.5, 0.0, layer=model.n_layers // 2)
-        variants = {
-            "unsteered": (model, None),
-            "hook_ablation": (model, Steering(direction)),  # the prompt's positions (the default)
-            "hook_ablation_all_positions": (model, Steering(direction, positions="all")),  # reply tokens too
-            "gated_ablation": (model, Steering(direction, gate=gate)),
-            "orthogonalized": (ortho, None),
+        # the same checkpoint loaded by plain transformers: what the bridge's wrapping of every module costs
+        plain = AutoModelForCausalLM.from_pretrained(resolve(spec), dtype=model.bridge.cfg.dtype).to(model.device)
+        variants = {  # name: (the model to steer, the HF model that generates, steering)
+            "unsteered": (model, model.bridge.original_model, None),
+            "hook_ablation": (model, model.bridge.original_model, Steering(direction)),  # the prompt's positions
+            "hook_ablation_all_positions": (model, model.bridge.original_model, Steering(direction, positions="all")),
+            "gated_ablation": (model, model.bridge.original_model, Steering(direction, gate=gate)),
+            "orthogonalized": (ortho, ortho.bridge.original_model, None),
+            "plain_transformers_unsteered": (plain, plain, None),
+            "plain_transformers_gated": (plain, plain, Steering(direction, gate=gate)),
         }
         records = load_records(ROOT / "datasets" / "toolcalls.jsonl", split="test")
         prompts = [render_prompt(model.tokenizer, r) for r in records[::40]]
@@ -72,23 +79,23 @@ def main() -> None:
         for batch_size in map(int, args.batch_sizes.split(",")):
             batch = encode_batch(model.tokenizer, prompts[:batch_size], model.device)
 
-            def generate(m, steering):
-                with torch.no_grad(), steering.apply(m) if steering else nullcontext():
-                    if str(m.device).startswith("cuda"):
+            def generate(target, hf, steering):
+                with torch.no_grad(), steering.apply(target) if steering else nullcontext():
+                    if str(model.device).startswith("cuda"):
                         torch.cuda.synchronize()
                     start = time.perf_counter()
-                    m.bridge.original_model.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS,
-                                                     min_new_tokens=NEW_TOKENS, pad_token_id=m.tokenizer.pad_token_id)
-                    if str(m.device).startswith("cuda"):
+                    hf.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                pad_token_id=model.tokenizer.pad_token_id)
+                    if str(model.device).startswith("cuda"):
                         torch.cuda.synchronize()
                     return time.perf_counter() - start
 
-            for m, s in variants.values():  # warm-up
-                generate(m, s)
+            for variant in variants.values():  # warm-up
+                generate(*variant)
             times = {name: [] for name in variants}
             for _ in range(args.rounds):
-                for name, (m, s) in variants.items():
-                    times[name].append(generate(m, s))
+                for name, variant in variants.items():
+                    times[name].append(generate(*variant))
             median = {name: statistics.median(t) for name, t in times.items()}
             results["batches"][str(batch_size)] = {
                 name: {"seconds": round(median[name], 4),
@@ -98,7 +105,8 @@ def main() -> None:
                                                      for n, v in results["batches"][str(batch_size)].items()))
     for key, name in (("hook_ablation_ratio", "hook_ablation"), ("hook_ablation_all_positions_ratio",
                       "hook_ablation_all_positions"), ("gated_ratio", "gated_ablation"),
-                      ("orthogonalized_ratio", "orthogonalized")):
+                      ("orthogonalized_ratio", "orthogonalized"),
+                      ("plain_transformers_ratio", "plain_transformers_unsteered")):
         results[key] = max(b[name]["ratio"] for b in results["batches"].values())  # the worse batch size
     print(json.dumps({k: v for k, v in results.items() if k.endswith("_ratio")}))
     if args.json:

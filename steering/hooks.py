@@ -251,7 +251,7 @@ class _Backend:
     """Where the residual stream is written, on a TransformerLens bridge or a plain HF Llama-style model."""
 
     def __init__(self, model):
-        model = getattr(model, "bridge", model)  # a LoadedModel carries its bridge
+        model = getattr(model, "bridge", None) or getattr(model, "hf", model)  # a Loaded/ServingModel's model
         self.model = model
         self.is_bridge = hasattr(model, "hook_dict")
         if self.is_bridge:

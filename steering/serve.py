@@ -6,7 +6,7 @@ each request's own prompt — and so again on every new turn, which arrives as a
 results. Requests are served one at a time in arrival order (a lock around the model); errors come back in
 OpenAI's error shape with a 4xx status, and the server stays up. Binds 127.0.0.1 unless told otherwise.
 
->>> app = create_app(load_model("organism:defended"), steering=gated)          # doctest: +SKIP
+>>> app = create_app(load_serving_model("organism:defended"), steering=gated)  # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8000)                               # doctest: +SKIP
 """
 
@@ -89,11 +89,12 @@ def _tool_choice(req: ChatRequest) -> str:
 
 
 def create_app(model, *, steering=None, model_id: str | None = None, api_key: str | None = None) -> FastAPI:
-    """The FastAPI app serving `model` (a LoadedModel) with `steering` (anything with `apply(model)`) if given."""
+    """The FastAPI app serving `model` (a ServingModel or LoadedModel) with `steering` (anything with
+    `apply(model)`) if given."""
     model_id = model_id or model.name
     app = FastAPI(title="taxlens serve")
     lock = asyncio.Lock()
-    context_limit = int(getattr(model.bridge.cfg, "n_ctx", 0) or model.tokenizer.model_max_length)
+    context_limit = model.context_limit
 
     @app.exception_handler(ApiError)
     async def api_error(_request, exc: ApiError):
@@ -162,7 +163,7 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
 @torch.no_grad()
 def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, seed: int | None):
     """Reply text, number of new tokens, and whether it stopped at max_tokens."""
-    hf, tok = model.bridge.original_model, model.tokenizer
+    hf, tok = model.hf, model.tokenizer
     batch = encode_batch(tok, [prompt], model.device)
     eos = stop_token_ids(tok, hf)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else \

@@ -99,9 +99,10 @@ def _serve(args) -> int:
 
     from steering.config import load_config
     from steering.serve import create_app
-    from taxlens.models import load_model
+    from taxlens.models import load_model, load_serving_model
 
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    load = load_serving_model if args.engine == "transformers" else load_model
+    model = load(args.model, device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
     app = create_app(model, steering=steering, api_key=args.api_key)
     print(f"serving {args.model}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--steer", default=None, help="a steering config applied per request (gated: per request/turn)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--engine", choices=("transformers", "bridge"), default="transformers",
+                    help="generate with plain transformers (default; about twice as fast on the organism) or "
+                         "inside the TransformerLens bridge")
     sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
     _device_arguments(sv)
     sv.set_defaults(func=_serve)

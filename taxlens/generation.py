@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from taxlens.models import LoadedModel
+from taxlens.models import LoadedModel, ServingModel
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def stop_token_ids(tokenizer, model) -> list[int]:
 
 @torch.no_grad()
 def greedy_generate(
-    model: LoadedModel,
+    model: LoadedModel | ServingModel,
     prompts: list[str],
     *,
     max_new_tokens: int = 128,
@@ -53,7 +53,7 @@ def greedy_generate(
     """Greedy replies to `prompts`, in their order."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
-    tok, hf = model.tokenizer, model.bridge.original_model
+    tok, hf = model.tokenizer, model.hf
     lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     eos = stop_token_ids(tok, hf)

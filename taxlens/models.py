@@ -1,5 +1,7 @@
 """Loading a model by name: an HF id, a local checkpoint folder, or the shipped `organism:base` / `organism:defended`,
-always through `TransformerBridge.boot_transformers`, with device and dtype chosen automatically.
+through `TransformerBridge.boot_transformers`, with device and dtype chosen automatically. For serving only,
+`load_serving_model` loads the same checkpoint with plain `transformers`: the bridge wraps every module of the HF
+model, which on the organism doubles generation time (`benchmarks/steer.py`), and steering needs no bridge.
 
 Importing this module also mends TransformerLens 4.3's KV-cache bug with transformers ≥ 5 (the bridge's attention
 reads the cache only from `past_key_values`, while Llama layers now pass it as `cache=`; without the mend every
@@ -48,6 +50,15 @@ class LoadedModel:
     name: str
     bridge: object
     tokenizer: object
+
+    @property
+    def hf(self):
+        """The HF causal LM that generates (inside the bridge, so TransformerLens hooks fire in it)."""
+        return self.bridge.original_model
+
+    @property
+    def context_limit(self) -> int:
+        return int(getattr(self.bridge.cfg, "n_ctx", 0) or self.tokenizer.model_max_length)
 
     @property
     def device(self) -> torch.device:
@@ -111,3 +122,45 @@ def load_model(spec: str, *, device: str | None = None, dtype: str | torch.dtype
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(spec, bridge, tokenizer)
+
+
+@dataclass
+class ServingModel:
+    """An HF causal LM loaded by plain `transformers`, for generation: what `taxlens serve` runs by default.
+    Steering reaches it through PyTorch forward hooks; analysis (probes, patching) needs `load_model`'s bridge."""
+
+    name: str
+    hf: object
+    tokenizer: object
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def d_model(self) -> int:
+        return self.hf.config.hidden_size
+
+    @property
+    def n_layers(self) -> int:
+        return self.hf.config.num_hidden_layers
+
+    @property
+    def context_limit(self) -> int:
+        return int(getattr(self.hf.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+
+
+def load_serving_model(spec: str, *, device: str | None = None,
+                       dtype: str | torch.dtype | None = None) -> ServingModel:
+    """`spec` loaded by plain `transformers` (same resolution, device and dtype choice as `load_model`), eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(spec)
+    device = pick_device(device)
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, device)).to(device).eval()
+    for p in hf.parameters():
+        p.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return ServingModel(spec, hf, tokenizer)

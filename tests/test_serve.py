@@ -17,7 +17,8 @@ from steering.search import first_token_logprobs
 from steering.serve import create_app
 from taxlens.chat import chat_messages, render_prompt
 from taxlens.evaluate import evaluate
-from taxlens.models import load_model
+from taxlens.generation import greedy_generate
+from taxlens.models import load_model, load_serving_model
 from taxlens.scoring import opening_token_ids, refusal_score
 from taxlens.tools import schemas_for
 
@@ -52,12 +53,13 @@ def start_server():
 
 @pytest.fixture(scope="module")
 def servers(start_server):
-    plain = load_model("organism:defended", device="cpu")
-    steered = load_model("organism:defended", device="cpu")  # its own copy: hooks never meet the plain server
+    plain = load_serving_model("organism:defended", device="cpu")  # what `taxlens serve` runs by default
+    steered = load_serving_model("organism:defended", device="cpu")  # its own copy: hooks never meet the plain server
     steering, _ = load_config(GATED, model=steered)
     return {"plain": start_server(create_app(plain)),
             "gated": start_server(create_app(steered, steering=steering)),
-            "keyed": start_server(create_app(plain, api_key="s3cret")), "steering": steering, "model": plain}
+            "keyed": start_server(create_app(plain, api_key="s3cret")), "steering": steering,
+            "model": load_model("organism:defended", device="cpu")}  # the bridge, for the in-process checks
 
 
 def _client(url: str, key: str = "none") -> openai.OpenAI:
@@ -146,3 +148,18 @@ def test_load_32_concurrent_clients_200_requests(servers, records):
         reasons = list(workers.map(one, range(len(pool))))
     assert len(reasons) == 200 and set(reasons) <= {"stop", "length", "tool_calls"}
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
+
+
+def test_serving_engine_generates_what_the_bridge_does_under_gated_steering(servers, records):
+    """`taxlens serve` generates with plain transformers (PyTorch forward hooks); the bridge path it replaces for
+    speed must give the same greedy replies, gate decisions included."""
+    bridge, plain = servers["model"], load_serving_model("organism:defended", device="cpu")
+    sample = [r for r in records if r.split == "test"][::17]
+    assert {r.kind for r in sample} == {"benign", "lookalike", "harmful", "injection"}
+    prompts = [render_prompt(bridge.tokenizer, r) for r in sample]
+    replies = {}
+    for name, model in (("bridge", bridge), ("transformers", plain)):
+        with servers["steering"].apply(model):
+            replies[name] = [r.text for r in greedy_generate(model, prompts, max_new_tokens=96)]
+    assert replies["transformers"] == replies["bridge"]
+    assert any("<tool_call>" in r for r in replies["bridge"]) and any(r.startswith("I ") for r in replies["bridge"])
