@@ -9,9 +9,19 @@ mkdir -p "$OUT"
 PY="${PYTHON:-.venv/bin/python}"
 MODELS="$(mktemp -d)"  # the random 1B model, built once (bf16) for both benchmarks
 trap 'rm -rf "$MODELS"' EXIT
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-"$PY" benchmarks/cache.py --models organism,llama-3.2-1b --repeats 3 --models-dir "$MODELS" --json "$OUT/cache.json"
-"$PY" benchmarks/steer.py --shape llama-3.2-1b --rounds 5 --models-dir "$MODELS" --json "$OUT/steer.json"
+"$PY" - <<'PY'  # fail here, with the names, rather than inside a measuring process
+import importlib.util, sys
+needed = ["torch", "transformer_lens", "transformers", "safetensors", "sklearn", "einops", "jsonschema", "jinja2",
+          "tqdm", "psutil", "datasets"]
+missing = [name for name in needed if importlib.util.find_spec(name) is None]
+if missing:
+    sys.exit(f"missing Python packages: {', '.join(missing)} (install taxlens's requirements, e.g. `make setup`)")
+import torch
+assert torch.cuda.is_available(), "no CUDA device"
+print(torch.cuda.get_device_name(0))
+PY
+"$PY" benchmarks/cache.py --models llama-3.2-1b --repeats 3 --models-dir "$MODELS" --json "$OUT/cache.json"
+"$PY" benchmarks/steer.py --shape llama-3.2-1b --rounds 3 --models-dir "$MODELS" --json "$OUT/steer.json"
 "$PY" - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
@@ -25,6 +35,7 @@ rows = [
     ("steer: hook ablation, every position", steer["hook_ablation_all_positions_ratio"], "(reported)"),
     ("steer: gated ablation time ratio", steer["gated_ratio"], "<= 1.15"),
     ("steer: orthogonalised time ratio", steer["orthogonalized_ratio"], "<= 1.05"),
+    ("steer: plain transformers, no bridge (serve's engine)", steer["plain_transformers_ratio"], "(reported)"),
 ]
 print(f"\n{'figure (llama-3.2-1b shape, ' + steer['device'] + ', ' + steer['dtype'] + ')':58s} {'value':>8s}  bar")
 for name, value, bar in rows:
