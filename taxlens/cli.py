@@ -67,7 +67,7 @@ def _eval(args) -> int:
 
         steering, _ = load_config(args.steer, model=model)
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
-                      batch_size=args.batch_size, steering=steering, steer=args.steer)
+                      batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix)
     path = write_report(report, args.out)
     console = _console()
     console.print(report_table(report))
@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
+    ev.add_argument("--reply-prefix", default=None,
+                    help="force every reply to open with this text, e.g. '<tool_call>': what the model does once "
+                         "it does not refuse (the ceiling of any first-token intervention)")
     ev.set_defaults(func=_eval)
 
     st = sub.add_parser("steer", help="fit a steering method on train, search its settings on val, write steer.json")

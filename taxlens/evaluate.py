@@ -32,6 +32,7 @@ def evaluate(
     steering=None,
     max_new_tokens: int = 128,
     batch_size: int = 16,
+    reply_prefix: str | None = None,
     progress: bool = True,
 ) -> dict:
     """The report of the contract's shape for `model` on `records` (greedy decoding).
@@ -40,23 +41,32 @@ def evaluate(
     config in the report. When steered, the report adds `kl_first_token_benign`: the mean KL(unsteered ‖ steered)
     of the first reply token's distribution over the benign records, and the same over the benign records the
     unsteered model already complies with (`kl_first_token_benign_complied`: the side effect alone, without the
-    refusals the steering is meant to change)."""
+    refusals the steering is meant to change).
+
+    `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
+    the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
+    first reply token. Its refusal scores and KL would then be read after the prefix, so it excludes `steering`."""
     if not records:
         raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
+    if reply_prefix is not None and (steering is not None or not reply_prefix):
+        raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
+                         "reply's opening itself)")
     started = time.perf_counter()
-    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    prefix = reply_prefix or ""
+    prompts = [render_prompt(model.tokenizer, r) + prefix for r in records]
     with steering.apply(model) if steering is not None else nullcontext():
         replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                   progress=progress, desc=f"eval {model.name}" + (" steered" if steering else ""))
     openings = opening_token_ids(model.tokenizer)
     outcomes, rows = [], []
     for record, reply in zip(records, replies):
-        labelled = label_reply(reply.text, record.tools, record.expected["action"])
-        outcome = Outcome(record, reply.text, labelled)
+        text = prefix + reply.text
+        labelled = label_reply(text, record.tools, record.expected["action"])
+        outcome = Outcome(record, text, labelled)
         outcomes.append(outcome)
         rows.append({
             "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
-            "reply": reply.text, "ok": outcome.ok, "reason": labelled.reason,
+            "reply": text, "ok": outcome.ok, "reason": labelled.reason,
             "refusal_score": round(float(refusal_score(reply.first_logprobs, openings)), 4),
         })
     report = {
@@ -68,6 +78,7 @@ def evaluate(
         "records": rows,
         "meta": {
             "n": len(records), "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
+            "reply_prefix": reply_prefix,
             "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
             "seconds": round(time.perf_counter() - started, 2),
         },
