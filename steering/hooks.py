@@ -257,6 +257,10 @@ class _Backend:
         if self.is_bridge:
             self.n_layers, self.d_model = model.cfg.n_layers, model.cfg.d_model
         else:
+            if not hasattr(getattr(model, "model", None), "layers"):
+                raise ValueError(f"steering a plain HF model needs a Llama-style decoder (`model.layers`); "
+                                 f"{type(model).__name__} has none: load it through the bridge "
+                                 f"(`load_model`, `taxlens serve --engine bridge`)")
             self.n_layers, self.d_model = model.config.num_hidden_layers, model.config.hidden_size
 
     def register(self, site: str, layer: int | None, fn):

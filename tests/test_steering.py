@@ -123,6 +123,12 @@ def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, di
     with torch.no_grad(), steering.apply(hf):
         hf_logits = hf(**batch).logits[mask]
     assert (hf_logits - _forward(tiny_model, prompts, steering)).abs().max() < 1e-4
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=direction.shape[0], n_head=2, vocab_size=64, eos_token_id=0,
+                                      bos_token_id=0))
+    with pytest.raises(ValueError, match="Llama-style decoder"):
+        steering.patch(gpt2)
 
 
 def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, direction, tmp_path):
