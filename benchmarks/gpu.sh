@@ -36,6 +36,7 @@ rows = [
     ("steer: gated ablation time ratio", steer["gated_ratio"], "<= 1.15"),
     ("steer: orthogonalised time ratio", steer["orthogonalized_ratio"], "<= 1.05"),
     ("steer: plain transformers, no bridge (serve's engine)", steer["plain_transformers_ratio"], "(reported)"),
+    ("steer: gated on plain transformers vs plain unsteered", steer["plain_transformers_gated_ratio"], "<= 1.15"),
 ]
 print(f"\n{'figure (llama-3.2-1b shape, ' + steer['device'] + ', ' + steer['dtype'] + ')':58s} {'value':>8s}  bar")
 for name, value, bar in rows:

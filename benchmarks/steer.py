@@ -108,6 +108,11 @@ def main() -> None:
                       ("orthogonalized_ratio", "orthogonalized"),
                       ("plain_transformers_ratio", "plain_transformers_unsteered")):
         results[key] = max(b[name]["ratio"] for b in results["batches"].values())  # the worse batch size
+    # gated steering as `taxlens serve` runs it: relative to the same plain-transformers model unsteered
+    results["plain_transformers_gated_ratio"] = max(
+        b["plain_transformers_gated"]["seconds"] / b["plain_transformers_unsteered"]["seconds"]
+        for b in results["batches"].values())
+    results["plain_transformers_gated_ratio"] = round(results["plain_transformers_gated_ratio"], 3)
     print(json.dumps({k: v for k, v in results.items() if k.endswith("_ratio")}))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
