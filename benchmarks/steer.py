@@ -47,9 +47,7 @@ def main() -> None:
     from taxlens.chat import render_prompt
     from taxlens.contract import load_records
     from taxlens.generation import encode_batch
-    from transformers import AutoModelForCausalLM
-
-    from taxlens.models import load_model, resolve
+    from taxlens.models import load_model, load_serving_model
 
     with tempfile.TemporaryDirectory() as tmp:
         models_dir = Path(args.models_dir or tmp)
@@ -62,15 +60,15 @@ def main() -> None:
                                                      dtype=str(model.bridge.cfg.dtype).removeprefix("torch."))))
         gate = HarmGate(torch.randn(model.d_model) / model.d_model ** 0.5, 0.0, layer=model.n_layers // 2)
         # the same checkpoint loaded by plain transformers: what the bridge's wrapping of every module costs
-        plain = AutoModelForCausalLM.from_pretrained(resolve(spec), dtype=model.bridge.cfg.dtype).to(model.device)
-        variants = {  # name: (the model to steer, the HF model that generates, steering)
-            "unsteered": (model, model.bridge.original_model, None),
-            "hook_ablation": (model, model.bridge.original_model, Steering(direction)),  # the prompt's positions
-            "hook_ablation_all_positions": (model, model.bridge.original_model, Steering(direction, positions="all")),
-            "gated_ablation": (model, model.bridge.original_model, Steering(direction, gate=gate)),
-            "orthogonalized": (ortho, ortho.bridge.original_model, None),
-            "plain_transformers_unsteered": (plain, plain, None),
-            "plain_transformers_gated": (plain, plain, Steering(direction, gate=gate)),
+        plain = load_serving_model(spec, device=str(model.device), dtype=model.bridge.cfg.dtype)
+        variants = {  # name: (the model that generates, steering)
+            "unsteered": (model, None),
+            "hook_ablation": (model, Steering(direction)),  # the prompt's positions (the default)
+            "hook_ablation_all_positions": (model, Steering(direction, positions="all")),  # reply tokens too
+            "gated_ablation": (model, Steering(direction, gate=gate)),
+            "orthogonalized": (ortho, None),
+            "plain_transformers_unsteered": (plain, None),
+            "plain_transformers_gated": (plain, Steering(direction, gate=gate)),
         }
         records = load_records(ROOT / "datasets" / "toolcalls.jsonl", split="test")
         prompts = [render_prompt(model.tokenizer, r) for r in records[::40]]
@@ -79,13 +77,13 @@ def main() -> None:
         for batch_size in map(int, args.batch_sizes.split(",")):
             batch = encode_batch(model.tokenizer, prompts[:batch_size], model.device)
 
-            def generate(target, hf, steering):
-                with torch.no_grad(), steering.apply(target) if steering else nullcontext():
+            def generate(m, steering):
+                with torch.no_grad(), steering.apply(m) if steering else nullcontext():
                     if str(model.device).startswith("cuda"):
                         torch.cuda.synchronize()
                     start = time.perf_counter()
-                    hf.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
-                                pad_token_id=model.tokenizer.pad_token_id)
+                    m.hf.generate(**batch, do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                  pad_token_id=model.tokenizer.pad_token_id)
                     if str(model.device).startswith("cuda"):
                         torch.cuda.synchronize()
                     return time.perf_counter() - start
@@ -109,10 +107,9 @@ def main() -> None:
                       ("plain_transformers_ratio", "plain_transformers_unsteered")):
         results[key] = max(b[name]["ratio"] for b in results["batches"].values())  # the worse batch size
     # gated steering as `taxlens serve` runs it: relative to the same plain-transformers model unsteered
-    results["plain_transformers_gated_ratio"] = max(
+    results["plain_transformers_gated_ratio"] = round(max(
         b["plain_transformers_gated"]["seconds"] / b["plain_transformers_unsteered"]["seconds"]
-        for b in results["batches"].values())
-    results["plain_transformers_gated_ratio"] = round(results["plain_transformers_gated_ratio"], 3)
+        for b in results["batches"].values()), 3)
     print(json.dumps({k: v for k, v in results.items() if k.endswith("_ratio")}))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
         store[key] = act[rows, index].detach()  # [batch, position, d_model], still on the model's device
 
     fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
-    hf = bridge.original_model  # the HF model the bridge wraps: its hook points fire inside it
+    hf = model.hf  # the HF model the bridge wraps: its hook points fire inside it
     with bridge.hooks(fwd_hooks=fwd):
         # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
         hidden = hf.get_decoder()(input_ids=enc["input_ids"].to(model.device),

@@ -62,7 +62,7 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.bridge.original_model.parameters()).device
+        return next(self.hf.parameters()).device
 
     @property
     def d_model(self) -> int:
