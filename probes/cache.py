@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,26 +53,78 @@ def user_end_char(prompt: str, record: Record) -> int:
     return start + len(content) - 1
 
 
-def token_positions(tokenizer, prompts: list[str], records: list[Record], positions: tuple[Position, ...]) -> list[list[int]]:
-    """Per prompt, the token index (in the unpadded prompt) of each requested position."""
-    out = []
-    for prompt, record in zip(prompts, records):
-        enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-        n = len(enc["input_ids"])
-        idx = []
-        for pos in positions:
-            if pos == "user_end":
-                char = user_end_char(prompt, record)
-                idx.append(next(i for i, (a, b) in enumerate(enc["offset_mapping"]) if a <= char < b))
-            elif isinstance(pos, int) and -n <= pos < 0:
-                idx.append(n + pos)
-            elif isinstance(pos, int):
-                raise ValueError(f"record {record.id}: position {pos} lies outside its {n}-token prompt "
-                                 f"(use -1 … -{n}, or 'user_end')")
-            else:
-                raise ValueError(f"unknown position {pos!r}; use a negative integer or 'user_end'")
-        out.append(idx)
-    return out
+def _token_index(offsets: list[tuple[int, int]], first: int, prompt: str, record: Record,
+                 positions: tuple[Position, ...]) -> list[int]:
+    """Token index (in the padded row) of each requested position; the prompt's tokens are `offsets[first:]`."""
+    n = len(offsets) - first
+    idx = []
+    for pos in positions:
+        if pos == "user_end":
+            char = user_end_char(prompt, record)
+            idx.append(next(first + i for i, (a, b) in enumerate(offsets[first:]) if a <= char < b))
+        elif isinstance(pos, int) and -n <= pos < 0:
+            idx.append(first + n + pos)
+        elif isinstance(pos, int):
+            raise ValueError(f"record {record.id}: position {pos} lies outside its {n}-token prompt "
+                             f"(use -1 … -{n}, or 'user_end')")
+        else:
+            raise ValueError(f"unknown position {pos!r}; use a negative integer or 'user_end'")
+    return idx
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch ready for the model: input_ids, attention_mask: [batch, seq]; index: [batch, position] the token
+    of each requested position in the padded rows; last: [batch] each prompt's last token."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    index: torch.Tensor
+    last: torch.Tensor
+
+
+def encode_for_cache(tokenizer, prompts: list[str], records: list[Record], positions: tuple[Position, ...],
+                     padding_side: str = "left") -> EncodedBatch:
+    """Tokenize a batch once (with character offsets, for `user_end`) and find every requested position in it."""
+    enc = tokenizer(prompts, add_special_tokens=False, padding=True, padding_side=padding_side,
+                    return_offsets_mapping=True, return_tensors="pt")
+    mask = enc["attention_mask"]
+    width = mask.shape[1]
+    rows = []
+    for row, (prompt, record) in enumerate(zip(prompts, records)):
+        n = int(mask[row].sum())
+        first = width - n if padding_side == "left" else 0
+        offsets = [tuple(o) for o in enc["offset_mapping"][row, :first + n].tolist()]
+        rows.append(_token_index(offsets, first, prompt, record, (*positions, -1)))
+    index = torch.tensor(rows)  # [batch, position + 1]
+    return EncodedBatch(enc["input_ids"], mask, index[:, :-1], index[:, -1])
+
+
+def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_scores: bool):
+    """Run one batch; returns resid: [batch, hook, position, d_model] and refusal_score: [batch] (or None), both
+    still on the model's device, so nothing waits for the device here."""
+    bridge = model.bridge
+    unknown = [h for h in hooks if hook_name(h) not in bridge.hook_dict]
+    if unknown:
+        raise KeyError(f"unknown hook(s) {unknown}; e.g. resid_pre.0 … resid_post.{model.n_layers - 1}")
+    rows = torch.arange(len(batch.index)).unsqueeze(1).to(model.device)
+    index = batch.index.to(model.device)
+    store: dict[str, torch.Tensor] = {}
+
+    def grab(act, hook, key):
+        store[key] = act[rows, index].detach()  # [batch, position, d_model]
+
+    fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
+    hf = model.hf  # the HF model the bridge wraps: its hook points fire inside it
+    with bridge.hooks(fwd_hooks=fwd):
+        # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
+        hidden = hf.get_decoder()(input_ids=batch.input_ids.to(model.device),
+                                  attention_mask=batch.attention_mask.to(model.device)).last_hidden_state
+    resid = torch.stack([store[h] for h in hooks], dim=1)
+    if not with_scores:
+        return resid, None
+    logits = hf.get_output_embeddings()(hidden[rows[:, 0], batch.last.to(model.device)])  # [batch, vocab]
+    return resid, refusal_score(torch.log_softmax(logits.float(), dim=-1), opening_token_ids(model.tokenizer))
 
 
 @torch.no_grad()
@@ -80,35 +133,10 @@ def collect(model: LoadedModel, prompts: list[str], records: list[Record], hooks
             with_scores: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """resid: [batch, hook, position, d_model] (fp32, CPU) for one batch of prompts; with `with_scores`, also each
     prompt's refusal score at its last token, refusal_score: [batch], from the same forward pass."""
-    bridge, tok = model.bridge, model.tokenizer
-    unknown = [h for h in hooks if hook_name(h) not in bridge.hook_dict]
-    if unknown:
-        raise KeyError(f"unknown hook(s) {unknown}; e.g. resid_pre.0 … resid_post.{model.n_layers - 1}")
-    index = torch.tensor(token_positions(tok, prompts, records, (*positions, -1)))  # [batch, position + 1]
-    enc = tok(prompts, add_special_tokens=False, padding=True, padding_side=padding_side, return_tensors="pt")
-    mask = enc["attention_mask"]
-    if padding_side == "left":
-        index = index + (mask.shape[1] - mask.sum(1, keepdim=True))
-    index, last = index[:, :-1], index[:, -1]
-    rows = torch.arange(len(prompts)).unsqueeze(1).to(model.device)
-    index = index.to(model.device)
-    store: dict[str, torch.Tensor] = {}
-
-    def grab(act, hook, key):
-        store[key] = act[rows, index].detach()  # [batch, position, d_model], still on the model's device
-
-    fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
-    hf = model.hf  # the HF model the bridge wraps: its hook points fire inside it
-    with bridge.hooks(fwd_hooks=fwd):
-        # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
-        hidden = hf.get_decoder()(input_ids=enc["input_ids"].to(model.device),
-                                  attention_mask=mask.to(model.device)).last_hidden_state
-    resid = torch.stack([store[h] for h in hooks], dim=1).float().cpu()  # one device-to-host copy per batch
-    if not with_scores:
-        return resid
-    logits = hf.get_output_embeddings()(hidden[rows[:, 0], last.to(model.device)])  # [batch, vocab]
-    last_logprobs = torch.log_softmax(logits.float(), dim=-1)
-    return resid, refusal_score(last_logprobs, opening_token_ids(tok)).cpu()
+    batch = encode_for_cache(model.tokenizer, prompts, records, positions, padding_side)
+    resid, score = _forward(model, batch, hooks, with_scores)
+    resid = resid.float().cpu()  # one device-to-host copy per batch
+    return (resid, score.cpu()) if with_scores else resid
 
 
 class ActivationStore:
@@ -168,19 +196,28 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     hooks = hooks or default_hooks(model.n_layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    starts = range(0, len(records), batch_size)
+
+    def encode(start: int) -> EncodedBatch:
+        chunk = records[start:start + batch_size]
+        return encode_for_cache(model.tokenizer, [render_prompt(model.tokenizer, r) for r in chunk], chunk,
+                                positions, padding_side)
+
     shards, scores, pending = [], [], None
-    # a shard is written while the next batch runs; at most one write waits, so memory stays bounded by two batches
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        for start in tqdm(range(0, len(records), batch_size), desc=f"cache {model.name}", disable=not progress):
-            stop = min(start + batch_size, len(records))
-            resid, score = collect(model, prompts[start:stop], records[start:stop], hooks, positions, padding_side,
-                                   with_scores=True)
+    # Three stages overlap: while the device runs batch k, the CPU tokenizes batch k + 1 and a thread writes
+    # shard k - 1; at most one write waits, so memory stays bounded by two batches.
+    with ThreadPoolExecutor(max_workers=1) as writer, torch.no_grad():
+        following = encode(0)
+        for k, start in enumerate(tqdm(starts, desc=f"cache {model.name}", disable=not progress)):
+            resid, score = _forward(model, following, hooks, with_scores=True)  # queued on the device
+            if k + 1 < len(starts):
+                following = encode(starts[k + 1])
+            resid, score = resid.float().cpu(), score.cpu()  # one device-to-host copy per batch
             name = f"shard-{len(shards):05d}.safetensors"
             if pending is not None:
                 pending.result()
             pending = writer.submit(save_file, {"resid": resid.contiguous()}, out_dir / name)
-            shards.append({"file": name, "start": start, "stop": stop})
+            shards.append({"file": name, "start": start, "stop": min(start + batch_size, len(records))})
             scores.extend(score.tolist())
         pending.result()
     index = {
