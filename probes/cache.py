@@ -107,8 +107,10 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
     unknown = [h for h in hooks if hook_name(h) not in bridge.hook_dict]
     if unknown:
         raise KeyError(f"unknown hook(s) {unknown}; e.g. resid_pre.0 … resid_post.{model.n_layers - 1}")
+    # every host-to-device copy before the forward is queued: on a GPU a later one would wait for the forward
     rows = torch.arange(len(batch.index)).unsqueeze(1).to(model.device)
-    index = batch.index.to(model.device)
+    index, last = batch.index.to(model.device), batch.last.to(model.device)
+    input_ids, mask = batch.input_ids.to(model.device), batch.attention_mask.to(model.device)
     store: dict[str, torch.Tensor] = {}
 
     def grab(act, hook, key):
@@ -118,12 +120,11 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
     hf = model.hf  # the HF model the bridge wraps: its hook points fire inside it
     with bridge.hooks(fwd_hooks=fwd):
         # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
-        hidden = hf.get_decoder()(input_ids=batch.input_ids.to(model.device),
-                                  attention_mask=batch.attention_mask.to(model.device)).last_hidden_state
+        hidden = hf.get_decoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
     resid = torch.stack([store[h] for h in hooks], dim=1)
     if not with_scores:
         return resid, None
-    logits = hf.get_output_embeddings()(hidden[rows[:, 0], batch.last.to(model.device)])  # [batch, vocab]
+    logits = hf.get_output_embeddings()(hidden[rows[:, 0], last])  # [batch, vocab]
     return resid, refusal_score(torch.log_softmax(logits.float(), dim=-1), opening_token_ids(model.tokenizer))
 
 

@@ -9,6 +9,7 @@ tool-call-opening tokens. Positive means the model leans towards declining.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -41,6 +42,12 @@ def opening_token_ids(tokenizer) -> OpeningTokens:
 
 def refusal_score(logprobs: torch.Tensor, openings: OpeningTokens) -> torch.Tensor:
     """logprobs: [..., vocab] log-softmax at the first reply position → [...] refusal score."""
-    refuse = torch.logsumexp(logprobs[..., list(openings.refusal)], dim=-1)
-    call = torch.logsumexp(logprobs[..., list(openings.call)], dim=-1)
+    refuse = torch.logsumexp(logprobs.index_select(-1, _ids_on(openings.refusal, logprobs.device)), dim=-1)
+    call = torch.logsumexp(logprobs.index_select(-1, _ids_on(openings.call, logprobs.device)), dim=-1)
     return refuse - call
+
+
+@lru_cache(maxsize=64)
+def _ids_on(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The ids as an index tensor on `device`, made once: a host-to-GPU copy waits for all queued work."""
+    return torch.tensor(ids, device=device)
