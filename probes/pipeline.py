@@ -38,6 +38,12 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
               progress: bool = True) -> dict:
     out = Path(out)
     records = load_records(data)
+    for s, flag in ((split, "--split"), (fit_split, "--fit-split")):  # before any model is loaded or cached
+        if not any(r.split == s for r in records):
+            present = sorted({r.split for r in records if r.split})
+            raise ValueError(f"{data}: no records in split {s!r} ({flag}); the file has {present or 'no splits'}")
+    if not any(r.kind == "lookalike" and r.split == split for r in records):
+        raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
     models = {"base": load_model(base, device=device, dtype=dtype), "defended": load_model(defended, device=device,
                                                                                             dtype=dtype)}
     check_twins(models["base"], models["defended"])
@@ -45,9 +51,6 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
     stores = {role: cache_activations(m, records, out / "cache" / role, hooks=hooks, positions=POSITIONS,
                                       batch_size=batch_size, progress=progress) for role, m in models.items()}
     check_aligned(stores["base"], stores["defended"])
-    for s in (split, fit_split):
-        if not stores["defended"].select(split=s):
-            raise ValueError(f"{data}: no records in split {s!r}")
 
     accuracy, auroc, directions, transfer, cosine = {}, {}, {}, {}, {}
     for concept in CONCEPTS:
@@ -72,8 +75,6 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
     projection = {role: mean_projection_by_kind(stores[role], directions["refusal"][role], split)
                   for role in stores}
     lookalike = [r for r in records if r.kind == "lookalike" and r.split == split]
-    if not lookalike:
-        raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
     prompts = [render_prompt(models["defended"].tokenizer, r) for r in lookalike]
     patching = cross_model_patching(models["base"], models["defended"], prompts, batch_size=batch_size,
                                     progress=progress)

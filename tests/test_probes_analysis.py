@@ -102,6 +102,16 @@ def organism_probe(tmp_path_factory):
     return out
 
 
+def test_probe_command_checks_splits_before_loading_any_model(tmp_path):
+    from conftest import ROOT
+    from probes.pipeline import run_probe
+
+    held_out = ROOT / "datasets" / "heldout_handwritten.jsonl"  # every record in split "test"
+    missing = str(tmp_path / "no-such-model")  # loading it would raise another error
+    with pytest.raises(ValueError, match=r"no records in split 'train' \(--fit-split\); the file has \['test'\]"):
+        run_probe(missing, missing, held_out, tmp_path / "out", progress=False)
+
+
 def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
     summary = json.loads((organism_probe / "summary.json").read_text())
     for key in ("layers", "probe_accuracy", "patching", "trigger_tokens", "trigger_precision_at_10",
