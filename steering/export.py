@@ -4,7 +4,8 @@ Every matrix that writes the residual stream loses its component along r: the em
 and each block's attention output and MLP down projections (W ← W − r (rᵀ W)), so the residual stream never holds
 r — the same model as hook ablation at every write point. Non-zero targets (mean ablation) become constants: the
 embedding rows get t_embed · r, and the output and down projections a bias t · r (the checkpoint then declares
-`attention_bias` / `mlp_bias`, with zero biases on the other projections). The result is a plain HF checkpoint (safetensors and
+`attention_bias` / `mlp_bias`, with zero biases on the other projections; a model whose config has no such switch,
+Qwen2 for one, takes zero targets only, and says so). The result is a plain HF checkpoint (safetensors and
 tokenizer) that `transformers` and vLLM load as they would the original. A gated config depends on the input and
 can't be baked; nor can activation addition on a Llama without biases, nor an edit of the last prompt token only.
 Weights edit every position: on a prompt (one forward pass) the checkpoint equals the hooks of a `positions`
@@ -37,13 +38,29 @@ def _with_biases(hf_model):
     missing, unexpected = biased.load_state_dict(hf_model.state_dict(), strict=False)
     if unexpected or any(not k.endswith(".bias") for k in missing):
         raise RuntimeError(f"could not carry the weights over: missing {missing}, unexpected {unexpected}")
+    if any(linear.bias is None for linear in _writes(biased)):
+        raise ValueError(f"{type(hf_model).__name__} can't hold a bias on its attention output and MLP down "
+                         f"projections (its config has no attention_bias / mlp_bias switch), so this config's "
+                         f"mean targets can't be baked into its weights; serve it with hooks (`taxlens serve "
+                         f"--steer`), or save and export a `Steering` without `write_targets` (ablation to 0)")
     return biased.eval()
+
+
+def _writes(hf_model) -> list:
+    """The linear layers that write the residual stream: each block's attention output and MLP down projection."""
+    inner = getattr(hf_model, "model", None)
+    try:
+        return [w for layer in inner.layers for w in (layer.self_attn.o_proj, layer.mlp.down_proj)]
+    except AttributeError:
+        raise ValueError(f"exporting needs a Llama-style decoder (model.layers[i].self_attn.o_proj, mlp.down_proj); "
+                         f"{type(hf_model).__name__} is laid out otherwise: serve it with hooks instead") from None
 
 
 @torch.no_grad()
 def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tensor | None = None):
     """Set every residual-stream write's projection on `direction` (unit, [d_model]) to its target (0 without
     `write_targets`, [1 + 2·n_layers]). In place without targets; with them, returns a biased copy."""
+    _writes(hf_model)  # a clear error, before anything is changed, for a model laid out otherwise
     if write_targets is not None and bool(write_targets.abs().max() > 0):
         hf_model = _with_biases(hf_model)
     inner = hf_model.model
@@ -54,13 +71,12 @@ def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tenso
         hf_model.lm_head.weight = torch.nn.Parameter(hf_model.lm_head.weight.detach().clone())
         hf_model.config.tie_word_embeddings = False
     embed.copy_((embed.float() - torch.outer(embed.float() @ r - target(0), r)).to(embed.dtype))
-    for index, layer in enumerate(inner.layers):
-        for offset, linear in ((1, layer.self_attn.o_proj), (2, layer.mlp.down_proj)):
-            w = linear.weight  # [d_model, d_in]
-            w.copy_((w.float() - torch.outer(r, r @ w.float())).to(w.dtype))
-            if linear.bias is not None:
-                b = linear.bias.float()
-                linear.bias.copy_((b - (b @ r - target(2 * index + offset)) * r).to(linear.bias.dtype))
+    for index, linear in enumerate(_writes(hf_model), start=1):  # write index: 1 + 2·layer (+1 for the MLP)
+        w = linear.weight  # [d_model, d_in]
+        w.copy_((w.float() - torch.outer(r, r @ w.float())).to(w.dtype))
+        if linear.bias is not None:
+            b = linear.bias.float()
+            linear.bias.copy_((b - (b @ r - target(index)) * r).to(linear.bias.dtype))
     return hf_model
 
 

@@ -191,3 +191,30 @@ def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, pr
         export_orthogonalized(str(tiny_model_dir), gated, tmp_path / "nope")
     with pytest.raises(ValueError, match="write_targets has"):
         Steering(direction, write_targets=torch.zeros(3)).patch(tiny_model)
+
+
+def test_export_on_a_model_without_projection_biases(tiny_model_dir, prompts, direction, tmp_path):
+    """Qwen2 has no attention_bias / mlp_bias switch: zero targets bake exactly, mean targets are refused clearly
+    (they once exported silently without their biases)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    qwen_dir = tmp_path / "qwen2"
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(qwen_dir)
+    tok.save_pretrained(qwen_dir)
+    qwen = load_model(str(qwen_dir), device="cpu")
+    zero = save_config(Steering(direction), tmp_path / "zero", method="global", model=str(qwen_dir), settings={})
+    exported = AutoModelForCausalLM.from_pretrained(export_orthogonalized(str(qwen_dir), zero, tmp_path / "out"),
+                                                    dtype=torch.float32).eval()
+    batch = encode_batch(qwen.tokenizer, prompts, "cpu")  # a Qwen2 folder's tokenizer loads as Qwen2's own class
+    with torch.no_grad():
+        baked = exported(**batch).logits[batch["attention_mask"].bool()]
+    assert (baked - _forward(qwen, prompts, Steering(direction))).abs().max() < 1e-4
+    mean = save_config(Steering(direction, write_targets=torch.linspace(-0.3, 0.3, 5)), tmp_path / "mean",
+                       method="global", model=str(qwen_dir), settings={})
+    with pytest.raises(ValueError, match="Qwen2ForCausalLM can't hold a bias"):
+        export_orthogonalized(str(qwen_dir), mean, tmp_path / "nope")
