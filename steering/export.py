@@ -49,6 +49,10 @@ def _with_biases(hf_model):
 def _writes(hf_model) -> list:
     """The linear layers that write the residual stream: each block's attention output and MLP down projection."""
     inner = getattr(hf_model, "model", None)
+    if any(hasattr(layer, "post_feedforward_layernorm") for layer in getattr(inner, "layers", ())):
+        raise ValueError(f"{type(hf_model).__name__} norms its attention and MLP outputs before adding them to the "
+                         f"residual stream (an elementwise scale), so no edit of the projections removes the "
+                         f"direction from what is added; serve it with hooks (`taxlens serve --steer`)")
     try:
         return [w for layer in inner.layers for w in (layer.self_attn.o_proj, layer.mlp.down_proj)]
     except AttributeError:

@@ -247,6 +247,15 @@ class SteeringHandle:
         return act
 
 
+def residual_writes(layer) -> tuple:
+    """The modules whose outputs a decoder layer adds to the residual stream: (attention, MLP). Llama-style layers
+    add the attention and MLP outputs themselves; layers with norms after them (Gemma 2/3, OLMo 2: a
+    `post_feedforward_layernorm`) add the normed outputs, and ablating before those norms would not ablate."""
+    if hasattr(layer, "post_feedforward_layernorm"):
+        return layer.post_attention_layernorm, layer.post_feedforward_layernorm
+    return layer.self_attn, layer.mlp
+
+
 class _Backend:
     """Where the residual stream is written, on a TransformerLens bridge or a plain HF Llama-style model."""
 
@@ -276,8 +285,9 @@ class _Backend:
                     point.fwd_hooks.remove(handle)
             return remove
         inner = self.model.model
-        module = {"embed": lambda: inner.embed_tokens, "attn_out": lambda: inner.layers[layer].self_attn,
-                  "mlp_out": lambda: inner.layers[layer].mlp, "resid_post": lambda: inner.layers[layer]}[site]()
+        module = {"embed": lambda: inner.embed_tokens, "attn_out": lambda: residual_writes(inner.layers[layer])[0],
+                  "mlp_out": lambda: residual_writes(inner.layers[layer])[1],
+                  "resid_post": lambda: inner.layers[layer]}[site]()
 
         def hook(_module, _inputs, output):
             if isinstance(output, tuple):

@@ -193,28 +193,70 @@ def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, pr
         Steering(direction, write_targets=torch.zeros(3)).patch(tiny_model)
 
 
+def _tiny_checkpoint(config_class, tokenizer_dir, out, **extra):
+    """A 2-layer random checkpoint of another architecture with the tiny model's tokenizer; norm weights randomised
+    (a fresh Gemma-style norm is the identity, which would hide where a write is normed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    cfg = config_class(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                       **extra)
+    model = AutoModelForCausalLM.from_config(cfg)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.add_(0.5 * torch.randn_like(param))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
 def test_export_on_a_model_without_projection_biases(tiny_model_dir, prompts, direction, tmp_path):
     """Qwen2 has no attention_bias / mlp_bias switch: zero targets bake exactly, mean targets are refused clearly
     (they once exported silently without their biases)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+    from transformers import AutoModelForCausalLM, Qwen2Config
 
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    qwen_dir = tmp_path / "qwen2"
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(qwen_dir)
-    tok.save_pretrained(qwen_dir)
-    qwen = load_model(str(qwen_dir), device="cpu")
-    zero = save_config(Steering(direction), tmp_path / "zero", method="global", model=str(qwen_dir), settings={})
-    exported = AutoModelForCausalLM.from_pretrained(export_orthogonalized(str(qwen_dir), zero, tmp_path / "out"),
+    qwen_dir = _tiny_checkpoint(Qwen2Config, tiny_model_dir, tmp_path / "qwen2")
+    qwen = load_model(qwen_dir, device="cpu")
+    zero = save_config(Steering(direction), tmp_path / "zero", method="global", model=qwen_dir, settings={})
+    exported = AutoModelForCausalLM.from_pretrained(export_orthogonalized(qwen_dir, zero, tmp_path / "out"),
                                                     dtype=torch.float32).eval()
     batch = encode_batch(qwen.tokenizer, prompts, "cpu")  # a Qwen2 folder's tokenizer loads as Qwen2's own class
     with torch.no_grad():
         baked = exported(**batch).logits[batch["attention_mask"].bool()]
     assert (baked - _forward(qwen, prompts, Steering(direction))).abs().max() < 1e-4
     mean = save_config(Steering(direction, write_targets=torch.linspace(-0.3, 0.3, 5)), tmp_path / "mean",
-                       method="global", model=str(qwen_dir), settings={})
+                       method="global", model=qwen_dir, settings={})
     with pytest.raises(ValueError, match="Qwen2ForCausalLM can't hold a bias"):
-        export_orthogonalized(str(qwen_dir), mean, tmp_path / "nope")
+        export_orthogonalized(qwen_dir, mean, tmp_path / "nope")
+
+
+def test_plain_hf_steering_ablates_after_gemma2s_post_norms(tiny_model_dir, prompts, direction, tmp_path):
+    """Gemma 2 adds *normed* attention and MLP outputs to the stream: hooks must sit after those norms, on the
+    plain HF model as on the bridge; its weights can't hold the edit, so export refuses it."""
+    from transformers import Gemma2Config
+
+    from taxlens.models import load_serving_model
+
+    gemma_dir = _tiny_checkpoint(Gemma2Config, tiny_model_dir, tmp_path / "gemma2", head_dim=16)
+    steering = Steering(direction, positions="all")
+    logits = {}
+    for engine, model in (("bridge", load_model(gemma_dir, device="cpu")), ("plain", load_serving_model(gemma_dir))):
+        batch = encode_batch(model.tokenizer, prompts, "cpu")
+        mask = batch["attention_mask"].bool()
+        streams = {}
+        hooks = [layer.register_forward_hook(lambda _m, _i, out, k=k: streams.__setitem__(k, out[0] if isinstance(
+            out, tuple) else out)) for k, layer in enumerate(model.hf.model.layers)]
+        with torch.no_grad(), steering.apply(model):
+            logits[engine] = model.hf(**batch).logits[mask]
+        for hook in hooks:
+            hook.remove()
+        for k, resid in streams.items():
+            assert (resid[mask] @ steering.direction).abs().max() < 1e-4, (engine, k)
+    assert (logits["bridge"] - logits["plain"]).abs().max() < 1e-4
+    config = save_config(steering, tmp_path / "cfg", method="global", model=gemma_dir, settings={})
+    with pytest.raises(ValueError, match="norms its attention and MLP outputs"):
+        export_orthogonalized(gemma_dir, config, tmp_path / "nope")
