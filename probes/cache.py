@@ -109,7 +109,8 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
         raise KeyError(f"unknown hook(s) {unknown}; e.g. resid_pre.0 … resid_post.{model.n_layers - 1}")
     # every host-to-device copy before the forward is queued: on a GPU a later one would wait for the forward
     rows = torch.arange(len(batch.index)).unsqueeze(1).to(model.device)
-    index, last = batch.index.to(model.device), batch.last.to(model.device)
+    index = batch.index.to(model.device)
+    keep, column = (t.to(model.device) for t in torch.unique(batch.last, return_inverse=True))
     input_ids, mask = batch.input_ids.to(model.device), batch.attention_mask.to(model.device)
     store: dict[str, torch.Tensor] = {}
 
@@ -119,13 +120,14 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
     fwd = [(hook_name(h), lambda act, hook, key=h: grab(act, hook, key)) for h in hooks]
     hf = model.hf  # the HF model the bridge wraps: its hook points fire inside it
     with bridge.hooks(fwd_hooks=fwd):
-        # the decoder alone, then the unembedding at each prompt's last token only: no [batch, pos, vocab] logits
-        hidden = hf.get_decoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        # the model's own forward (final norm, unembedding, any logit soft-capping), its logits kept only at the
+        # prompts' last tokens: no [batch, pos, vocab] tensor
+        logits = hf(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits  # [batch, keep, vocab]
     resid = torch.stack([store[h] for h in hooks], dim=1)
     if not with_scores:
         return resid, None
-    logits = hf.get_output_embeddings()(hidden[rows[:, 0], last])  # [batch, vocab]
-    return resid, refusal_score(torch.log_softmax(logits.float(), dim=-1), opening_token_ids(model.tokenizer))
+    last_logits = logits[rows[:, 0], column]  # [batch, vocab]
+    return resid, refusal_score(torch.log_softmax(last_logits.float(), dim=-1), opening_token_ids(model.tokenizer))
 
 
 @torch.no_grad()

@@ -43,3 +43,24 @@ def tiny_model(tiny_model_dir):
     from taxlens.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu")
+
+
+def tiny_checkpoint(config_class, tokenizer_dir, out, **extra):
+    """A 2-layer random checkpoint of another architecture with the tiny model's tokenizer; norm weights randomised
+    (a fresh Gemma-style norm is the identity, which would hide where a write is normed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    cfg = config_class(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                       **extra)
+    model = AutoModelForCausalLM.from_config(cfg)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.add_(0.5 * torch.randn_like(param))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)

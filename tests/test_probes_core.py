@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_checkpoint
 
 from probes.cache import ActivationStore, cache_activations, collect, default_hooks
 from probes.directions import Direction, mean_diff, pca
@@ -81,3 +82,27 @@ def test_clear_errors(tiny_model, mixed, tmp_path):
     probe = LinearProbe().fit(np.eye(4), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="width mismatch"):
         probe.predict_proba(np.zeros((1, 5)))
+
+
+def test_cached_refusal_score_is_the_models_own_with_logit_softcapping(tiny_model_dir, mixed, tmp_path):
+    """Gemma 2 soft-caps its logits after the unembedding: the score cached beside the activations must come from
+    the model's own head, as the full forward's does (it once applied the bare unembedding)."""
+    from transformers import AutoModelForCausalLM, Gemma2Config
+
+    from taxlens.generation import encode_batch
+    from taxlens.models import load_model
+    from taxlens.scoring import opening_token_ids, refusal_score
+
+    folder = tiny_checkpoint(Gemma2Config, tiny_model_dir, tmp_path / "gemma2", head_dim=16,
+                             final_logit_softcapping=5.0)
+    hf = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        hf.lm_head.weight.mul_(300.0)  # logits far past the cap, where capping changes the distribution
+    hf.save_pretrained(folder)
+    gemma = load_model(folder, device="cpu")
+    prompts = [render_prompt(gemma.tokenizer, r) for r in mixed]
+    _, cached = collect(gemma, prompts, mixed, ["resid_post.1"], (-1,), with_scores=True)
+    with torch.no_grad():
+        last = gemma.hf(**encode_batch(gemma.tokenizer, prompts, "cpu")).logits[:, -1]
+    full = refusal_score(torch.log_softmax(last.float(), dim=-1), opening_token_ids(gemma.tokenizer))
+    assert last.abs().max() <= 5.0 and (cached - full).abs().max() < 1e-4

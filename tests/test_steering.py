@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import tiny_checkpoint
 
 from steering.config import load_config, save_config
 from steering.export import export_orthogonalized
@@ -193,33 +194,12 @@ def test_exported_checkpoint_equals_hook_ablation(tiny_model, tiny_model_dir, pr
         Steering(direction, write_targets=torch.zeros(3)).patch(tiny_model)
 
 
-def _tiny_checkpoint(config_class, tokenizer_dir, out, **extra):
-    """A 2-layer random checkpoint of another architecture with the tiny model's tokenizer; norm weights randomised
-    (a fresh Gemma-style norm is the identity, which would hide where a write is normed)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    cfg = config_class(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                       **extra)
-    model = AutoModelForCausalLM.from_config(cfg)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.add_(0.5 * torch.randn_like(param))
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def test_export_on_a_model_without_projection_biases(tiny_model_dir, prompts, direction, tmp_path):
     """Qwen2 has no attention_bias / mlp_bias switch: zero targets bake exactly, mean targets are refused clearly
     (they once exported silently without their biases)."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    qwen_dir = _tiny_checkpoint(Qwen2Config, tiny_model_dir, tmp_path / "qwen2")
+    qwen_dir = tiny_checkpoint(Qwen2Config, tiny_model_dir, tmp_path / "qwen2")
     qwen = load_model(qwen_dir, device="cpu")
     zero = save_config(Steering(direction), tmp_path / "zero", method="global", model=qwen_dir, settings={})
     exported = AutoModelForCausalLM.from_pretrained(export_orthogonalized(qwen_dir, zero, tmp_path / "out"),
@@ -241,7 +221,7 @@ def test_plain_hf_steering_ablates_after_gemma2s_post_norms(tiny_model_dir, prom
 
     from taxlens.models import load_serving_model
 
-    gemma_dir = _tiny_checkpoint(Gemma2Config, tiny_model_dir, tmp_path / "gemma2", head_dim=16)
+    gemma_dir = tiny_checkpoint(Gemma2Config, tiny_model_dir, tmp_path / "gemma2", head_dim=16)
     steering = Steering(direction, positions="all")
     logits = {}
     for engine, model in (("bridge", load_model(gemma_dir, device="cpu")), ("plain", load_serving_model(gemma_dir))):
