@@ -22,7 +22,7 @@ from probes.layers import (CONCEPTS, check_aligned, concept_labels, direction_co
 from probes.patching import check_twins, cross_model_patching
 from probes.report import write_plots, write_summary_markdown
 from taxlens.chat import render_prompt
-from taxlens.contract import load_records
+from taxlens.contract import Record, load_records
 from taxlens.models import load_model
 
 POSITIONS = (-1, "user_end")
@@ -33,17 +33,31 @@ def layer_hooks(n_layers: int) -> list[str]:
     return [f"resid_post.{i}" for i in range(n_layers)]
 
 
-def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, split: str = "test",
-              fit_split: str = "train", device: str | None = None, dtype: str | None = None, batch_size: int = 32,
-              progress: bool = True) -> dict:
-    out = Path(out)
+def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | Path | None = None) -> list[Record]:
+    """The records a probe run caches: `data`'s `split` (scored) and the `fit_split` of `fit_data` (default: `data`)
+    that directions and probes are fitted on. Checked before any model is loaded."""
     records = load_records(data)
-    for s, flag in ((split, "--split"), (fit_split, "--fit-split")):  # before any model is loaded or cached
+    if fit_data is not None:
+        if fit_split == split:
+            raise ValueError(f"--fit-split and --split are both {split!r}: with --fit-data, fit on another split")
+        records = [r for r in load_records(fit_data) if r.split == fit_split] + [r for r in records
+                                                                                 if r.split == split]
+    for s, flag, path in ((split, "--split", data), (fit_split, "--fit-split", fit_data or data)):
         if not any(r.split == s for r in records):
-            present = sorted({r.split for r in records if r.split})
-            raise ValueError(f"{data}: no records in split {s!r} ({flag}); the file has {present or 'no splits'}")
+            present = sorted({r.split for r in load_records(path) if r.split})
+            raise ValueError(f"{path}: no records in split {s!r} ({flag}); the file has {present or 'no splits'}")
     if not any(r.kind == "lookalike" and r.split == split for r in records):
         raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
+    return records
+
+
+def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, split: str = "test",
+              fit_split: str = "train", fit_data: str | Path | None = None, device: str | None = None,
+              dtype: str | None = None, batch_size: int = 32, progress: bool = True) -> dict:
+    """`fit_data`: fit on this file's `fit_split` instead of `data`'s (a held-out set with no train split of its own
+    is then scored with directions from the shipped set's)."""
+    out = Path(out)
+    records = probe_records(data, split, fit_split, fit_data)
     models = {"base": load_model(base, device=device, dtype=dtype), "defended": load_model(defended, device=device,
                                                                                             dtype=dtype)}
     check_twins(models["base"], models["defended"])
@@ -86,6 +100,7 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
     best_harm = max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])
     summary = {
         "base": base, "defended": defended, "data": str(data), "split": split, "fit_split": fit_split,
+        "fit_data": str(fit_data or data),
         "layers": list(range(len(hooks))), "hooks": hooks, "position": -1,
         "probe_accuracy": accuracy,
         "probe_scores": auroc,

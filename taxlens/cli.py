@@ -122,7 +122,7 @@ def _probe(args) -> int:
     from probes.pipeline import run_probe
 
     summary = run_probe(args.base, args.defended, args.data, args.out, split=args.split, fit_split=args.fit_split,
-                        device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+                        fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     out = Path(args.out)
     print((out / "summary.md").read_text())
     print(f"summary: {out / 'summary.json'}; plots: {', '.join(str(out / p) for p in summary['plots'])}")
@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--split", choices=("train", "val", "test"), default="test", help="split the results are scored on")
     pr.add_argument("--fit-split", choices=("train", "val", "test"), default="train",
                     help="split the directions are fitted on")
+    pr.add_argument("--fit-data", default=None,
+                    help="fit on this file's --fit-split instead of --data's (e.g. score a held-out set that has no "
+                         "train split with directions from datasets/toolcalls.jsonl)")
     pr.add_argument("--batch-size", type=int, default=32)
     _device_arguments(pr)
     pr.set_defaults(func=_probe)

@@ -112,6 +112,22 @@ def test_probe_command_checks_splits_before_loading_any_model(tmp_path):
         run_probe(missing, missing, held_out, tmp_path / "out", progress=False)
 
 
+def test_probe_records_from_a_held_out_file_and_a_fit_file():
+    from conftest import DATA, ROOT
+    from probes.pipeline import probe_records
+
+    held_out = ROOT / "datasets" / "heldout_handwritten.jsonl"
+    records = probe_records(held_out, "test", "train", fit_data=DATA)
+    fit = [r for r in records if r.split == "train"]
+    scored = [r for r in records if r.split == "test"]
+    assert fit and all(not r.id.startswith("hw-") for r in fit)
+    assert len(scored) == 48 and all(r.id.startswith("hw-") for r in scored)
+    with pytest.raises(ValueError, match="both 'test'"):
+        probe_records(held_out, "test", "test", fit_data=DATA)
+    with pytest.raises(ValueError, match=r"no records in split 'val' \(--fit-split\)"):
+        probe_records(DATA, "test", "val", fit_data=held_out)
+
+
 def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
     summary = json.loads((organism_probe / "summary.json").read_text())
     for key in ("layers", "probe_accuracy", "patching", "trigger_tokens", "trigger_precision_at_10",
