@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from steering.config import config_path, load_config
+from steering.hooks import residual_writes
 from taxlens.models import pick_dtype, resolve
 
 
@@ -48,25 +49,27 @@ def _with_biases(hf_model):
 
 def _writes(hf_model) -> list:
     """The linear layers that write the residual stream: each block's attention output and MLP down projection."""
-    inner = getattr(hf_model, "model", None)
-    if any(hasattr(layer, "post_feedforward_layernorm") for layer in getattr(inner, "layers", ())):
-        raise ValueError(f"{type(hf_model).__name__} norms its attention and MLP outputs before adding them to the "
-                         f"residual stream (an elementwise scale), so no edit of the projections removes the "
-                         f"direction from what is added; serve it with hooks (`taxlens serve --steer`)")
     try:
-        return [w for layer in inner.layers for w in (layer.self_attn.o_proj, layer.mlp.down_proj)]
+        layers = hf_model.model.layers
+        writes = [(layer, layer.self_attn.o_proj, layer.mlp.down_proj) for layer in layers]
     except AttributeError:
         raise ValueError(f"exporting needs a Llama-style decoder (model.layers[i].self_attn.o_proj, mlp.down_proj); "
                          f"{type(hf_model).__name__} is laid out otherwise: serve it with hooks instead") from None
+    if any(residual_writes(layer) != (layer.self_attn, layer.mlp) for layer, _, _ in writes):
+        raise ValueError(f"{type(hf_model).__name__} norms its attention and MLP outputs before adding them to the "
+                         f"residual stream (an elementwise scale), so no edit of the projections removes the "
+                         f"direction from what is added; serve it with hooks (`taxlens serve --steer`)")
+    return [w for _, o_proj, down_proj in writes for w in (o_proj, down_proj)]
 
 
 @torch.no_grad()
 def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tensor | None = None):
     """Set every residual-stream write's projection on `direction` (unit, [d_model]) to its target (0 without
     `write_targets`, [1 + 2·n_layers]). In place without targets; with them, returns a biased copy."""
-    _writes(hf_model)  # a clear error, before anything is changed, for a model laid out otherwise
+    writes = _writes(hf_model)  # a clear error, before anything is changed, for a model laid out otherwise
     if write_targets is not None and bool(write_targets.abs().max() > 0):
         hf_model = _with_biases(hf_model)
+        writes = _writes(hf_model)
     inner = hf_model.model
     embed = inner.embed_tokens.weight  # [vocab, d_model]
     r = direction.to(embed.device, torch.float32)
@@ -75,7 +78,7 @@ def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tenso
         hf_model.lm_head.weight = torch.nn.Parameter(hf_model.lm_head.weight.detach().clone())
         hf_model.config.tie_word_embeddings = False
     embed.copy_((embed.float() - torch.outer(embed.float() @ r - target(0), r)).to(embed.dtype))
-    for index, linear in enumerate(_writes(hf_model), start=1):  # write index: 1 + 2·layer (+1 for the MLP)
+    for index, linear in enumerate(writes, start=1):  # write index: 1 + 2·layer (+1 for the MLP)
         w = linear.weight  # [d_model, d_in]
         w.copy_((w.float() - torch.outer(r, r @ w.float())).to(w.dtype))
         if linear.bias is not None:
