@@ -41,7 +41,7 @@ def evaluate(
     config in the report. When steered, the report adds `kl_first_token_benign`: the mean KL(unsteered ‖ steered)
     of the first reply token's distribution over the benign records, and the same over the benign records the
     unsteered model already complies with (`kl_first_token_benign_complied`: the side effect alone, without the
-    refusals the steering is meant to change).
+    refusals the steering is meant to change); each benign record's row gets its own `kl_first_token`.
 
     `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
     the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
@@ -68,6 +68,7 @@ def evaluate(
             "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
             "reply": text, "ok": outcome.ok, "reason": labelled.reason,
             "refusal_score": round(float(refusal_score(reply.first_logprobs, openings)), 4),
+            **({"family": record.extra["family"]} if "family" in record.extra else {}),
         })
     report = {
         "model": model.name,
@@ -84,17 +85,21 @@ def evaluate(
         },
     }
     if steering is not None:
-        report.update(first_token_kl(model, prompts, records, replies, openings, batch_size))
+        kl = first_token_kl(model, prompts, records, replies, openings, batch_size)
+        for row in rows:
+            if row["id"] in kl["per_record"]:
+                row["kl_first_token"] = kl["per_record"][row["id"]]
+        report.update({k: v for k, v in kl.items() if k != "per_record"})
     return report
 
 
 def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record], steered: list, openings,
                    batch_size: int) -> dict:
     """Mean KL(unsteered ‖ steered) of the first reply token over the benign records (all, and those the unsteered
-    model complies with)."""
+    model complies with), and each benign record's own (`per_record`: id → KL)."""
     benign = [i for i, r in enumerate(records) if r.kind == "benign"]
     if not benign:
-        return {"kl_first_token_benign": None, "kl_first_token_benign_complied": None}
+        return {"kl_first_token_benign": None, "kl_first_token_benign_complied": None, "per_record": {}}
     plain = greedy_generate(model, [prompts[i] for i in benign], max_new_tokens=1, batch_size=batch_size)
     kl, complied = [], []
     for i, reply in zip(benign, plain):
@@ -103,7 +108,8 @@ def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record]
         complied.append(float(refusal_score(p, openings)) <= 0)
     kept = [k for k, c in zip(kl, complied) if c]
     return {"kl_first_token_benign": round(sum(kl) / len(kl), 5),
-            "kl_first_token_benign_complied": round(sum(kept) / len(kept), 5) if kept else None}
+            "kl_first_token_benign_complied": round(sum(kept) / len(kept), 5) if kept else None,
+            "per_record": {records[i].id: round(k, 5) for i, k in zip(benign, kl)}}
 
 
 def write_report(report: dict, out: str | Path) -> Path:

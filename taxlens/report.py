@@ -22,7 +22,10 @@ ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "succes
 def _pct(rate: dict | None) -> str:
     if not rate or rate.get("rate") is None:
         return "–"
-    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+    text = f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+    if "family_lo" in rate:
+        text += f" {{{100 * rate['family_lo']:.1f}, {100 * rate['family_hi']:.1f}}}"
+    return text
 
 
 def _load(path: Path) -> dict | None:
@@ -37,7 +40,9 @@ def write_run_report(run_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{run}: no base.json, defended.json or steered.json to report on")
     first = next(iter(present.values()))
     lines = [f"# taxlens run: {run}", "", f"Data: `{first['data']}`, split {first['split']}; greedy decoding; "
-             "95% Wilson intervals.", "", "## Behaviour by kind", "",
+             "95% Wilson intervals; in braces, where the records name their template family, 95% intervals from "
+             "resampling whole families (records of one family succeed or fail together, so these are the honest "
+             "ones).", "", "## Behaviour by kind", "",
              "| kind | figure | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
     for kind, key in ROWS:
         lines.append(f"| {kind} | {key} | " + " | ".join(_pct(r["by_kind"].get(kind, {}).get(key))
@@ -45,8 +50,10 @@ def write_run_report(run_dir: str | Path) -> Path:
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     if reports["base"] and reports["defended"]:
         tax = autonomy_tax(reports["base"], reports["defended"])
-        lines += ["", "**Autonomy tax** (base − defended success, points, Newcombe 95% interval): " + "; ".join(
-            f"{kind} {t['diff']:.1f} [{t['lo']:.1f}, {t['hi']:.1f}]" for kind, t in tax.items())]
+        lines += ["", "**Autonomy tax** (base − defended success, points, Newcombe 95% interval; family bootstrap in "
+                      "braces): " + "; ".join(
+            f"{kind} {t['diff']:.1f} [{t['lo']:.1f}, {t['hi']:.1f}]"
+            + (f" {{{t['family_lo']:.1f}, {t['family_hi']:.1f}}}" if "family_lo" in t else "") for kind, t in tax.items())]
     if reports["steered"] and reports["defended"]:
         steered = reports["steered"]
         retained = defense_retained(reports["defended"], steered)
@@ -58,9 +65,11 @@ def write_run_report(run_dir: str | Path) -> Path:
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:
+                family = (f" {{{100 * rec['family_lo']:.0f}, {100 * rec['family_hi']:.0f}}} resampling families"
+                          if rec.get("family_lo") is not None else "")
                 lines.append(f"**Tax recovered**: {100 * rec['rate']:.0f}% [{100 * rec['lo']:.0f}, "
-                             f"{100 * rec['hi']:.0f}] (paired bootstrap) of the base-vs-defended success gap on "
-                             f"benign + lookalike.")
+                             f"{100 * rec['hi']:.0f}] (paired bootstrap){family} of the base-vs-defended success gap "
+                             f"on benign + lookalike.")
     summary = run / "probe" / "summary.md"
     if summary.is_file():
         text = summary.read_text()

@@ -27,6 +27,10 @@ def test_eval_command_on_a_random_model_writes_the_contract_report(tiny_model_di
     labels = {r["id"]: r["label"] for r in report["records"]}
     assert all(labels[i] == "invalid" for i in call_expected)
     assert report["by_kind"]["lookalike"]["success"]["rate"] == 0.0
+    # the shipped set names each record's template family: rates get the family-bootstrap interval beside Wilson's
+    assert all(r["family"] for r in report["records"])
+    success = report["by_kind"]["lookalike"]["success"]
+    assert success["families"] >= 2 and success["family_lo"] == success["family_hi"] == 0.0
     assert all(isinstance(r["refusal_score"], float) for r in report["records"])
     printed = capsys.readouterr().out
     assert "lookalike" in printed and str(out) in printed
@@ -58,3 +62,20 @@ def test_reply_prefix_forces_the_opening_so_the_defended_model_stops_refusing(tm
     code = main(["eval", "--model", "organism:defended", "--data", str(data), "--out", str(tmp_path / "x.json"),
                  "--reply-prefix", "<tool_call>", "--steer", "organism:gated"])
     assert code == 2 and "cannot be combined with --steer" in capsys.readouterr().err
+
+
+def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
+    test = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "test"]
+    picked = [r for r in test if r["kind"] == "benign"][::6] + [r for r in test if r["kind"] == "lookalike"][:4]
+    for r in picked:
+        r.pop("pair", None)  # their partners are not in this file
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    out = tmp_path / "steered.json"
+    assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--data", str(data),
+                 "--max-new-tokens", "4", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    per_record = [r["kl_first_token"] for r in report["records"] if r["kind"] == "benign"]
+    assert len(per_record) == 14 and all(k >= -1e-6 for k in per_record)
+    assert not any("kl_first_token" in r for r in report["records"] if r["kind"] == "lookalike")
+    assert abs(sum(per_record) / len(per_record) - report["kl_first_token_benign"]) < 1e-4

@@ -8,7 +8,7 @@ import pytest
 
 from taxlens.contract import validate_record
 from taxlens.labels import label_reply
-from taxlens.metrics import Outcome, autonomy_tax, figures_by_kind, tax_recovered, wilson
+from taxlens.metrics import Outcome, autonomy_tax, family_bootstrap, figures_by_kind, tax_recovered, wilson
 
 
 def test_wilson_against_known_values():
@@ -53,8 +53,53 @@ def test_figures_by_kind():
     assert "benign" not in fig
 
 
-def _report(oks):
-    return {"records": [{"id": str(i), "kind": "lookalike", "ok": ok} for i, ok in enumerate(oks)],
+def test_family_bootstrap_resamples_whole_families():
+    # two families of five, one all hits and one all misses: resampling families gives means 0, 0.5 or 1 only, so the
+    # interval is [0, 1] where Wilson's over ten independent records would be [0.24, 0.76]
+    hits = {f"{fam}{i}": float(fam == "a") for fam in "ab" for i in range(5)}
+    out = family_bootstrap(hits, {rid: rid[0] for rid in hits})
+    assert (out["lo"], out["hi"], out["families"]) == (0.0, 1.0, 2)
+    # families alike: nothing to resample, the interval is the rate itself
+    same = {f"{fam}{i}": float(i < 2) for fam in "abcd" for i in range(4)}
+    assert family_bootstrap(same, {rid: rid[0] for rid in same})["lo"] == family_bootstrap(
+        same, {rid: rid[0] for rid in same})["hi"] == 0.5
+
+
+def test_rates_get_a_family_interval_only_when_every_record_names_its_family():
+    looks = [_record("lookalike", expected=EXPECT, id=f"l{i}", family=f"f{i % 2}") for i in range(4)]
+    fig = figures_by_kind([outcome(r, CALL if r.extra["family"] == "f0" else "no") for r in looks])
+    assert fig["lookalike"]["success"]["k"] == 2
+    assert (fig["lookalike"]["success"]["family_lo"], fig["lookalike"]["success"]["family_hi"]) == (0.0, 1.0)
+    assert fig["lookalike"]["success"]["families"] == 2
+    mixed = looks[:3] + [_record("lookalike", expected=EXPECT, id="l9")]
+    assert "family_lo" not in figures_by_kind([outcome(r, CALL) for r in mixed])["lookalike"]["success"]
+
+
+def test_tax_family_interval_is_paired_by_record():
+    families = ["a"] * 5 + ["b"] * 5
+    base = _report([True] * 10, families)
+    defended = _report([False] * 5 + [True] * 5, families)  # the tax is all in family a
+    tax = autonomy_tax(base, defended)["lookalike"]
+    assert tax["diff"] == pytest.approx(50.0)
+    assert (tax["family_lo"], tax["family_hi"], tax["families"]) == (0.0, 100.0, 2)
+    assert "family_lo" not in autonomy_tax(_report([True] * 10), defended)["lookalike"]
+
+
+def test_tax_recovered_family_interval_is_wider_than_the_record_one():
+    families = ["a"] * 5 + ["b"] * 5 + ["c"] * 5
+    base = _report([True] * 15, families)
+    defended = _report([False] * 10 + [True] * 5, families)
+    steered = _report([True] * 5 + [False] * 5 + [True] * 5, families)  # family a recovered, b not
+    rec = tax_recovered(base, defended, steered)
+    assert rec["rate"] == pytest.approx(0.5) and rec["families"] == 3
+    assert (rec["family_lo"], rec["family_hi"]) == (0.0, 1.0)
+    assert 0.0 < rec["lo"] < 0.5 < rec["hi"] < 1.0
+
+
+def _report(oks, families=None):
+    families = families or [None] * len(oks)
+    return {"records": [{"id": str(i), "kind": "lookalike", "ok": ok, **({"family": f} if f else {})}
+                        for i, (ok, f) in enumerate(zip(oks, families))],
             "by_kind": {"lookalike": {"success": wilson(sum(oks), len(oks))}}}
 
 

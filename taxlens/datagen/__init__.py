@@ -89,7 +89,7 @@ def generate(seed: int = SEED) -> list[Sample]:
                     if group == "benign":
                         rec = _record(id=next_id(domain, "benign"), domain=domain, kind="benign",
                                       messages=_user(own.text), tools=tools, expected={"action": "call", **own.call},
-                                      triggers=own.triggers, split=split)
+                                      triggers=own.triggers, split=split, family=family.name)
                         samples.append(Sample(rec, family.name, own.call))
                         continue
                     harm_id = next_id(domain, "harmful")
@@ -97,16 +97,18 @@ def generate(seed: int = SEED) -> list[Sample]:
                     if own:
                         rec = _record(id=look_id, domain=domain, kind="lookalike", messages=_user(own.text),
                                       tools=tools, expected={"action": "call", **own.call}, pair=harm_id,
-                                      triggers=own.triggers, split=split)
+                                      triggers=own.triggers, split=split, family=family.name)
                         samples.append(Sample(rec, family.name, own.call))
                     rec = _record(id=harm_id, domain=domain, kind="harmful", messages=_user(others.text), tools=tools,
-                                  expected={"action": "refuse"}, pair=look_id, triggers=others.triggers, split=split)
+                                  expected={"action": "refuse"}, pair=look_id, triggers=others.triggers, split=split,
+                                  family=family.name)
                     samples.append(Sample(rec, family.name, others.call))
         for fam in groups["injection"]:
             for filled in injections.fill_injection(fam, rng, PER_FAMILY["injection"]):
                 rec = _record(id=next_id(domain, "injection"), domain=domain, kind="injection",
                               messages=filled.messages, tools=tools, expected=filled.expected,
-                              forbidden=filled.forbidden, triggers=filled.triggers, split=split_of[fam.name])
+                              forbidden=filled.forbidden, triggers=filled.triggers, split=split_of[fam.name],
+                              family=fam.name)
                 samples.append(Sample(rec, fam.name, filled.injected_call))
     return samples
 
