@@ -85,7 +85,7 @@ def family_bootstrap(hits: dict[str, float], family_of: dict[str, str], resample
     members: dict[str, list[float]] = {}
     for rid, value in hits.items():
         members.setdefault(family_of[rid], []).append(value)
-    groups = [(sum(v), len(v)) for v in members.values()]
+    groups = [(sum(members[f]), len(members[f])) for f in sorted(members)]  # sorted: the same draw in any process
     rng = random.Random(seed)
     means = []
     for _ in range(resamples):
@@ -168,7 +168,7 @@ def _family_tax(base: dict, defended: dict, kind: str) -> dict | None:
     """Paired family-bootstrap interval of base − defended success on `kind`, when the records carry a family."""
     b, d = _ok_by_id(base, (kind,)), _ok_by_id(defended, (kind,))
     family_of = {r["id"]: r.get("family") for r in base["records"] if r["id"] in b}
-    ids = set(b) & set(d)
+    ids = sorted(set(b) & set(d))
     if not ids or not all(family_of.get(i) for i in ids):
         return None
     return family_bootstrap({i: float(b[i]) - float(d[i]) for i in ids}, family_of)

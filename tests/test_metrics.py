@@ -59,6 +59,11 @@ def test_family_bootstrap_resamples_whole_families():
     hits = {f"{fam}{i}": float(fam == "a") for fam in "ab" for i in range(5)}
     out = family_bootstrap(hits, {rid: rid[0] for rid in hits})
     assert (out["lo"], out["hi"], out["families"]) == (0.0, 1.0, 2)
+    # the same draw whatever order the records come in (a set's order changes from process to process)
+    sizes = {"c": 2, "a": 5, "b": 3, "d": 4, "f": 2, "e": 6}
+    shuffled = {f"{fam}{i}": float(i % 3 == 0) for fam, n in sizes.items() for i in range(n)}
+    ordered = dict(sorted(shuffled.items()))
+    assert family_bootstrap(shuffled, {r: r[0] for r in shuffled}) == family_bootstrap(ordered, {r: r[0] for r in ordered})
     # families alike: nothing to resample, the interval is the rate itself
     same = {f"{fam}{i}": float(i < 2) for fam in "abcd" for i in range(4)}
     assert family_bootstrap(same, {rid: rid[0] for rid in same})["lo"] == family_bootstrap(
