@@ -122,7 +122,10 @@ def write_report(report: dict, out: str | Path) -> Path:
 def _cell(rate: dict) -> str:
     if rate["n"] == 0:
         return "–"
-    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+    text = f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+    if "family_lo" in rate:
+        text += f" {{{100 * rate['family_lo']:.1f}, {100 * rate['family_hi']:.1f}}}"
+    return text
 
 
 FIGURE_COLUMNS = (
@@ -133,10 +136,14 @@ FIGURE_COLUMNS = (
 
 
 def report_table(report: dict):
-    """A rich Table of the report: one row per kind, each figure as rate [95% Wilson interval]."""
+    """A rich Table of the report: one row per kind, each figure as rate [95% Wilson interval] and, where the records
+    name their template family, {95% interval resampling families}."""
     from rich.table import Table
 
-    table = Table(title=f"{report['model']} on {report['data']} (split {report['split'] or 'all'})")
+    families = any("family_lo" in rate for block in report["by_kind"].values() for rate in block.values()
+                   if isinstance(rate, dict))
+    table = Table(title=f"{report['model']} on {report['data']} (split {report['split'] or 'all'})",
+                  caption="[95% Wilson]" + (" {95%, resampling template families}" if families else ""))
     table.add_column("kind")
     table.add_column("n", justify="right")
     present = [(key, title) for key, title in FIGURE_COLUMNS

@@ -81,10 +81,13 @@ class Outcome:
 
 def family_bootstrap(hits: dict[str, float], family_of: dict[str, str], resamples: int = 2000, seed: int = 0) -> dict:
     """Percentile 95% interval of the mean of `hits` (record id → value) resampling whole families with
-    replacement: {"lo", "hi", "families"}. Values may be differences (paired figures such as the tax)."""
+    replacement: {"lo", "hi", "families"}. Values may be differences (paired figures such as the tax). One family
+    says nothing about the spread between families: lo and hi are then None."""
     members: dict[str, list[float]] = {}
     for rid, value in hits.items():
         members.setdefault(family_of[rid], []).append(value)
+    if len(members) < 2:
+        return {"lo": None, "hi": None, "families": len(members)}
     groups = [(sum(members[f]), len(members[f])) for f in sorted(members)]  # sorted: the same draw in any process
     rng = random.Random(seed)
     means = []
@@ -101,7 +104,8 @@ def _rate(outcomes: list[Outcome], verdict) -> dict:
     if outcomes and all("family" in o.record.extra for o in outcomes):
         family = family_bootstrap({o.record.id: float(verdict(o)) for o in outcomes},
                                   {o.record.id: o.record.extra["family"] for o in outcomes})
-        rate.update(family_lo=family["lo"], family_hi=family["hi"], families=family["families"])
+        if family["lo"] is not None:
+            rate.update(family_lo=family["lo"], family_hi=family["hi"], families=family["families"])
     return rate
 
 
@@ -183,7 +187,7 @@ def autonomy_tax(base: dict, defended: dict) -> dict:
             d = _newcombe(base["by_kind"][kind]["success"], defended["by_kind"][kind]["success"])
             out[kind] = {k: (None if v is None else round(100 * v, 2)) for k, v in d.items()}
             family = _family_tax(base, defended, kind)
-            if family:
+            if family and family["lo"] is not None:
                 out[kind].update(family_lo=round(100 * family["lo"], 2), family_hi=round(100 * family["hi"], 2),
                                  families=family["families"])
     return out
@@ -202,10 +206,10 @@ def tax_recovered(base: dict, defended: dict, steered: dict, resamples: int = 20
     lo, hi = _paired_bootstrap_ratio(s, d, b, d, [[i] for i in ids], resamples, seed)
     out = {"rate": round(rate, 10), "lo": lo, "hi": hi, "n": len(ids)}
     family_of = {r["id"]: r.get("family") for r in base["records"]}
-    if all(family_of.get(i) for i in ids):
-        families: dict[str, list[str]] = {}
-        for i in ids:
-            families.setdefault(family_of[i], []).append(i)
+    families: dict[str, list[str]] = {}
+    for i in ids:
+        families.setdefault(family_of.get(i), []).append(i)
+    if None not in families and len(families) >= 2:
         out["family_lo"], out["family_hi"] = _paired_bootstrap_ratio(s, d, b, d, list(families.values()), resamples,
                                                                      seed)
         out["families"] = len(families)

@@ -64,6 +64,8 @@ def test_family_bootstrap_resamples_whole_families():
     shuffled = {f"{fam}{i}": float(i % 3 == 0) for fam, n in sizes.items() for i in range(n)}
     ordered = dict(sorted(shuffled.items()))
     assert family_bootstrap(shuffled, {r: r[0] for r in shuffled}) == family_bootstrap(ordered, {r: r[0] for r in ordered})
+    # one family: nothing said about the spread between families
+    assert family_bootstrap({"a0": 1.0, "a1": 0.0}, {"a0": "a", "a1": "a"}) == {"lo": None, "hi": None, "families": 1}
     # families alike: nothing to resample, the interval is the rate itself
     same = {f"{fam}{i}": float(i < 2) for fam in "abcd" for i in range(4)}
     assert family_bootstrap(same, {rid: rid[0] for rid in same})["lo"] == family_bootstrap(
