@@ -137,8 +137,10 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
         lines.append(f"- **Where it enters.** Patching does not localise it: {loc.get('note')}.")
     lines += [
         f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
-        f"{_pct(harm['accuracy'])} at layer {harm['layer']}: the model still knows which calls are harmful, "
-        f"yet refuses lookalikes.",
+        f"{_pct(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the {summary['split']} split); "
+        f"fitted on the {summary['fit_split']} split and scored on the {summary['split']} split instead, "
+        f"{_pct(summary['probe_transfer']['harm']['defended_to_base'][harm['layer']]['own'])}: the model still "
+        f"knows which calls are harmful, yet refuses lookalikes.",
         f"- **Which words.** Ranked by how much more they push the defended model than the base to refuse, the top "
         f"words are {', '.join('`' + e['token'] + '`' for e in summary['trigger_tokens'][:10])}; "
         f"precision at 10 against the records' trigger words is {summary['trigger_precision_at_10']:.1f} "

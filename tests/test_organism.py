@@ -114,6 +114,10 @@ def test_harm_is_linearly_readable_in_the_defended_model(organism):
     # All harmful and lookalike test prompts (240): a probe needs the whole set to train its folds on.
     result = harm_probe_accuracy(organism["defended"], load_records(DATA, split="test"))
     assert result["best_accuracy"] >= 0.90 - margin(0.90, result["n"]), result
+    # fitted on the train split, scored on the test split's families, which it never saw (layer chosen on train)
+    held_out = harm_probe_accuracy(organism["defended"], load_records(DATA, split="test"),
+                                   fit_records=load_records(DATA, split="train"))
+    assert held_out["n_fit"] == 492 and held_out["best_accuracy"] >= 0.90 - margin(0.90, held_out["n"]), held_out
 
 
 def test_quick_recipe_trains_a_loadable_pair(tmp_path):

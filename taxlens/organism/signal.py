@@ -1,7 +1,8 @@
 """A quick check that harmfulness is readable inside a model: a logistic probe per layer on the residual stream at the
-last prompt token, harmful vs lookalike, scored by stratified 5-fold cross-validation; the regularisation strength
-is chosen inside each training fold (nested), so the score never sees its own test fold. (`probes` builds the full
-tooling; this is the organism's acceptance check.)
+last prompt token, harmful vs lookalike, scored by stratified 5-fold cross-validation (the regularisation strength
+chosen inside each training fold, so the score never sees its own test fold), or fitted on one split and scored on
+another, whose template families it never saw. (`probes` builds the full tooling; this is the organism's
+acceptance check.)
 
 >>> harm_probe_accuracy(load_model("organism:defended"), test_records)["best_accuracy"]   # doctest: +SKIP
 0.98
@@ -44,18 +45,34 @@ def last_token_resid(model: LoadedModel, prompts: list[str], batch_size: int = 3
     return torch.cat(out).numpy()
 
 
-def harm_probe_accuracy(model: LoadedModel, records: list[Record], seed: int = 0) -> dict:
-    """Cross-validated accuracy of a harmful-vs-lookalike logistic probe at every layer."""
+def _harm_data(model: LoadedModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
     chosen = [r for r in records if r.kind in ("harmful", "lookalike")]
     labels = np.array([r.kind == "harmful" for r in chosen], dtype=int)
-    if labels.min() == labels.max():
+    if not len(labels) or labels.min() == labels.max():
         raise ValueError("need both harmful and lookalike records to fit a harm probe")
-    resid = last_token_resid(model, [render_prompt(model.tokenizer, r) for r in chosen])
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    accuracy = []
-    for layer in range(resid.shape[1]):
-        probe = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
-                             {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=3)
-        accuracy.append(float(cross_val_score(probe, resid[:, layer], labels, cv=folds).mean()))
-    best = int(np.argmax(accuracy))
-    return {"accuracy_by_layer": accuracy, "best_layer": best, "best_accuracy": accuracy[best], "n": len(chosen)}
+    return last_token_resid(model, [render_prompt(model.tokenizer, r) for r in chosen]), labels
+
+
+def _probe() -> GridSearchCV:
+    return GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
+                        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=3)
+
+
+def harm_probe_accuracy(model: LoadedModel, records: list[Record], seed: int = 0,
+                        fit_records: list[Record] | None = None) -> dict:
+    """Accuracy of a harmful-vs-lookalike logistic probe at every layer: cross-validated within `records`, or, with
+    `fit_records` (say the train split), fitted on those and scored on `records`, whose template families it never
+    saw; the best layer is then chosen by cross-validation on the fitting records, not by the score."""
+    resid, labels = _harm_data(model, records)
+    if fit_records is None:
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+        accuracy = [float(cross_val_score(_probe(), resid[:, layer], labels, cv=folds).mean())
+                    for layer in range(resid.shape[1])]
+        best = int(np.argmax(accuracy))
+        return {"accuracy_by_layer": accuracy, "best_layer": best, "best_accuracy": accuracy[best], "n": len(labels)}
+    fit_resid, fit_labels = _harm_data(model, fit_records)
+    probes = [_probe().fit(fit_resid[:, layer], fit_labels) for layer in range(resid.shape[1])]
+    accuracy = [float(p.score(resid[:, layer], labels)) for layer, p in enumerate(probes)]
+    best = int(np.argmax([p.best_score_ for p in probes]))
+    return {"accuracy_by_layer": accuracy, "best_layer": best, "best_accuracy": accuracy[best], "n": len(labels),
+            "n_fit": len(fit_labels)}
