@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from taxlens.metrics import format_rate  # noqa: E402
+
 ROLE_STYLE = {"base": {"color": "tab:blue", "marker": "o"}, "defended": {"color": "tab:red", "marker": "s"}}
 KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:red", "injection": "tab:purple"}
 
@@ -100,10 +102,6 @@ def write_plots(summary: dict, out: Path) -> list[str]:
     return list(PLOTS)
 
 
-def _pct(rate: dict) -> str:
-    return f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
-
-
 def write_summary_markdown(summary: dict, path: Path) -> None:
     p, acc = summary["patching"], summary["probe_scores"]
     loc = p["localised"]
@@ -137,9 +135,9 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
         lines.append(f"- **Where it enters.** Patching does not localise it: {loc.get('note')}.")
     lines += [
         f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
-        f"{_pct(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the {summary['split']} split); "
+        f"{format_rate(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the {summary['split']} split); "
         f"fitted on the {summary['fit_split']} split and scored on the {summary['split']} split instead, "
-        f"{_pct(summary['probe_transfer']['harm']['defended_to_base'][harm['layer']]['own'])}: the model still "
+        f"{format_rate(summary['probe_transfer']['harm']['defended_to_base'][harm['layer']]['own'])}: the model still "
         f"knows which calls are harmful, yet refuses lookalikes.",
         f"- **Which words.** Ranked by how much more they push the defended model than the base to refuse, the top "
         f"words are {', '.join('`' + e['token'] + '`' for e in summary['trigger_tokens'][:10])}; "
@@ -157,7 +155,7 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
     ]
     for concept in ("harm", "refusal", "trigger"):
         for role in ("base", "defended"):
-            lines.append(f"| {concept} | {role} | " + " | ".join(_pct(s["accuracy"]) for s in acc[concept][role]) + " |")
+            lines.append(f"| {concept} | {role} | " + " | ".join(format_rate(s["accuracy"]) for s in acc[concept][role]) + " |")
     lines += ["", "## Patching: refusals flipped / refusal-score gap closed", "",
               "| site | " + " | ".join(f"layer {i}" for i in summary["layers"]) + " |",
               "|---|" + "---|" * len(summary["layers"])]

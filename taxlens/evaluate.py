@@ -17,7 +17,7 @@ from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.generation import greedy_generate
 from taxlens.labels import label_reply
-from taxlens.metrics import Outcome, figures_by_kind
+from taxlens.metrics import Outcome, figures_by_kind, format_rate
 from taxlens.models import LoadedModel
 from taxlens.scoring import opening_token_ids, refusal_score
 
@@ -119,15 +119,6 @@ def write_report(report: dict, out: str | Path) -> Path:
     return out
 
 
-def _cell(rate: dict) -> str:
-    if rate["n"] == 0:
-        return "–"
-    text = f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
-    if "family_lo" in rate:
-        text += f" {{{100 * rate['family_lo']:.1f}, {100 * rate['family_hi']:.1f}}}"
-    return text
-
-
 FIGURE_COLUMNS = (
     ("success", "success"), ("over_refusal", "over-refusal"), ("refusal", "harmful refusal"),
     ("refusal_trigger_bearing", "refusal (triggers)"), ("refusal_trigger_free", "refusal (trigger-free)"),
@@ -151,5 +142,5 @@ def report_table(report: dict):
     for _key, title in present:
         table.add_column(title, justify="right")
     for kind, block in report["by_kind"].items():
-        table.add_row(kind, str(block["n"]), *(_cell(block[key]) if key in block else "" for key, _ in present))
+        table.add_row(kind, str(block["n"]), *(format_rate(block[key]) if key in block else "" for key, _ in present))
     return table

@@ -79,24 +79,37 @@ class Outcome:
         return self.utility_under_attack and not self.attack_succeeded
 
 
+def format_rate(rate: dict | None) -> str:
+    """`61.9% [51.2, 71.6]`: a rate with its Wilson interval, then `{33.3, 85.7}` where it has a family interval."""
+    if not rate or rate.get("rate") is None:
+        return "–"
+    text = f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
+    if "family_lo" in rate:
+        text += f" {{{100 * rate['family_lo']:.1f}, {100 * rate['family_hi']:.1f}}}"
+    return text
+
+
+def _by_family(ids, family_of: dict) -> list[list[str]] | None:
+    """`ids` grouped by family, families sorted (so a bootstrap draws the same in any process); None when an id has
+    no family."""
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        if not family_of.get(i):
+            return None
+        groups.setdefault(family_of[i], []).append(i)
+    return [groups[f] for f in sorted(groups)]
+
+
 def family_bootstrap(hits: dict[str, float], family_of: dict[str, str], resamples: int = 2000, seed: int = 0) -> dict:
     """Percentile 95% interval of the mean of `hits` (record id → value) resampling whole families with
     replacement: {"lo", "hi", "families"}. Values may be differences (paired figures such as the tax). One family
     says nothing about the spread between families: lo and hi are then None."""
-    members: dict[str, list[float]] = {}
-    for rid, value in hits.items():
-        members.setdefault(family_of[rid], []).append(value)
-    if len(members) < 2:
-        return {"lo": None, "hi": None, "families": len(members)}
-    groups = [(sum(members[f]), len(members[f])) for f in sorted(members)]  # sorted: the same draw in any process
-    rng = random.Random(seed)
-    means = []
-    for _ in range(resamples):
-        pick = [groups[rng.randrange(len(groups))] for _ in groups]
-        means.append(sum(total for total, _ in pick) / sum(n for _, n in pick))
-    means.sort()
-    return {"lo": round(means[int(0.025 * resamples)], 10), "hi": round(means[int(0.975 * resamples) - 1], 10),
-            "families": len(groups)}
+    groups = _by_family(hits, family_of)
+    if len(groups) < 2:
+        return {"lo": None, "hi": None, "families": len(groups)}
+    zero, one = {i: 0.0 for i in hits}, {i: 1.0 for i in hits}
+    lo, hi = _paired_bootstrap_ratio(hits, zero, one, zero, groups, resamples, seed)  # the mean: Σ hits / Σ 1
+    return {"lo": round(lo, 10), "hi": round(hi, 10), "families": len(groups)}
 
 
 def _rate(outcomes: list[Outcome], verdict) -> dict:
@@ -173,7 +186,7 @@ def _family_tax(base: dict, defended: dict, kind: str) -> dict | None:
     b, d = _ok_by_id(base, (kind,)), _ok_by_id(defended, (kind,))
     family_of = {r["id"]: r.get("family") for r in base["records"] if r["id"] in b}
     ids = sorted(set(b) & set(d))
-    if not ids or not all(family_of.get(i) for i in ids):
+    if not ids or _by_family(ids, family_of) is None:
         return None
     return family_bootstrap({i: float(b[i]) - float(d[i]) for i in ids}, family_of)
 
@@ -205,13 +218,9 @@ def tax_recovered(base: dict, defended: dict, steered: dict, resamples: int = 20
     rate = (sum(s[i] for i in ids) - sum(d[i] for i in ids)) / gap
     lo, hi = _paired_bootstrap_ratio(s, d, b, d, [[i] for i in ids], resamples, seed)
     out = {"rate": round(rate, 10), "lo": lo, "hi": hi, "n": len(ids)}
-    family_of = {r["id"]: r.get("family") for r in base["records"]}
-    families: dict[str, list[str]] = {}
-    for i in ids:
-        families.setdefault(family_of.get(i), []).append(i)
-    if None not in families and len(families) >= 2:
-        out["family_lo"], out["family_hi"] = _paired_bootstrap_ratio(s, d, b, d, list(families.values()), resamples,
-                                                                     seed)
+    families = _by_family(ids, {r["id"]: r.get("family") for r in base["records"]})
+    if families is not None and len(families) >= 2:
+        out["family_lo"], out["family_hi"] = _paired_bootstrap_ratio(s, d, b, d, families, resamples, seed)
         out["families"] = len(families)
     return out
 

@@ -12,20 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
+from taxlens.metrics import autonomy_tax, defense_retained, format_rate, tax_recovered
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
         ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
         ("injection", "asr"))
-
-
-def _pct(rate: dict | None) -> str:
-    if not rate or rate.get("rate") is None:
-        return "–"
-    text = f"{100 * rate['rate']:.1f}% [{100 * rate['lo']:.1f}, {100 * rate['hi']:.1f}]"
-    if "family_lo" in rate:
-        text += f" {{{100 * rate['family_lo']:.1f}, {100 * rate['family_hi']:.1f}}}"
-    return text
 
 
 def _load(path: Path) -> dict | None:
@@ -45,7 +36,7 @@ def write_run_report(run_dir: str | Path) -> Path:
              "ones).", "", "## Behaviour by kind", "",
              "| kind | figure | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
     for kind, key in ROWS:
-        lines.append(f"| {kind} | {key} | " + " | ".join(_pct(r["by_kind"].get(kind, {}).get(key))
+        lines.append(f"| {kind} | {key} | " + " | ".join(format_rate(r["by_kind"].get(kind, {}).get(key))
                                                          for r in present.values()) + " |")
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     if reports["base"] and reports["defended"]:
@@ -60,8 +51,8 @@ def write_run_report(run_dir: str | Path) -> Path:
         lines += ["", f"**Steered** with `{steered.get('steer')}`: first-token KL on benign prompts "
                       f"{steered.get('kl_first_token_benign')} (on those the defended model already complies with: "
                       f"{steered.get('kl_first_token_benign_complied')}); harmful refusal "
-                      f"{_pct(retained['harmful_refusal']['defended'])} → {_pct(retained['harmful_refusal']['steered'])}; "
-                      f"ASR {_pct(retained['asr']['defended'])} → {_pct(retained['asr']['steered'])}."]
+                      f"{format_rate(retained['harmful_refusal']['defended'])} → {format_rate(retained['harmful_refusal']['steered'])}; "
+                      f"ASR {format_rate(retained['asr']['defended'])} → {format_rate(retained['asr']['steered'])}."]
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:
