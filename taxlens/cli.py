@@ -147,6 +147,25 @@ def _organism_train(args) -> int:
     return 0
 
 
+def _organism_check(args) -> int:
+    from taxlens.models import load_model
+    from taxlens.organism.fit_check import checkpoint_recipe, recipe_fit
+
+    checkpoint_recipe(args.model)  # fail before loading a model that has no recipe to check against
+    fit = recipe_fit(load_model(args.model, device=args.device), n=args.n, spec=args.model)
+    errors = fit["token_errors"]
+    print(f"{args.model} ({fit['role']}), {fit['n']} single-turn chats per set, drawn from its recipe")
+    print(f"  exact replies: {fit['exact']['trained_on']:.1%} on chats it trained on, "
+          f"{fit['exact']['fresh']:.1%} on fresh draws")
+    print(f"  teacher-forced token errors: {errors['copied']['error_rate']:.1%} of {errors['copied']['tokens']} "
+          f"tokens copied from the user's message, {errors['other']['error_rate']:.1%} of "
+          f"{errors['other']['tokens']} others")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(fit, indent=1) + "\n")
+    return 0
+
+
 def _compare(args) -> int:
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
 
@@ -253,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_organism_train)
+    check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
+                                             "trained on vs fresh ones, token errors on copied arguments")
+    check.add_argument("--model", default="organism:base", help="organism:base|organism:defended or a folder "
+                                                                "written by `organism train`")
+    check.add_argument("--n", type=int, default=256, help="chats per set")
+    check.add_argument("--out", default=None, help="also write the figures here (JSON)")
+    check.add_argument("--device", default=None)
+    check.set_defaults(func=_organism_check)
 
     rp = sub.add_parser("report", help="one markdown page from a run folder's eval, probe and steer outputs")
     rp.add_argument("run", help="the run folder (base.json, defended.json, steered.json, probe/, steer/)")

@@ -131,3 +131,18 @@ def test_quick_recipe_trains_a_loadable_pair(tmp_path):
         model = load_model(str(tmp_path / name), device="cpu")
         reply = greedy_generate(model, [render_prompt(model.tokenizer, record)], max_new_tokens=8)[0]
         assert len(reply.tokens) >= 1
+
+
+def test_recipe_fit_separates_copied_arguments_from_the_rest(organism, tmp_path, capsys):
+    from taxlens.cli import main
+    from taxlens.organism.fit_check import recipe_fit
+
+    fit = recipe_fit(organism["base"], n=48)
+    assert fit["role"] == "base" and fit["n"] == 48
+    assert all(0.0 <= rate <= 1.0 for rate in fit["exact"].values())
+    copied, other = fit["token_errors"]["copied"], fit["token_errors"]["other"]
+    assert copied["tokens"] > 0 and other["tokens"] > 0
+    # the shipped base's shortfall: the call's JSON and tool names are almost never wrong, copied arguments often are
+    assert other["error_rate"] < 0.03 and copied["error_rate"] > 3 * other["error_rate"], fit
+    assert main(["organism", "check", "--model", str(tmp_path)]) == 2
+    assert "no organism.json" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Time of one organism training step (forward, backward, AdamW; bf16 autocast on the CPU, as the recipe trains) with
+eager and with sdpa attention, at a few padded widths: which attention the recipe should train with.
+
+    python benchmarks/train_step.py --json runs/bench/train_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from taxlens.organism.train import Recipe
+
+
+def step_seconds(attention: str, width: int, batch: int, repeats: int) -> float:
+    recipe = Recipe()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=recipe.vocab_size, hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
+                         num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads,
+                         num_key_value_heads=recipe.n_heads, max_position_embeddings=recipe.n_ctx,
+                         tie_word_embeddings=False, attn_implementation=attention)
+    model = LlamaForCausalLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(0, recipe.vocab_size, (batch, width))
+    mask = torch.ones_like(ids)
+    mask[: batch // 4, : width // 5] = 0  # some left padding, as in the recipe's batches
+    labels = ids.masked_fill(torch.arange(width) < width - 36, -100)  # loss on the last 36 tokens: the reply
+    times = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])  # the first two build kernels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--widths", default="64,112,176,240")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    for width in map(int, args.widths.split(",")):
+        row = {"width": width, **{a: round(step_seconds(a, width, args.batch, args.repeats), 3) for a in ("sdpa", "eager")}}
+        row["sdpa_over_eager"] = round(row["sdpa"] / row["eager"], 2)
+        rows.append(row)
+        print(f"width {width:4d}: sdpa {row['sdpa']:.3f} s  eager {row['eager']:.3f} s  ratio {row['sdpa_over_eager']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"batch": args.batch, "threads": torch.get_num_threads(), "rows": rows},
+                                              indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
