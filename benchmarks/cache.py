@@ -7,7 +7,11 @@ The full cache is taken one batch at a time and dropped before the next (holding
 of the wide model passed 17 GB of RSS in a trial and was stopped): the cheapest way to use it, so the ratios
 against it are conservative. Each (model, mode) runs in a fresh process, so one measurement's freed memory can't
 hide another's growth. Memory is the peak increase of process RSS (CPU; sampled every millisecond) or of allocated
-CUDA memory (GPU) over the run. Models: the shipped organism, and random-weight Llamas with the organism's tokenizer (`wide`: d_model 1024,
+CUDA memory (GPU) over the run. On the CPU the memory figures come from a second process per mode run with
+`MALLOC_MMAP_THRESHOLD_=65536`: glibc then maps every allocation of 64 KiB or more on its own and unmaps it when freed,
+so RSS follows the tensors alive rather than what the allocator keeps for reuse (which made two runs of the same
+script read 7.0 and 9.0); timings come from the first process, under the default allocator, whose RSS peak is kept
+as `peak_mb_default_allocator`. Models: the shipped organism, and random-weight Llamas with the organism's tokenizer (`wide`: d_model 1024,
 8 layers; `llama-3.2-1b`: that model's shape). The headline ratios are the last model's. Runs unchanged on CUDA
 (device and dtype chosen as everywhere in taxlens).
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import queue as queue_module
 import statistics
 import tempfile
@@ -117,11 +122,21 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
                "peak_mb": round(max(peaks) / 2**20, 1)})
 
 
-def measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int) -> dict:
+LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int, env: dict | None = None) -> dict:
+    """One (model, mode) measurement in a fresh process, started with `env` added to the environment."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(spec, mode, n_prompts, repeats, batch_size, queue))
-    proc.start()
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        proc.start()  # a spawned child reads the environment at start (glibc reads MALLOC_* then)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     while True:  # a child that dies (an import error, out of memory) never puts a result: don't wait forever
         try:
             result = queue.get(timeout=5)
@@ -152,6 +167,10 @@ def main() -> None:
                  for name in args.models.split(",")}
         for name in args.models.split(","):
             rows = {mode: measure(specs[name], mode, args.prompts, args.repeats, args.batch_size) for mode in MODES}
+            if not rows["bare"]["device"].startswith("cuda"):  # CUDA's allocator stats count live tensors already
+                for mode, row in rows.items():
+                    live = measure(specs[name], mode, args.prompts, 1, args.batch_size, env=LIVE_MEMORY_ENV)
+                    row["peak_mb_default_allocator"], row["peak_mb"] = row["peak_mb"], live["peak_mb"]
             bare, probes, full, stream = (rows[m] for m in MODES)
             results["models"][name] = {
                 "runs": rows,
@@ -160,6 +179,9 @@ def main() -> None:
                 "memory_ratio_vs_full_cache": round(full["peak_mb"] / max(probes["peak_mb"], 0.1), 1),
                 "streaming_peak_ratio_4x_prompts": round(stream["peak_mb"] / max(probes["peak_mb"], 0.1), 2),
             }
+            if "peak_mb_default_allocator" in probes:
+                results["models"][name]["memory_ratio_default_allocator"] = round(
+                    full["peak_mb_default_allocator"] / max(probes["peak_mb_default_allocator"], 0.1), 1)
             print(f"{name:9s} " + "  ".join(f"{m}: {r['seconds']:.2f} s {r['peak_mb']:.0f} MB" for m, r in rows.items()))
     headline = list(results["models"].values())[-1]  # the widest model asked for
     for key in ("ratio_vs_bare", "speedup_vs_full_cache", "memory_ratio_vs_full_cache", "streaming_peak_ratio_4x_prompts"):
