@@ -152,7 +152,7 @@ def _organism_check(args) -> int:
     from taxlens.organism.fit_check import checkpoint_recipe, recipe_fit
 
     checkpoint_recipe(args.model)  # fail before loading a model that has no recipe to check against
-    fit = recipe_fit(load_model(args.model, device=args.device), n=args.n, spec=args.model)
+    fit = recipe_fit(load_model(args.model, device=args.device), n=args.n)
     errors = fit["token_errors"]
     print(f"{args.model} ({fit['role']}), {fit['n']} single-turn chats per set, drawn from its recipe")
     print(f"  exact replies: {fit['exact']['trained_on']:.1%} on chats it trained on, "

@@ -71,12 +71,12 @@ def token_errors(model: LoadedModel, chats: list[Example]) -> dict:
     return {name: {"error_rate": e / max(t, 1), "tokens": t} for name, (e, t) in counts.items()}
 
 
-def recipe_fit(model: LoadedModel, *, n: int = 256, spec: str | None = None) -> dict:
+def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
     """Exact-reply rates (trained-on vs fresh chats) and teacher-forced token errors (fresh chats) of an organism
-    checkpoint; `spec` names where its organism.json is (default: the name the model was loaded by)."""
+    checkpoint, its recipe read from the organism.json beside the weights it was loaded from."""
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
-    saved = checkpoint_recipe(spec or model.name)
+    saved = checkpoint_recipe(model.name)
     recipe, role = saved["recipe"], saved["role"]
     trained = _chats(role, recipe, recipe["seed"] + (role == "defended"), n)
     fresh = _chats(role, recipe, FRESH_SEED, n)
