@@ -147,6 +147,10 @@ def _organism_train(args) -> int:
     return 0
 
 
+def _fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
+
+
 def _organism_check(args) -> int:
     from taxlens.models import load_model
     from taxlens.organism.fit_check import checkpoint_recipe, recipe_fit
@@ -160,6 +164,10 @@ def _organism_check(args) -> int:
     print(f"  teacher-forced token errors: {errors['copied']['error_rate']:.1%} of {errors['copied']['tokens']} "
           f"tokens copied from the user's message, {errors['other']['error_rate']:.1%} of "
           f"{errors['other']['tokens']} others")
+    circuit = fit["copying_circuit"]
+    print(f"  copying circuit: {circuit['repeat_accuracy']:.1%} of a repeated span's second copy predicted; per layer, "
+          f"strongest head's attention to the previous token {_fmt(circuit['prev_token_attention'])}, "
+          f"induction attention {_fmt(circuit['induction_attention'])}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(fit, indent=1) + "\n")

@@ -144,5 +144,10 @@ def test_recipe_fit_separates_copied_arguments_from_the_rest(organism, tmp_path,
     assert copied["tokens"] > 0 and other["tokens"] > 0
     # the shipped base's shortfall: the call's JSON and tool names are almost never wrong, copied arguments often are
     assert other["error_rate"] < 0.03 and copied["error_rate"] > 3 * other["error_rate"], fit
+    # ... because it copies without induction heads: a repeated span's second copy is no easier than the first
+    circuit = fit["copying_circuit"]
+    assert len(circuit["prev_token_attention"]) == len(circuit["induction_attention"]) == organism["base"].n_layers
+    assert all(0.0 <= a <= 1.0 for a in circuit["prev_token_attention"] + circuit["induction_attention"])
+    assert circuit["repeat_accuracy"] < 0.1 and max(circuit["induction_attention"]) < 0.2, circuit
     assert main(["organism", "check", "--model", str(tmp_path)]) == 2
     assert "no organism.json" in capsys.readouterr().err

@@ -5,7 +5,10 @@ Two measurements on single-turn chats drawn from the recipe (`build_examples`, w
 `organism.json`): the share of greedy replies that equal the recipe's reply exactly, on chats it trained on (the
 recipe's own seed) and on fresh draws of the same generator (another seed: same phrasings, new values); and the
 teacher-forced error rate of reply tokens, split into tokens copied from the user's message (arguments) and the rest
-(the call's JSON, tool names, refusals).
+(the call's JSON, tool names, refusals). And the circuit copying needs: on spans of the recipe's own words written
+twice, how often the model predicts the second copy, and per layer the strongest head's attention to the previous
+token and to the token after the current one's earlier occurrence (previous-token and induction heads, Olsson et
+al. 2022), read from TransformerLens's `attn.hook_pattern`.
 
 >>> recipe_fit(load_model("organism:base"), n=256)["exact"]   # doctest: +SKIP
 {'trained_on': 0.625, 'fresh': 0.547}
@@ -23,6 +26,7 @@ from taxlens.chat import render_messages
 from taxlens.generation import greedy_generate
 from taxlens.models import LoadedModel, resolve
 from taxlens.organism.corpus import Example, build_examples
+from taxlens.organism.grammar import WORDS
 from taxlens.tools import schemas_for
 
 FRESH_SEED = 7
@@ -71,6 +75,44 @@ def token_errors(model: LoadedModel, chats: list[Example]) -> dict:
     return {name: {"error_rate": e / max(t, 1), "tokens": t} for name, (e, t) in counts.items()}
 
 
+def repeated_spans(tokenizer, *, n: int, span: int, seed: int) -> torch.Tensor:
+    """[n, 1 + 2*span] token ids: BOS, `span` tokens of random recipe words, the same tokens again."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        ids: list[int] = []
+        while len(ids) < span:
+            ids += tokenizer(" " + rng.choice(WORDS), add_special_tokens=False)["input_ids"]
+        rows.append([tokenizer.bos_token_id] + ids[:span] + ids[:span])
+    return torch.tensor(rows)
+
+
+def second_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int) -> float:
+    """Share of a repeated span's second copy predicted (its first token, which nothing cues, left out)."""
+    second = torch.arange(span + 2, 2 * span + 1)
+    return (logits[:, second - 1].argmax(-1) == tokens[:, second]).float().mean().item()
+
+
+@torch.no_grad()
+def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: int = 0) -> dict:
+    """Repeated-span accuracy and per-layer previous-token / induction attention (max over heads).
+
+    Each sequence is BOS, then `span` tokens of random recipe words, then the same tokens again: [n, 1 + 2*span].
+    A model with induction heads predicts the second copy almost perfectly; one without gets only what word
+    frequencies give."""
+    tokens = repeated_spans(model.tokenizer, n=n, span=span, seed=seed).to(model.device)
+    logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
+    repeat_accuracy = second_copy_accuracy(logits, tokens, span)
+    second = torch.arange(span + 2, 2 * span + 1)
+    query = torch.arange(2, 2 * span + 1)
+    prev_token, induction = [], []
+    for layer in range(model.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [n, head, query, key]
+        prev_token.append(pattern[:, :, query, query - 1].mean((0, 2)).max().item())
+        induction.append(pattern[:, :, second - 1, second - span].mean((0, 2)).max().item())
+    return {"repeat_accuracy": repeat_accuracy, "prev_token_attention": prev_token, "induction_attention": induction}
+
+
 def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
     """Exact-reply rates (trained-on vs fresh chats) and teacher-forced token errors (fresh chats) of an organism
     checkpoint, its recipe read from the organism.json beside the weights it was loaded from."""
@@ -82,4 +124,4 @@ def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
     fresh = _chats(role, recipe, FRESH_SEED, n)
     return {"role": role, "n": len(fresh),
             "exact": {"trained_on": exact_reply_rate(model, trained), "fresh": exact_reply_rate(model, fresh)},
-            "token_errors": token_errors(model, fresh)}
+            "token_errors": token_errors(model, fresh), "copying_circuit": copying_circuit(model)}
