@@ -29,7 +29,8 @@ from taxlens.organism.train import Recipe
 
 
 def _batch(tok, n: int, seed: int, fixed_span: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[n, width] ids, labels (-100 on padding) and attention mask of repeated spans of 8-40 tokens each."""
+    """[n, width] ids, labels (-100 on padding) and attention mask of repeated spans, each 8-40 tokens long or
+    all `fixed_span` long."""
     lengths = random.Random(seed)
     rows = [repeated_spans(tok, n=1, span=fixed_span or lengths.randint(8, 40), seed=seed * n + i)[0]
             for i in range(n)]
