@@ -1,4 +1,4 @@
-"""Does a fresh model of the organism's shape form induction heads from repeated spans alone, and how fast?
+"""Does a fresh model of the organism's shape form induction heads from repeated spans, and how fast?
 
 Trains the recipe's Llama (eager attention, AdamW, the recipe's learning rate and batch size) on nothing but
 spans of the recipe's words written twice (`taxlens.organism.fit_check.repeated_spans`, with the shipped
@@ -6,10 +6,14 @@ tokenizer) and prints the loss and the share of held-out second copies predicted
 induction heads that share goes to ~1; without, it stays near 0 and the loss near ln(number of words).
 
 Each training row's span length is drawn from 8 to 40 tokens (right-padded): with one fixed length a head that
-attends a fixed distance back copies perfectly, and such a head is not an induction head (`--fixed-length`: 99.9%
-of second copies after 250 steps, measured 2026-11-27).
+attends a fixed distance back copies perfectly, and such a head is not an induction head (`--fixed-length`).
 
-    python benchmarks/induction_formation.py --steps 1000 --json runs/bench/induction.json
+Measured 2026-11-27 on the 2-core CPU (loss ≈ 4.7 = ln 115 words means nothing copied):
+
+    python benchmarks/induction_formation.py --steps 500 --every 100                    # 4.1% after 500 steps
+    python benchmarks/induction_formation.py --steps 750 --n-heads 8 --rope-theta 1e4   # the old shape: 5.0%
+    python benchmarks/induction_formation.py --steps 250 --n-heads 8 --rope-theta 1e4 --fixed-length  # 99.9%
+    python benchmarks/induction_formation.py --steps 300 --every 50 --seed-circuit      # 89.1% at 50, 93.3% at 250
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from taxlens.models import resolve
 from taxlens.organism.fit_check import repeated_spans, second_copy_accuracy
+from taxlens.organism.seed_circuit import seed_induction_circuit
 from taxlens.organism.train import Recipe
 
 
@@ -50,6 +55,10 @@ def main() -> None:
     parser.add_argument("--span", type=int, default=24, help="tokens per copy")
     parser.add_argument("--lr", type=float, default=Recipe().base_lr)
     parser.add_argument("--qk-init-scale", type=float, default=1.0, help="multiply the initial query/key weights")
+    parser.add_argument("--rope-theta", type=float, default=Recipe().rope_theta)
+    parser.add_argument("--n-heads", type=int, default=Recipe().n_heads)
+    parser.add_argument("--seed-circuit", action="store_true",
+                        help="start from the recipe's written-in induction circuit (taxlens.organism.seed_circuit)")
     parser.add_argument("--fixed-length", action="store_true", help="train on --span-token spans only (the trap)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -58,14 +67,17 @@ def main() -> None:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(resolve("organism:base"))
     config = LlamaConfig(vocab_size=len(tok), hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
-                         num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads,
-                         num_key_value_heads=recipe.n_heads, max_position_embeddings=recipe.n_ctx,
+                         num_hidden_layers=recipe.n_layers, num_attention_heads=args.n_heads,
+                         num_key_value_heads=args.n_heads, max_position_embeddings=recipe.n_ctx,
+                         rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
                          tie_word_embeddings=False, attn_implementation="eager")
     model = LlamaForCausalLM(config)
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.q_proj.weight.mul_(args.qk_init_scale)
             layer.self_attn.k_proj.weight.mul_(args.qk_init_scale)
+    if args.seed_circuit:
+        seed_induction_circuit(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))
     held_out = repeated_spans(tok, n=64, span=args.span, seed=10**6)
     rows, started = [], time.perf_counter()

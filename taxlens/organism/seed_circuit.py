@@ -1,0 +1,88 @@
+"""Write an induction circuit into a freshly initialised Llama before training (a compiled initialisation).
+
+Copying a span in order needs induction heads (Olsson et al. 2022): a previous-token head in one layer writes
+each position's predecessor into the residual stream, and a head in the next layer matches the current token
+against those predecessors and copies the token that followed the match. Models form this circuit in a phase
+change that takes far more tokens than a 20-minute CPU recipe can buy (`benchmarks/induction_formation.py`), so
+the recipe writes it into the initial weights and lets training keep, reshape or drop it.
+
+Residual stream at initialisation, in blocks of `head_dim` dims (`d_model ≥ 3·head_dim + 1`):
+
+- dim 0, `const`: the same value in every token embedding, so a head can attend by position alone;
+- `token`: the token's identity, unit-variance random (the embedding's initial draw, rescaled);
+- `prev`: zero in the embeddings; layer 0 head 0 writes the previous token's `token` block here;
+- `copy`: zero in the embeddings; layer 1 head 0 writes the copied token's `token` block here, and the
+  unembedding reads it back as that token.
+
+Layer 0 head 0 attends one position back: query and key read only `const`, and their rotary phases put the
+score's peak at offset 1. Layer 1 head 0 is the induction head: its query reads `token`, its key reads `prev`,
+both on the rotary pairs that barely turn over the context, so the match does not depend on distance.
+
+>>> model = LlamaForCausalLM(config)            # doctest: +SKIP
+>>> seed_induction_circuit(model)               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+@torch.no_grad()
+def seed_induction_circuit(model, *, prev_margin: float = 12.0, match_score: float = 16.0,
+                           copy_logit: float = 8.0, max_offset: int = 512) -> None:
+    """Overwrite the embeddings, unembedding, layer 0 head 0 and layer 1 head 0 of a freshly initialised HF
+    `LlamaForCausalLM` in place.
+
+    prev_margin: the previous-token head's score margin of offset 1 over offsets 0 and 2.
+    match_score: the induction head's score on an exact match (a mismatch's mean is 0).
+    copy_logit: the logit the induction head's output adds to the copied token."""
+    cfg = model.config
+    d_model, n_heads = cfg.hidden_size, cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or d_model // n_heads
+    if cfg.num_hidden_layers < 2 or d_model < 3 * head_dim + 1:
+        raise ValueError(f"seeding needs ≥ 2 layers and d_model ≥ 3·head_dim + 1, got {cfg.num_hidden_layers} "
+                         f"layers, d_model {d_model}, head_dim {head_dim}")
+    half = head_dim // 2
+    inv_freq = model.model.rotary_emb.inv_freq.float()  # [half]
+    block = torch.arange(head_dim)
+    token, copy, prev = 1 + block, 1 + head_dim + block, d_model - head_dim + block
+    const_value = math.sqrt(head_dim)
+
+    embed = model.model.embed_tokens.weight
+    embed[:, token] /= embed[:, token].std()
+    embed[:, 0] = const_value
+    embed[:, prev] = 0.0
+    embed[:, copy] = 0.0
+    rms0 = embed.pow(2).mean(-1).sqrt().mean().item()  # the first RMSNorm's divisor
+    rms1 = math.sqrt((const_value ** 2 + 2 * head_dim) / d_model)  # the second's: const, token, prev
+    model.lm_head.weight[:, copy] = embed[:, token] * copy_logit / head_dim
+
+    def clear(attn) -> None:
+        for proj in (attn.q_proj, attn.k_proj, attn.v_proj):
+            proj.weight[block] = 0.0
+        attn.o_proj.weight[:, block] = 0.0
+
+    # Layer 0 head 0: q·k = A Σ_f cos(θ_f (i − j − 1)) over the fast rotary pairs, largest at i − j = 1.
+    attn0 = model.model.layers[0].self_attn
+    clear(attn0)
+    fast = torch.nonzero(inv_freq > 0.1).flatten()
+    margin = (fast.numel() - torch.cos(inv_freq[fast]).sum()).item()  # Σ_f (1 − cos θ_f), per unit A
+    root = math.sqrt(prev_margin * math.sqrt(head_dim) / margin) / (const_value / rms0)
+    attn0.k_proj.weight[fast, 0] = root
+    attn0.q_proj.weight[fast, 0] = root * torch.cos(inv_freq[fast])
+    attn0.q_proj.weight[fast + half, 0] = -root * torch.sin(inv_freq[fast])
+    attn0.v_proj.weight[block, token] = 1.0
+    attn0.o_proj.weight[prev, block] = rms0  # undo the norm: `prev` holds the unit-variance token block
+
+    # Layer 1 head 0: match `token` against `prev` on the pairs that turn < 0.3 rad over max_offset positions.
+    attn1 = model.model.layers[1].self_attn
+    clear(attn1)
+    slow = torch.nonzero(inv_freq * max_offset < 0.3).flatten()
+    slow_dims = torch.cat([slow, slow + half])
+    per_dim = rms1 * math.sqrt(match_score * math.sqrt(head_dim) / slow_dims.numel())
+    attn1.q_proj.weight[slow_dims, token[:slow_dims.numel()]] = per_dim
+    attn1.k_proj.weight[slow_dims, prev[:slow_dims.numel()]] = per_dim
+    attn1.v_proj.weight[block, token] = 1.0
+    attn1.o_proj.weight[copy, block] = rms1
