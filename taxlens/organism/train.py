@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from taxlens.organism.corpus import Example, build_examples
+from taxlens.organism.seed_circuit import seed_induction_circuit
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
 
@@ -26,14 +27,16 @@ from taxlens.tools import schemas_for
 class Recipe:
     d_model: int = 256
     n_layers: int = 4
-    n_heads: int = 8
+    n_heads: int = 4
     d_mlp: int = 704
     vocab_size: int = 2048
     n_ctx: int = 512
+    rope_theta: float = 500000.0
+    seed_circuit: bool = True
     per_family: int = 60
     n_grammar: int = 13000
     base_epochs: float = 3.0
-    defended_epochs: float = 1.0
+    defended_epochs: float = 2.0
     base_lr: float = 2e-3
     defended_lr: float = 5e-4
     batch_size: int = 32
@@ -146,9 +149,12 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -
         vocab_size=len(tokenizer), hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
         num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads, num_key_value_heads=recipe.n_heads,
         max_position_embeddings=recipe.n_ctx, tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, attn_implementation="sdpa",
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, attn_implementation="eager",
+        rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta},
     )
     model = LlamaForCausalLM(config)
+    if recipe.seed_circuit:
+        seed_induction_circuit(model, max_offset=recipe.n_ctx)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
