@@ -9,11 +9,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from taxlens.organism.seed_circuit import seed_induction_circuit
 
 
-def tiny_llama(heads: int = 4, d_model: int = 128, layers: int = 2) -> LlamaForCausalLM:
+def tiny_llama(heads: int = 4, d_model: int = 128, layers: int = 2, rope_theta: float = 500000.0) -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=300, hidden_size=d_model, intermediate_size=256, num_hidden_layers=layers,
                          num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=256,
-                         rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+                         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
                          attn_implementation="eager")
     return LlamaForCausalLM(config).eval()
 
@@ -43,8 +43,10 @@ def test_seeded_model_attends_back_one_token_and_copies_the_second_copy():
     assert copied(out.logits) > 0.8 and copied(unseeded) < 0.1
 
 
-def test_seeding_rejects_a_model_too_narrow_for_its_blocks():
+def test_seeding_rejects_a_model_it_cannot_seed():
     with pytest.raises(ValueError, match="d_model ≥ 3·head_dim"):
         seed_induction_circuit(tiny_llama(heads=2, d_model=128))
     with pytest.raises(ValueError, match="≥ 2 layers"):
         seed_induction_circuit(tiny_llama(layers=1))
+    with pytest.raises(ValueError, match="raise rope_theta"):
+        seed_induction_circuit(tiny_llama(rope_theta=100.0))

@@ -80,6 +80,9 @@ def seed_induction_circuit(model, *, prev_margin: float = 12.0, match_score: flo
     attn1 = model.model.layers[1].self_attn
     clear(attn1)
     slow = torch.nonzero(inv_freq * max_offset < 0.3).flatten()
+    if slow.numel() == 0:
+        raise ValueError(f"no rotary pair turns < 0.3 rad over max_offset={max_offset} positions, so the induction "
+                         "head's match would depend on distance: raise rope_theta (Llama 3 uses 500,000) or head_dim")
     slow_dims = torch.cat([slow, slow + half])
     per_dim = rms1 * math.sqrt(match_score * math.sqrt(head_dim) / slow_dims.numel())
     attn1.q_proj.weight[slow_dims, token[:slow_dims.numel()]] = per_dim
