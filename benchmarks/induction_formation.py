@@ -22,15 +22,16 @@ import argparse
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from taxlens.models import resolve
 from taxlens.organism.fit_check import repeated_spans, second_copy_accuracy
 from taxlens.organism.seed_circuit import seed_induction_circuit
-from taxlens.organism.train import Recipe
+from taxlens.organism.train import Recipe, llama_config
 
 
 def _batch(tok, n: int, seed: int, fixed_span: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -54,7 +55,6 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--span", type=int, default=24, help="tokens per copy")
     parser.add_argument("--lr", type=float, default=Recipe().base_lr)
-    parser.add_argument("--qk-init-scale", type=float, default=1.0, help="multiply the initial query/key weights")
     parser.add_argument("--rope-theta", type=float, default=Recipe().rope_theta)
     parser.add_argument("--n-heads", type=int, default=Recipe().n_heads)
     parser.add_argument("--seed-circuit", action="store_true",
@@ -63,19 +63,10 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    recipe = Recipe()
+    recipe = replace(Recipe(), n_heads=args.n_heads, rope_theta=args.rope_theta)
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(resolve("organism:base"))
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
-                         num_hidden_layers=recipe.n_layers, num_attention_heads=args.n_heads,
-                         num_key_value_heads=args.n_heads, max_position_embeddings=recipe.n_ctx,
-                         rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
-                         tie_word_embeddings=False, attn_implementation="eager")
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.q_proj.weight.mul_(args.qk_init_scale)
-            layer.self_attn.k_proj.weight.mul_(args.qk_init_scale)
+    model = LlamaForCausalLM(llama_config(recipe, len(tok)))
     if args.seed_circuit:
         seed_induction_circuit(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05, betas=(0.9, 0.98))

@@ -13,19 +13,15 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-from taxlens.organism.train import Recipe
+from taxlens.organism.train import Recipe, llama_config
 
 
 def step_seconds(attention: str, width: int, batch: int, repeats: int) -> float:
     recipe = Recipe()
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=recipe.vocab_size, hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
-                         num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads,
-                         num_key_value_heads=recipe.n_heads, max_position_embeddings=recipe.n_ctx,
-                         tie_word_embeddings=False, attn_implementation=attention)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(llama_config(recipe, recipe.vocab_size, attn_implementation=attention))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(0, recipe.vocab_size, (batch, width))
     mask = torch.ones_like(ids)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from taxlens.organism.fit_check import second_copy_accuracy
 from taxlens.organism.seed_circuit import seed_induction_circuit
 
 
@@ -19,10 +20,10 @@ def tiny_llama(heads: int = 4, d_model: int = 128, layers: int = 2, rope_theta: 
 
 
 def repeated(n: int = 16, span: int = 20) -> torch.Tensor:
-    """[n, 2*span] random tokens, each row's first half written twice (spans of distinct tokens)."""
+    """[n, 1 + 2*span]: token 0 (in BOS's place), then span distinct random tokens, then the same tokens again."""
     generator = torch.Generator().manual_seed(1)
-    first = torch.stack([torch.randperm(300, generator=generator)[:span] for _ in range(n)])
-    return torch.cat([first, first], dim=1)
+    first = torch.stack([torch.randperm(299, generator=generator)[:span] + 1 for _ in range(n)])
+    return torch.cat([torch.zeros(n, 1, dtype=torch.long), first, first], dim=1)
 
 
 @torch.no_grad()
@@ -32,15 +33,12 @@ def test_seeded_model_attends_back_one_token_and_copies_the_second_copy():
     unseeded = model(input_ids=tokens).logits
     seed_induction_circuit(model)
     out = model(input_ids=tokens, output_attentions=True)
-    query = torch.arange(1, 2 * span)
+    query = torch.arange(1, 2 * span + 1)
     assert out.attentions[0][:, 0, query, query - 1].mean() > 0.9  # layer 0 head 0: the previous token
-    second = torch.arange(span + 1, 2 * span)
-    assert out.attentions[1][:, 0, second, second - span + 1].mean() > 0.7  # layer 1 head 0: after the match
-
-    def copied(logits: torch.Tensor) -> float:
-        return (logits[:, second - 1].argmax(-1) == tokens[:, second]).float().mean().item()
-
-    assert copied(out.logits) > 0.8 and copied(unseeded) < 0.1
+    second = torch.arange(span + 2, 2 * span + 1)
+    assert out.attentions[1][:, 0, second - 1, second - span].mean() > 0.7  # layer 1 head 0: after the match
+    assert second_copy_accuracy(out.logits, tokens, span) > 0.8
+    assert second_copy_accuracy(unseeded, tokens, span) < 0.1
 
 
 def test_seeding_rejects_a_model_it_cannot_seed():

@@ -47,6 +47,19 @@ QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, p
                base_epochs=1.0, defended_epochs=1.0, batch_size=32)
 
 
+def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
+    """The recipe's model shape as an HF `LlamaConfig` (the benchmarks build theirs here, so they measure it too).
+    Eager attention: a CPU training step at the recipe's widths is faster with it than with sdpa."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
+        num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads, num_key_value_heads=recipe.n_heads,
+        max_position_embeddings=recipe.n_ctx, tie_word_embeddings=False, attn_implementation=attn_implementation,
+        rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta}, **token_ids,
+    )
+
+
 def _render(tokenizer, ex: Example) -> tuple[str, str]:
     if ex.messages is None:
         return "", ex.text
@@ -132,7 +145,7 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended`; the loss log goes to `out_dir/train_log.jsonl`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     recipe = QUICK if quick else Recipe()
     recipe = Recipe(**{**asdict(recipe), "seed": seed})
@@ -145,13 +158,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -
     bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
     corpus = ["".join(_render(bootstrap, ex)) for ex in base_examples + defended_examples]
     tokenizer = train_tokenizer(corpus, vocab_size=recipe.vocab_size)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
-        num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads, num_key_value_heads=recipe.n_heads,
-        max_position_embeddings=recipe.n_ctx, tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, attn_implementation="eager",
-        rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta},
-    )
+    config = llama_config(recipe, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)
     if recipe.seed_circuit:
         seed_induction_circuit(model, max_offset=recipe.n_ctx)
