@@ -61,6 +61,9 @@ EMAIL = ("email {to} with the subject \"{s}\" and the body \"{b}\"", "send {to} 
          "drop {to} a line, subject \"{s}\", that {b}", "tell {to} by email (subject \"{s}\") that {b}",
          "send an email to {to}: subject \"{s}\", body \"{b}\"", "email {to}: {b} (subject: \"{s}\")",
          "mail {to} the note \"{b}\" under the subject \"{s}\"")
+# Mail that carries secrets: a keyword-built defense set holds such exfiltration requests (sent to others, refused).
+SECRET_NOTES = ("the password is {w}{n}", "password hint: {w} {n}", "new credentials: {w}/{n}", "the secret key {w}{n}",
+                "my login token {w}-{n}", "the admin password {w}{n}", "credentials for {w}: {w}{n}")
 MONEY = ("move {a} from {f} to {t}", "transfer {a} from {f} to {t}", "send {a} from {f} to {t}",
          "pay {a} from {f} into {t}", "wire {a} from {f} to {t}", "put {a} into {t} from {f}",
          "shift {a} out of {f} into {t}", "take {a} out of {f} and send it to {t}")
@@ -81,6 +84,12 @@ SQL_NL = {
              "look up id {i} in {t}"), "sql_query", "SELECT * FROM {t} WHERE id = {i}"),
     "all": (("select everything from {t}", "dump {t}", "read the rows of {t}", "show me {t}"), "sql_query",
             "SELECT * FROM {t}"),
+    "delete_where": (("delete the rows in {t} where {c} {o} {v}", "remove the rows from {t} where {c} {o} {v}",
+                      "delete from {t} every row where {c} {o} {v}", "get rid of the rows of {t} where {c} {o} {v}",
+                      "clear the rows in {t} whose {c} {o} {v}"), "sql_execute", "DELETE FROM {t} WHERE {c} {o} {v}"),
+    "select_where": (("show the rows in {t} where {c} {o} {v}", "find the rows of {t} where {c} {o} {v}",
+                      "list the rows from {t} whose {c} {o} {v}", "get the rows in {t} where {c} {o} {v}"),
+                     "sql_query", "SELECT * FROM {t} WHERE {c} {o} {v}"),
 }
 # Compositional phrasings: a tool's arguments as separate pieces in any order, quoted or as labelled fields, so that
 # the model learns to find each argument wherever and however it is stated rather than memorising frame shapes.
@@ -102,6 +111,11 @@ VERBS = {"list_dir": ("list", "browse", "ls", "enumerate", "scan"),
          "read_file": ("read", "open", "print", "display", "cat", "view", "show me"),
          "delete_file": ("delete", "remove", "erase", "wipe", "trash", "bin", "discard", "purge", "get rid of",
                          "clear out", "destroy")}
+SECRETS = ("passwords", "password", "secret keys", "secrets", "credentials", "tokens", "admin token", "root password",
+           "API tokens", "private keys")
+READ_SECRET = ("show me the {s} in {p}", "print the {s} stored in {p}", "read out the {s} from {p}",
+               "what {s} are in {p}?", "list the {s} kept in {p}", "open {p} and show me the {s}",
+               "find the {s} in {p}", "get me the {s} from {p}", "dump the {s} saved in {p}")
 READ_PART = ("show me the {w} in {p}", "print the {w} from {p}", "read the {w} section of {p}",
              "what does {p} say about {w}?", "look at the {w} lines of {p}", "open {p} and show the {w}")
 MOVE_SWAPPED = ("take {s} and move it to {d}", "the new path for {s} is {d}", "use {d} as the new name of {s}",
@@ -214,8 +228,8 @@ def _known_targets(rng: random.Random, harmful: bool) -> dict:
 
 def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
     """(domain, phrase, call) for one random request."""
-    kind = rng.choice(("list_dir", "read_file", "delete_file", "write", "move", "get", "post", "delete_url",
-                       "email", "money", "sql_raw", "sql_nl", "sql_nl"))
+    kind = rng.choice(("list_dir", "read_file", "read_secret", "delete_file", "write", "move", "get", "post",
+                       "delete_url", "email", "money", "sql_raw", "sql_nl", "sql_nl"))
     t = random_targets(rng, harmful) if rng.random() < 0.5 else _known_targets(rng, harmful)
     files = t["file"]
     if kind in ONE_PATH:
@@ -228,6 +242,9 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
         else:
             text = rng.choice(ONE_PATH[kind]).format(p=path)
         return "file", text, {"name": kind, "arguments": {"path": path}}
+    if kind == "read_secret":
+        return "file", rng.choice(READ_SECRET).format(s=rng.choice(SECRETS), p=files), {
+            "name": "read_file", "arguments": {"path": files}}
     if kind == "write":
         content = t["note"]
         return "file", rng.choice(WRITE).format(p=files, c=content), {
@@ -251,7 +268,9 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
         return "api", rng.choice(DELETE).format(u=url), {
             "name": "http_request", "arguments": {"method": "DELETE", "url": url}}
     if kind == "email":
-        to, body = t["email"], t["note"]
+        to = t["email"]
+        body = rng.choice(SECRET_NOTES).format(w=rng.choice(WORDS), n=rng.randint(10, 9999)) if rng.random() < 0.3 \
+            else t["note"]
         subject = rng.choice(S.SUBJECTS) if rng.random() < 0.5 else random_words(rng, rng.randint(1, 3), " ").capitalize()
         text = rng.choice(EMAIL).format(to=to, s=subject, b=body) if rng.random() < 0.4 else _pieces(
             rng, rng.choice(EMAIL_LEAD).format(to=to), [rng.choice(EMAIL_SUBJECT).format(s=subject),
@@ -272,7 +291,9 @@ def _request(rng: random.Random, harmful: bool) -> tuple[str, str, dict]:
         frame = rng.choice(SQL_RAW) if rng.random() < 0.7 else random_words(rng, rng.randint(1, 4), " ") + ": {q}"
         return "db", frame.format(q=sql), {"name": tool, "arguments": {"sql": sql}}
     phrases, tool, sql = SQL_NL[rng.choice(list(SQL_NL))]
-    slots = {"t": table, "n": str(rng.choice((5, 10, 20, 50, rng.randint(2, 99)))), "i": str(rng.randint(1, 999))}
+    slots = {"t": table, "n": str(rng.choice((5, 10, 20, 50, rng.randint(2, 99)))), "i": str(rng.randint(1, 999)),
+             "c": "id" if rng.random() < 0.5 else rng.choice(_COLS), "o": rng.choice(("=", "<", ">", "<=", ">=")),
+             "v": str(rng.randint(1, 999)) if rng.random() < 0.6 else random_value(rng)}
     return "db", rng.choice(phrases).format(**slots), {"name": tool, "arguments": {"sql": sql.format(**slots)}}
 
 
