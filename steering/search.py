@@ -202,14 +202,14 @@ def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
     """The best evaluated setting: the most benign + lookalike success among those meeting the constraints. When
     none does (global ablation can't keep the defence), still the most successful, breaking them least among equals:
     ranking by violation alone would prefer a setting that wrecks every reply, since broken replies are not
-    attacks. The bool says whether the constraints are met."""
+    attacks; then the one that refuses more harmful requests. The bool says whether the constraints are met."""
     def broken(s: Setting) -> float:
         return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 3)
 
     feasible = [s for s in evaluated if broken(s) == 0]
     if feasible:
         return max(feasible, key=lambda s: (s.val["success_helpful"], s.val["refusal_harmful"])), True
-    return max(evaluated, key=lambda s: (s.val["success_helpful"], -broken(s))), False
+    return max(evaluated, key=lambda s: (s.val["success_helpful"], -broken(s), s.val["refusal_harmful"])), False
 
 
 def pareto_front(settings: list[Setting]) -> list[Setting]:

@@ -46,3 +46,5 @@ def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
     assert choose([loses, wrecked], defended) == (loses, False)
     tied = setting("as helpful, less ASR", 0.8, 0.05, 0.1)
     assert choose([loses, tied], defended) == (tied, False)
+    refuses_more = setting("as helpful, as much ASR, refuses more", 0.8, 0.2, 0.1)
+    assert choose([tied, refuses_more], defended) == (refuses_more, False)
