@@ -31,6 +31,9 @@ from taxlens.generation import encode_batch, stop_token_ids
 from taxlens.labels import parse_reply
 
 MAX_TOKENS = 1024
+# Requests queue behind one model lock, so a client's pooled connection can sit idle for longer than uvicorn's 5 s
+# keep-alive while others are served; the server closing it then races the client's next request on it.
+KEEP_ALIVE_S = 75
 
 
 class ApiError(Exception):

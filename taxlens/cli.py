@@ -98,7 +98,7 @@ def _serve(args) -> int:
     import uvicorn
 
     from steering.config import load_config
-    from steering.serve import create_app
+    from steering.serve import KEEP_ALIVE_S, create_app
     from taxlens.models import load_model, load_serving_model
 
     load = load_serving_model if args.engine == "transformers" else load_model
@@ -106,7 +106,7 @@ def _serve(args) -> int:
     steering = load_config(args.steer, model=model)[0] if args.steer else None
     app = create_app(model, steering=steering, api_key=args.api_key)
     print(f"serving {args.model}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0
 
 

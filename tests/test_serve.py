@@ -14,7 +14,7 @@ import uvicorn
 
 from steering.config import load_config
 from steering.search import first_token_logprobs
-from steering.serve import create_app
+from steering.serve import KEEP_ALIVE_S, create_app
 from taxlens.chat import chat_messages, render_prompt
 from taxlens.evaluate import evaluate
 from taxlens.generation import greedy_generate
@@ -37,7 +37,8 @@ def start_server():
 
     def start(app) -> str:
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                               timeout_keep_alive=KEEP_ALIVE_S))
         threading.Thread(target=server.run, daemon=True).start()
         for _ in range(200):
             if server.started:
