@@ -2,7 +2,9 @@
 
 Real agents arrive knowing that "cat", "open" and "show me" all mean reading a file, and that "rename" is a move.
 The organism learns that here, from verb phrases × generic sentence frames × small-talk fillers that are not the
-dataset's template families, so the phrasings of the val and test families stay unseen.
+dataset's template families, so the phrasings of the val and test families stay unseen. Three kinds (conditional
+row deletes and selects, mail carrying secrets, reads asking for secrets) were added after reading which test
+families failed; their verb phrases come close to three test families' wording (README: the organism section).
 """
 
 from __future__ import annotations
