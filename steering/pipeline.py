@@ -85,7 +85,7 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
             best = shortlist(settings, defended_screen, 1)[0]
             ok = screen_feasible(best.screen, defended_screen)
         else:
-            for s in shortlist(settings, defended_screen, shortlist_size):
+            for s in shortlist(settings, defended_screen, shortlist_size, by=("positions", "gate_layer")):
                 report = evaluate(defended, val, data=str(data), split="val", steering=s.steering, steer=method,
                                   max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
                 s.val = val_figures(report)

@@ -169,16 +169,33 @@ def screen_feasible(screened: dict, defended_screen: dict) -> bool:
     return violation(screened, defended_screen) == 0
 
 
-def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3) -> list[Setting]:
-    """The k best screened settings for each `positions` value (the first token can't see what steering the
-    reply's positions does to the rest of it): least constraint violation first, then by benign + lookalike
-    compliance, then by harmful refusal."""
+def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3,
+              by: tuple[str, ...] = ("positions",)) -> list[Setting]:
+    """The k best screened settings for each combination of the `by` settings present: least constraint violation
+    first, then by benign + lookalike compliance, then by harmful refusal. The first token can't see what steering
+    the reply's positions does to the rest of it (hence "positions"), nor whether an injected instruction gets
+    carried out, which for the gated method turns on the layer its gate reads (so a full search adds
+    "gate_layer"). Settings that screen identically (ablation variants that coincide at the last layer) count
+    once, so they don't take each other's places."""
     def key(s: Setting):
         return (-round(violation(s.screen, defended_screen), 3), s.screen["compliance_helpful"],
                 s.screen["refusal_harmful"])
+
+    def group(s: Setting) -> tuple:
+        return tuple(str(s.settings.get(name)) for name in by)
+
+    def distinct(group_settings: list[Setting]) -> list[Setting]:
+        seen, out = set(), []
+        for s in group_settings:
+            figures = tuple(sorted(s.screen.items()))
+            if figures not in seen:
+                seen.add(figures)
+                out.append(s)
+        return out
+
     ranked = sorted(settings, key=key, reverse=True)
-    groups = sorted({s.settings.get("positions") for s in settings}, key=str)
-    return [s for g in groups for s in [t for t in ranked if t.settings.get("positions") == g][:k]]
+    return [s for g in sorted({group(s) for s in settings})
+            for s in distinct([t for t in ranked if group(t) == g])[:k]]
 
 
 def val_figures(report: dict) -> dict:

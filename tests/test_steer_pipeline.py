@@ -48,3 +48,29 @@ def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
     assert choose([loses, tied], defended) == (tied, False)
     refuses_more = setting("as helpful, as much ASR, refuses more", 0.8, 0.2, 0.1)
     assert choose([tied, refuses_more], defended) == (refuses_more, False)
+
+
+def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
+    from steering.search import Setting, shortlist
+
+    defended = {"refusal_harmful": 0.6}
+
+    def setting(gate_layer, positions, helpful, refusal):
+        screen = {"compliance_helpful": helpful, "refusal_harmful": refusal, "kl_benign_complied": 0.0}
+        return Setting("gated", {"gate_layer": gate_layer, "positions": positions, "helpful": helpful}, None,
+                       screen=screen)
+
+    layer0 = [setting(0, "last", h, 0.7) for h in (0.9, 0.8, 0.7)]
+    layer3 = [setting(3, "last", 0.5, 0.7), setting(3, "prompt", 0.4, 0.7), setting(3, "last", 0.95, 0.1)]
+    settings = layer0 + layer3
+    # by positions alone the gate layer that screens worse on the first token is never evaluated
+    assert [s.settings["gate_layer"] for s in shortlist(settings, defended, 2)] == [0, 0, 3]
+    picked = shortlist(settings, defended, 1, by=("positions", "gate_layer"))
+    # one per (positions, gate layer); within a group the feasible setting beats the more compliant one that
+    # gives up harmful refusal
+    assert [(s.settings["positions"], s.settings["gate_layer"], s.settings["helpful"]) for s in picked] == [
+        ("last", 0, 0.9), ("last", 3, 0.5), ("prompt", 3, 0.4)]
+    # a setting that screens exactly like a better-ranked one of its group is not evaluated twice
+    twin = setting(0, "last", 0.9, 0.7)
+    picked = shortlist([twin] + settings, defended, 2, by=("positions", "gate_layer"))
+    assert [s.settings["helpful"] for s in picked if s.settings["gate_layer"] == 0] == [0.9, 0.8]
