@@ -11,7 +11,7 @@ token and to the token after the current one's earlier occurrence (previous-toke
 al. 2022), read from TransformerLens's `attn.hook_pattern`.
 
 >>> recipe_fit(load_model("organism:base"), n=256)["exact"]   # doctest: +SKIP
-{'trained_on': 0.898, 'fresh': 0.91}
+{'trained_on': 0.926, 'fresh': 0.926}
 """
 
 from __future__ import annotations

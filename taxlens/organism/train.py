@@ -35,7 +35,7 @@ class Recipe:
     seed_circuit: bool = True
     per_family: int = 60
     n_grammar: int = 13000
-    base_epochs: float = 4.0
+    base_epochs: float = 5.0
     defended_epochs: float = 2.0
     base_lr: float = 2e-3
     defended_lr: float = 5e-4
