@@ -185,13 +185,10 @@ def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3,
         return tuple(str(s.settings.get(name)) for name in by)
 
     def distinct(group_settings: list[Setting]) -> list[Setting]:
-        seen, out = set(), []
+        first: dict[tuple, Setting] = {}
         for s in group_settings:
-            figures = tuple(sorted(s.screen.items()))
-            if figures not in seen:
-                seen.add(figures)
-                out.append(s)
-        return out
+            first.setdefault(tuple(sorted(s.screen.items())), s)
+        return list(first.values())
 
     ranked = sorted(settings, key=key, reverse=True)
     return [s for g in sorted({group(s) for s in settings})

@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--method", choices=("global", "false_refusal", "gated", "all"), default="gated")
     st.add_argument("--out", required=True, help="output folder (with --method all, one sub-folder per method)")
     st.add_argument("--shortlist", type=int, default=3,
-                    help="screened settings evaluated with generation, per positions value (and, gated, per gate layer)")
+                    help="screened settings evaluated with generation, per positions value "
+                         "(and, gated, per gate layer)")
     st.add_argument("--batch-size", type=int, default=32)
     st.add_argument("--max-new-tokens", type=int, default=128)
     st.add_argument("--positions", nargs="+", choices=("prompt", "last", "all"), default=["prompt", "last"],
