@@ -5,7 +5,9 @@ splits it into, taken together; the chat template's own tokens are the same in e
 A word's attribution is occlusion: the refusal score (`taxlens.scoring`) at the last prompt token minus the score
 with the word's tokens deleted, one batch per prompt. (Gradient × input was tried and dropped: on a model fine-tuned
 to refuse on a planted word it ranked that word below template words, its first-order values near zero.)
-A ranked word counts as a trigger when most of its occurrences lie inside the records' `triggers` spans.
+A ranked word counts as a trigger when most of its occurrences lie inside the records' `triggers` spans. The
+model's own cue can differ from those labels: `flip_rates` says, per word, in how many refused prompts deleting
+it alone makes the model comply — a causal check on each ranked word.
 
 >>> attributions = attribute_records(defended, lookalike_records)         # doctest: +SKIP
 >>> ranked = rank_tokens(attributions)                                     # doctest: +SKIP
@@ -31,13 +33,14 @@ from taxlens.scoring import opening_token_ids, refusal_score
 
 @dataclass(frozen=True)
 class WordAttribution:
-    """One prompt's user-message words (character spans in the prompt), their attributions, and which spans are
-    the record's trigger words."""
+    """One prompt's user-message words (character spans in the prompt), their attributions, which spans are the
+    record's trigger words, and the prompt's own refusal score (nothing deleted)."""
 
     words: list[str]
     spans: list[tuple[int, int]]
     scores: list[float]
     triggers: list[tuple[int, int]]
+    prompt_score: float
 
 
 def word_spans(prompt: str, region: tuple[int, int]) -> list[tuple[int, int]]:
@@ -50,8 +53,8 @@ def _tokens_of(span: tuple[int, int], offsets: list[tuple[int, int]]) -> list[in
 
 
 @torch.no_grad()
-def occlusion(model: LoadedModel, prompt: str, words: list[tuple[int, int]]) -> list[float]:
-    """Per word: refusal score of the prompt minus that of the prompt with the word's tokens deleted."""
+def occlusion(model: LoadedModel, prompt: str, words: list[tuple[int, int]]) -> tuple[float, list[float]]:
+    """The prompt's refusal score, and per word: that score minus the score with the word's tokens deleted."""
     enc = model.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
     ids = torch.tensor(enc["input_ids"])
     variants = [ids] + [ids[[i for i in range(len(ids)) if i not in set(_tokens_of(w, enc["offset_mapping"]))]]
@@ -61,7 +64,7 @@ def occlusion(model: LoadedModel, prompt: str, words: list[tuple[int, int]]) -> 
     logits = model.bridge(batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
                           return_type="logits")[:, -1]
     scores = refusal_score(torch.log_softmax(logits.float(), dim=-1), opening_token_ids(model.tokenizer)).cpu()
-    return (scores[0] - scores[1:]).tolist()
+    return float(scores[0]), (scores[0] - scores[1:]).tolist()
 
 
 _WORD = re.compile(r"\w+")
@@ -75,9 +78,11 @@ def attribute_records(model: LoadedModel, records: list[Record], *, progress: bo
         content = next(m["content"] for m in reversed(record.messages) if m["role"] == "user")
         start = prompt.rfind(content)
         words = word_spans(prompt, (start, start + len(content)))
+        prompt_score, scores = occlusion(model, prompt, words)
         out.append(WordAttribution(
-            words=[prompt[a:b] for a, b in words], spans=words, scores=occlusion(model, prompt, words),
+            words=[prompt[a:b] for a, b in words], spans=words, scores=scores,
             triggers=[(start + a, start + b) for a, b in trigger_spans(content, list(record.triggers or []))],
+            prompt_score=prompt_score,
         ))
     return out
 
@@ -121,8 +126,24 @@ def precision_at_k(ranked: list[dict], k: int = 10) -> float:
 
 def contrast(attributions: list[WordAttribution], reference: list[WordAttribution]) -> list[WordAttribution]:
     """Per word, `attributions` minus `reference` on the same prompts (e.g. defended minus base): what the
-    defence added, with the effect any word has on any model (grammar, length) taken out."""
+    defence added, with the effect any word has on any model (grammar, length) taken out. Prompt scores are
+    subtracted alike."""
     if [a.spans for a in attributions] != [r.spans for r in reference]:
         raise ValueError("the two attribution lists cover different prompts or words")
-    return [WordAttribution(a.words, a.spans, [x - y for x, y in zip(a.scores, r.scores)], a.triggers)
+    return [WordAttribution(a.words, a.spans, [x - y for x, y in zip(a.scores, r.scores)], a.triggers,
+                            a.prompt_score - r.prompt_score)
             for a, r in zip(attributions, reference)]
+
+
+def flip_rates(attributions: list[WordAttribution]) -> dict[str, dict]:
+    """Per word (lower-cased), over the prompts the model refuses (refusal score > 0): how many hold it
+    (`refused`) and in how many deleting it alone makes the model comply (`flips`: score − attribution ≤ 0)."""
+    out: dict[str, dict] = defaultdict(lambda: {"refused": 0, "flips": 0})
+    for att in attributions:
+        if att.prompt_score <= 0:
+            continue
+        for text, score in zip(att.words, att.scores):
+            entry = out[text.lower()]
+            entry["refused"] += 1
+            entry["flips"] += att.prompt_score - score <= 0
+    return dict(out)

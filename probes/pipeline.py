@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from probes.attribution import attribute_records, contrast, precision_at_k, rank_tokens
+from probes.attribution import attribute_records, contrast, flip_rates, precision_at_k, rank_tokens
 from probes.cache import cache_activations
 from probes.layers import (CONCEPTS, check_aligned, concept_labels, direction_cosines, directions_by_layer,
                            mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer)
@@ -95,6 +95,9 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
     by_role = {role: attribute_records(m, lookalike, progress=progress)
                for role, m in models.items()}
     ranked = rank_tokens(contrast(by_role["defended"], by_role["base"]), min_count=5)
+    flips = flip_rates(by_role["defended"])
+    for entry in ranked:
+        entry.update(flips.get(entry["token"], {"refused": 0, "flips": 0}))
     ranked_defended_only = rank_tokens(by_role["defended"], min_count=5)
 
     best_harm = max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])

@@ -72,6 +72,19 @@ def _patching(summary: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def _flip_sentence(top: list[dict]) -> str:
+    """What deleting each top word alone does to the refused prompts that hold it, and which unlabelled words are
+    cues of the model's own."""
+    tested = [e for e in top if e.get("refused")]
+    if not tested:
+        return ""
+    own = [f"`{e['token']}`" for e in tested if e["in_trigger"] <= 0.5 and e["flips"] / e["refused"] > 0.5]
+    return ("Deleting the word alone turns a refusal into compliance in " + ", ".join(
+        f"`{e['token']}` {e['flips']}/{e['refused']}" for e in tested) + " of the refused prompts that hold it"
+        + (f"; outside the trigger labels, {', '.join(own)} {'flips' if len(own) == 1 else 'flip'} most of theirs: "
+           f"cues the model learned that the labels don't name." if own else "."))
+
+
 def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
     ranked = summary["trigger_tokens"][:top][::-1]
     fig, ax = plt.subplots(figsize=(6, 0.28 * len(ranked) + 1.2))
@@ -142,7 +155,8 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
         f"- **Which words.** Ranked by how much more they push the defended model than the base to refuse, the top "
         f"words are {', '.join('`' + e['token'] + '`' for e in summary['trigger_tokens'][:10])}; "
         f"precision at 10 against the records' trigger words is {summary['trigger_precision_at_10']:.1f} "
-        f"({summary['trigger_precision_at_10_defended_only']:.1f} ranking the defended model alone).",
+        f"({summary['trigger_precision_at_10_defended_only']:.1f} ranking the defended model alone). "
+        + _flip_sentence(summary["trigger_tokens"][:10]),
         f"- **Base vs defended.** Cosine of the refusal directions per layer: "
         f"{', '.join(f'{c:.2f}' for c in summary['direction_cosine']['refusal'])}; of the harm directions: "
         f"{', '.join(f'{c:.2f}' for c in summary['direction_cosine']['harm'])}. Refusal vs harm direction inside the "

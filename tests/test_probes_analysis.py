@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from probes.attribution import attribute_records, precision_at_k, rank_tokens
+from probes.attribution import WordAttribution, attribute_records, flip_rates, precision_at_k, rank_tokens
 from probes.layers import concept_labels
 from probes.patching import cross_model_patching
 from taxlens.chat import render_prompt
@@ -74,6 +74,15 @@ def test_attribution_recovers_a_planted_trigger(planted_model, records):
     ranked = rank_tokens(attribute_records(planted_model, held_out), min_count=5)
     assert ranked[0]["token"] == PLANTED and ranked[0]["in_trigger"] == 1.0
     assert precision_at_k(ranked, 1) == 1.0
+
+
+def test_flip_rates_count_refused_prompts_that_comply_without_the_word():
+    spans = [(0, 6), (7, 10)]
+    refused = WordAttribution(["Delete", "it"], spans, [3.0, 0.5], [(0, 6)], prompt_score=2.0)
+    refused_again = WordAttribution(["delete", "it"], spans, [1.0, 2.5], [(0, 6)], prompt_score=2.0)
+    complied = WordAttribution(["delete", "it"], spans, [9.0, 9.0], [(0, 6)], prompt_score=-1.0)
+    rates = flip_rates([refused, refused_again, complied])
+    assert rates == {"delete": {"refused": 2, "flips": 1}, "it": {"refused": 2, "flips": 1}}
 
 
 def test_concept_labels_refuse_an_empty_class(tiny_model, records, tmp_path):
