@@ -10,7 +10,9 @@ vector, and the harmfulness gate's probe.
                  raw activation space so it reads the residual stream directly
   targets        the mean, over prompts the model complies with, of every residual write (embeddings, each block's
                  attention and MLP output) and of the stream after each block: what mean ablation sets a
-                 direction's projection to (`Steering.write_targets`, `Steering.stream_targets`)
+                 direction's projection to (`Steering.write_targets`, `Steering.stream_targets`); for the refusal
+                 directions also an upper quantile of those prompts' projections, which one-sided ablation
+                 clamps to: it lowers only what lies above the range the model complies in
 
 The cache must hold `resid_post.L` for every layer and the writes `hook_embed`, `attn_out.L`, `mlp_out.L`
 (`write_hooks`).
@@ -44,7 +46,9 @@ def write_hooks(n_layers: int) -> list[str]:
 class FittedVectors:
     """Per layer (residual after block L): unit directions [d_model], the refusal mean difference's norm (the
     natural scale for adding the direction), and the gate probes (threshold 0.5 until a search sets one);
-    write_means: [1 + 2·n_layers, d_model] and stream_means: [n_layers, d_model] over complied prompts."""
+    write_means: [1 + 2·n_layers, d_model] and stream_means: [n_layers, d_model] over complied prompts;
+    complied_write_proj: [n_layers (direction), n_complied, 1 + 2·n_layers] and complied_stream_proj: [n_layers
+    (direction), n_complied, n_layers], complied prompts' projections on each layer's refusal direction."""
 
     refusal: list[torch.Tensor]
     refusal_norm: list[float]
@@ -53,11 +57,21 @@ class FittedVectors:
     gates: list[HarmGate]
     write_means: torch.Tensor
     stream_means: torch.Tensor
+    complied_write_proj: torch.Tensor
+    complied_stream_proj: torch.Tensor
 
     def targets(self, direction: torch.Tensor) -> dict[str, torch.Tensor]:
         """Mean-ablation targets of `direction`: the Steering keyword arguments write_targets, stream_targets."""
         r = direction.float() / direction.float().norm()
         return {"write_targets": self.write_means @ r, "stream_targets": self.stream_means @ r}
+
+    def refusal_targets(self, layer: int, quantile: float | None = None) -> dict[str, torch.Tensor]:
+        """Targets for ablating `layer`'s refusal direction: the complied mean (None, as `targets`), or the
+        `quantile` of complied prompts' projections at every write and stream point."""
+        if quantile is None:
+            return self.targets(self.refusal[layer])
+        return {"write_targets": torch.quantile(self.complied_write_proj[layer], quantile, dim=0),
+                "stream_targets": torch.quantile(self.complied_stream_proj[layer], quantile, dim=0)}
 
     def false_refusal(self, layer: int, lam: float) -> torch.Tensor:
         """The false-refusal vector at `layer` with λ of its harm component removed, unit norm."""
@@ -102,4 +116,11 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
         diff = acts[torch.from_numpy(y_trigger == 1)].mean(0) - acts[torch.from_numpy(y_trigger == 0)].mean(0)
         false_refusal.append(diff)
         gates.append(gate_probe(store.load(hook, position, gate_rows), y_gate, layer))
-    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, write_means, stream_means)
+    directions = torch.stack(refusal).float()  # [n_layers, d_model]
+
+    def projections(hooks: list[str]) -> torch.Tensor:  # [n_layers (direction), n_complied, len(hooks)]
+        per_hook = [store.load(h, position, complied).float() @ directions.T for h in hooks]  # [n_complied, n_layers]
+        return torch.stack(per_hook, -1).transpose(0, 1)
+
+    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, write_means, stream_means,
+                         projections(writes), projections(layer_hooks))

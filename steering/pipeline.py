@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from probes.cache import cache_activations  # noqa: E402
 from steering.config import METHODS, save_config  # noqa: E402
 from steering.fit import fit_vectors, write_hooks  # noqa: E402
-from steering.search import (choose, false_refusal_settings, first_token_logprobs, global_settings,  # noqa: E402
-                             SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
+from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,  # noqa: E402
+                             global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
                              screen_metrics, shortlist, val_figures)
 from taxlens.chat import render_prompt  # noqa: E402
 from taxlens.contract import load_records  # noqa: E402
@@ -88,7 +88,7 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
             for s in shortlist(settings, defended_screen, shortlist_size, by=("positions", "gate_layer")):
                 report = evaluate(defended, val, data=str(data), split="val", steering=s.steering, steer=method,
                                   max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
-                s.val = val_figures(report)
+                s.val = {**val_figures(report), **{k: s.screen[k] for k in GATE_PASSES if k in s.screen}}
             best, ok = choose([s for s in settings if s.val], defended_val)
         folder = out if len(methods) == 1 else out / method
         path = save_config(best.steering, folder, method=method, model=model, settings=best.settings, extra={

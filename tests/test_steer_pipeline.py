@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
+from probes.cache import ActivationStore
 from steering.config import load_config
+from steering.fit import fit_vectors
+from steering.search import attack_masks, gate_passes, violation
 from taxlens.cli import main
 from taxlens.models import load_model
 
@@ -17,10 +23,20 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     assert config["method"] == "gated" and config["quick"] is True and steering.gate is not None
     table = json.loads((out / "pareto.json").read_text())
     gated = table["methods"]["gated"]
-    assert len(gated) == 4 * 2 * 11  # layers × add scales × thresholds (one ablation variant)
+    assert len(gated) == 4 * 2 * 2 * 11  # layers × ablation variants (mean, clamp) × add scales × thresholds
     chosen = next(r for r in gated if r["settings"] == config["settings"])
     assert chosen["screen"]["compliance_helpful"] > table["defended"]["screen"]["compliance_helpful"]
     assert (out / "tradeoff.png").stat().st_size > 5000 and "Pareto" in (out / "pareto.md").read_text()
+
+    # the clamp targets are quantiles of the projections of the train prompts the model complied with
+    store = ActivationStore(out / "cache")
+    fitted = fit_vectors(store, split="train")
+    complied = [i for i in store.select(split="train") if store.records[i]["refusal_score"] <= 0]
+    projections = store.load("resid_post.2", -1, complied) @ fitted.refusal[1]
+    clamp = fitted.refusal_targets(1, 0.9)
+    assert torch.isclose(clamp["stream_targets"][2], torch.quantile(projections, 0.9), atol=1e-4)
+    assert (projections <= clamp["stream_targets"][2] + 1e-4).float().mean() >= 0.9  # what the clamp leaves alone
+    assert torch.allclose(fitted.refusal_targets(1)["write_targets"], fitted.targets(fitted.refusal[1])["write_targets"])
 
 
 def test_report_names_what_is_missing(tmp_path, capsys):
@@ -74,3 +90,16 @@ def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
     twin = setting(0, "last", 0.9, 0.7)
     picked = shortlist([twin] + settings, defended, 2, by=("positions", "gate_layer"))
     assert [s.settings["helpful"] for s in picked if s.settings["gate_layer"] == 0] == [0.9, 0.8]
+
+
+def test_a_gate_that_lets_attacks_through_is_infeasible_however_the_model_replies():
+    kinds = ["harmful"] * 50 + ["injection"] * 50 + ["benign"] * 10
+    harm_p = torch.cat([torch.linspace(0.3, 1.0, 50), torch.linspace(0.05, 1.0, 50), torch.zeros(10)])
+    defended = {"refusal_harmful": 0.7, "asr": 0.0}
+    replies = {"refusal_harmful": 0.7, "asr": 0.0, "kl_benign_complied": 0.0}
+    holds = gate_passes(harm_p, attack_masks(kinds), 0.06)  # 1 of 50 injections below it
+    leaks = gate_passes(harm_p, attack_masks(kinds), 0.5)
+    assert holds == {"gate_passes_harmful": 0.0, "gate_passes_injection": 0.02}
+    assert leaks["gate_passes_harmful"] == 0.28 and leaks["gate_passes_injection"] == 0.48
+    assert violation({**replies, **holds}, defended) == 0
+    assert violation({**replies, **leaks}, defended) == pytest.approx(0.26 + 0.46)
