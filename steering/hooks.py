@@ -11,7 +11,8 @@ direction, fitted in `steering.fit`). `one_sided` only lowers projections above 
 With a gate, a linear harmfulness probe reads the unsteered residual stream after block `gate.layer` at each
 prompt's last token and decides per row: below the threshold, the stream's projection is set to its target there
 (`stream_targets`) and, unless `gate_only`, at every later write point; at or above it, the row is left alone, or
-`above_coefficient · direction` is added there. A
+`above_coefficient · direction` is added there — from `add_threshold` up when one is set, so that prompts the gate
+is unsure of are left alone rather than pushed to refuse. A
 decision holds while the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the
 sequence by one token) and is taken again for any new prompt — a new request or a new turn after a tool result.
 
@@ -36,13 +37,20 @@ import torch
 @dataclass(frozen=True)
 class HarmGate:
     """A linear harmfulness probe in raw activation space: p(harmful) = sigmoid(weight · resid + bias), read after
-    block `layer` at the prompt's last token. weight: [d_model]."""
+    block `layer` at the prompt's last token. weight: [d_model]. Rows below `threshold` are ablated; rows at or
+    above `add_threshold` (None: `threshold`) get `above_coefficient · direction` added."""
 
     weight: torch.Tensor
     bias: float
     layer: int
     threshold: float = 0.5
     above_coefficient: float = 0.0
+    add_threshold: float | None = None
+
+    def __post_init__(self):
+        if self.add_threshold is not None and self.add_threshold < self.threshold:
+            raise ValueError(f"add_threshold {self.add_threshold} is below threshold {self.threshold}: a row can't "
+                             f"be both ablated and have the direction added")
 
     def probability(self, resid: torch.Tensor) -> torch.Tensor:
         """resid: [batch, d_model] → [batch] probability that the prompt is harmful."""
@@ -130,6 +138,7 @@ class SteeringHandle:
     def __init__(self, steering: Steering, backend: "_Backend"):
         self.steering, self.backend = steering, backend
         self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's decision per row
+        self.additions: torch.Tensor | None = None  # [batch] bool, rows that get the direction added
         self.harm_probability: torch.Tensor | None = None  # [batch]
         self._prompt_signature: torch.Tensor | None = None  # [batch, prompt_len]: which tokens the prompt holds
         self._seen_len, self._new_prompt = 0, False
@@ -236,13 +245,15 @@ class SteeringHandle:
         if self._new_prompt:  # decide on the unsteered stream at the prompt's last token
             self.harm_probability = gate.probability(act[:, -1]).cpu()
             self.decisions = self.harm_probability < gate.threshold
+            add_from = gate.threshold if gate.add_threshold is None else gate.add_threshold
+            self.additions = self.harm_probability >= add_from
             self._masks = {}
         if self.steering.ablate:
             act = self._ablate_to(self.steering.stream_target(gate.layer))(act)
         if gate.above_coefficient:
             positions = self._mask(act, gated=False)
             if positions is not None:
-                above = (~self.decisions).to(act.device, act.dtype)[:, None, None] * positions
+                above = self.additions.to(act.device, act.dtype)[:, None, None] * positions
                 act = torch.addcmul(act, above, self._direction(act), value=gate.above_coefficient)
         return act
 

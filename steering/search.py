@@ -3,7 +3,7 @@
 1. Screen every setting on the first reply token (one forward pass per setting, no generation): compliance on
    benign and lookalike prompts (refusal score ≤ 0), refusal of harmful prompts (score > 0), and the KL of the
    first-token distribution on benign prompts. For the gated method the gate's threshold costs nothing: each row's
-   outcome is its "ablated" or its "left alone / refusal added" outcome, picked by its harm probability, so one
+   outcome is its "ablated", "left alone" or "refusal added" outcome, picked by its harm probability, so one
    pass per (direction layer, gate layer, coefficient) covers every threshold.
 2. Evaluate the best screened settings for real (`taxlens.evaluate`, greedy generation) and pick by the objective:
    the most benign + lookalike success with harmful refusal ≥ defended − 2 points, ASR ≤ defended + 2 points and
@@ -30,6 +30,7 @@ from taxlens.scoring import refusal_score
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
 ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
+ADD_THRESHOLDS = (0.5, 0.7, 0.9, 0.95)  # add the direction only from here up (besides from the threshold itself)
 # (one_sided, gate_only, clamp quantile): targets are the complied mean, or with a quantile (one-sided only) the
 # upper range of complied prompts' projections, so that rows the model already complies on are barely touched
 ABLATION_VARIANTS = ((False, False, None), (True, False, None), (False, True, None), (True, True, None),
@@ -118,7 +119,8 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
                  baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
                  quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
-    """Every (direction layer, gate layer, ablation variant, add scale, threshold); val_resid[g]: [n_prompts,
+    """Every (direction layer, gate layer, ablation variant, add scale, threshold, add threshold — the threshold
+    itself or a higher one from `ADD_THRESHOLDS`, leaving rows in between alone); val_resid[g]: [n_prompts,
     d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
     direction layer, the one-sided variants (`QUICK_VARIANTS`) at the first of `positions`, add scales 0 and 0.5."""
     n_layers = len(fitted.refusal)
@@ -151,18 +153,22 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
             ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
             bar.update()
             for scale in scales:
-                kept, coefficient = above[scale, positions], scale * fitted.refusal_norm[g]
+                added, coefficient = above[scale, positions], scale * fitted.refusal_norm[g]
                 for threshold in THRESHOLDS:
-                    chosen = torch.where((harm_p < threshold)[:, None], ablated, kept)
-                    gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient)
-                    settings = {"direction_layer": d, "gate_layer": g, "one_sided": one_sided, "gate_only": gate_only,
-                                "clamp_quantile": quantile, "positions": positions, "threshold": threshold,
-                                "above_scale": scale,
-                                "above_coefficient": round(coefficient, 4)}
-                    s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
-                    s.screen = screen_metrics(chosen, baseline, kinds, openings)
-                    s.screen.update(gate_passes(harm_p, masks, threshold))
-                    out.append(s)
+                    later = [t for t in ADD_THRESHOLDS if t > threshold] if coefficient and not quick else []
+                    for add_threshold in [None] + later:
+                        adds = harm_p >= (threshold if add_threshold is None else add_threshold)
+                        chosen = torch.where((harm_p < threshold)[:, None], ablated,
+                                             torch.where(adds[:, None], added, baseline))
+                        gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient, add_threshold)
+                        settings = {"direction_layer": d, "gate_layer": g, "one_sided": one_sided,
+                                    "gate_only": gate_only, "clamp_quantile": quantile, "positions": positions,
+                                    "threshold": threshold, "above_scale": scale,
+                                    "above_coefficient": round(coefficient, 4), "add_threshold": add_threshold}
+                        s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
+                        s.screen = screen_metrics(chosen, baseline, kinds, openings)
+                        s.screen.update(gate_passes(harm_p, masks, threshold))
+                        out.append(s)
     bar.close()
     return out
 

@@ -98,6 +98,32 @@ def test_gate_decides_per_row_in_a_mixed_batch(tiny_model, prompts, direction):
         assert torch.allclose(gated[row], expected, atol=1e-4), row
 
 
+def test_an_add_threshold_leaves_the_rows_between_alone(tiny_model, prompts, direction):
+    gate, p = _gate_at_median(tiny_model, prompts)
+    add_from = float(p.sort().values[-2])  # the two most harmful-looking rows get the direction added
+    gate = dataclasses.replace(gate, above_coefficient=3.0, add_threshold=add_from)
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+
+    def logits(steering):
+        with torch.no_grad(), steering.apply(tiny_model) if steering else torch.no_grad():
+            return tiny_model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[:, -1]
+
+    gated = logits(Steering(direction, gate=gate))
+    ablated = logits(Steering(direction, gate=dataclasses.replace(gate, threshold=2.0, add_threshold=None)))
+    added = logits(Steering(direction, ablate=False, gate=dataclasses.replace(gate, threshold=-1.0,
+                                                                              add_threshold=None)))
+    plain = logits(None)
+    regimes = []
+    for row in range(len(prompts)):
+        regime = "ablated" if p[row] < gate.threshold else "added" if p[row] >= add_from else "alone"
+        expected = {"ablated": ablated, "added": added, "alone": plain}[regime][row]
+        assert torch.allclose(gated[row], expected, atol=1e-4), (row, regime)
+        regimes.append(regime)
+    assert {"ablated", "added", "alone"} <= set(regimes)
+    with pytest.raises(ValueError, match="below threshold"):
+        dataclasses.replace(gate, add_threshold=gate.threshold - 0.1)
+
+
 def test_gate_decides_again_after_a_tool_result(tiny_model, records, direction):
     conversation = next(r for r in records if any(m["role"] == "tool" for m in r.messages))
     first_turn = dataclasses.replace(conversation, messages=conversation.messages[:1])
@@ -133,14 +159,16 @@ def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, di
 
 
 def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, direction, tmp_path):
-    gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, above_coefficient=2.0)
+    gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, above_coefficient=2.0,
+                    add_threshold=0.9)
     steering = Steering(direction, gate=gate, write_targets=torch.arange(5.0), stream_targets=torch.arange(2.0),
                         one_sided=True, gate_only=True)
     path = save_config(steering, tmp_path / "cfg", method="gated", model=str(tiny_model_dir),
                        settings={"threshold": 0.3})
     back, config = load_config(path, model=tiny_model)
     assert torch.equal(back.direction, steering.direction) and torch.equal(back.gate.weight, gate.weight)
-    assert (back.gate.layer, back.gate.threshold, back.gate.above_coefficient) == (1, 0.3, 2.0)
+    g = back.gate
+    assert (g.layer, g.threshold, g.above_coefficient, g.add_threshold) == (1, 0.3, 2.0, 0.9)
     assert torch.equal(back.write_targets, torch.arange(5.0)) and back.one_sided and back.gate_only
     assert config["settings"] == {"threshold": 0.3}
     organism = load_model("organism:base", device="cpu")
