@@ -135,7 +135,7 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
     for d, g in pairs:
         probe, r = fitted.gates[g], fitted.refusal[d]
         harm_p = probe.probability(val_resid[g]).cpu()
-        above = {}  # (scale, positions) → first-token log-probs of rows left alone or with the direction added
+        above = {}  # (scale, positions) → first-token log-probs with the direction added (scale 0: unsteered)
         for positions in sorted({v[3] for v in variants}):
             for scale in scales:
                 coefficient = scale * fitted.refusal_norm[g]

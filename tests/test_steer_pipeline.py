@@ -36,7 +36,8 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     clamp = fitted.refusal_targets(1, 0.9)
     assert torch.isclose(clamp["stream_targets"][2], torch.quantile(projections, 0.9), atol=1e-4)
     assert (projections <= clamp["stream_targets"][2] + 1e-4).float().mean() >= 0.9  # what the clamp leaves alone
-    assert torch.allclose(fitted.refusal_targets(1)["write_targets"], fitted.targets(fitted.refusal[1])["write_targets"])
+    mean_targets = fitted.targets(fitted.refusal[1])["write_targets"]
+    assert torch.allclose(fitted.refusal_targets(1)["write_targets"], mean_targets)
 
 
 def test_report_names_what_is_missing(tmp_path, capsys):
