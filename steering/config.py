@@ -52,7 +52,8 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
         g = steering.gate
         tensors["gate_weight"] = g.weight.float().contiguous()
         config["gate"] = {"layer": g.layer, "bias": g.bias, "threshold": g.threshold,
-                          "above_coefficient": g.above_coefficient, "add_threshold": g.add_threshold}
+                          "above_coefficient": g.above_coefficient, "add_threshold": g.add_threshold,
+                          "read_layers": list(g.read_layers)}
     save_file(tensors, out_dir / VECTORS)
     path = out_dir / "steer.json"
     path.write_text(json.dumps(config, indent=1) + "\n")
@@ -83,10 +84,16 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
     gate = None
     if config["gate"] is not None:
         g = config["gate"]
-        add_threshold = g.get("add_threshold")
-        gate = HarmGate(tensors["gate_weight"], float(g["bias"]), int(g["layer"]), float(g["threshold"]),
-                        float(g.get("above_coefficient", 0.0)),
-                        None if add_threshold is None else float(add_threshold))
+        add_threshold, read_layers = g.get("add_threshold"), g.get("read_layers")
+        if "gate_weight" not in tensors:
+            raise ValueError(f"{vectors_path}: no 'gate_weight', which the gate in {path.name} needs")
+        try:
+            gate = HarmGate(tensors["gate_weight"], float(g["bias"]), int(g["layer"]), float(g["threshold"]),
+                            float(g.get("above_coefficient", 0.0)),
+                            None if add_threshold is None else float(add_threshold),
+                            None if read_layers is None else tuple(read_layers))
+        except ValueError as e:
+            raise ValueError(f"{path}: gate: {e}") from e
     steering = Steering(direction, ablate=bool(config["ablate"]), write_targets=tensors.get("write_targets"),
                         stream_targets=tensors.get("stream_targets"), one_sided=bool(config.get("one_sided", False)),
                         gate_only=bool(config.get("gate_only", False)),

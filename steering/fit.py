@@ -7,7 +7,8 @@ vector, and the harmfulness gate's probe.
   false_refusal  mean(lookalike) − mean(benign), orthogonalised against harm with a partial coefficient λ
                  (Wang et al., ICLR 2025): v − λ (v·ĥ) ĥ
   gate           a logistic probe, harmful or injected prompts (1) vs benign or lookalike ones (0), mapped back to
-                 raw activation space so it reads the residual stream directly
+                 raw activation space so it reads the residual stream directly: one reading the stream after
+                 block L alone (`gates[L]`), one reading it after every block up to L (`stacked_gates[L]`)
   targets        the mean, over prompts the model complies with, of every residual write (embeddings, each block's
                  attention and MLP output) and of the stream after each block: what mean ablation sets a
                  direction's projection to (`Steering.write_targets`, `Steering.stream_targets`); for the refusal
@@ -45,7 +46,8 @@ def write_hooks(n_layers: int) -> list[str]:
 @dataclass(frozen=True)
 class FittedVectors:
     """Per layer (residual after block L): unit directions [d_model], the refusal mean difference's norm (the
-    natural scale for adding the direction), and the gate probes (threshold 0.5 until a search sets one);
+    natural scale for adding the direction), and the gate probes reading layer L (`gates`) and layers 0..L
+    (`stacked_gates`; threshold 0.5 until a search sets one);
     write_means: [1 + 2·n_layers, d_model] and stream_means: [n_layers, d_model] over complied prompts;
     complied_write_proj: [n_layers (direction), n_complied, 1 + 2·n_layers] and complied_stream_proj: [n_layers
     (direction), n_complied, n_layers], complied prompts' projections on each layer's refusal direction."""
@@ -55,6 +57,7 @@ class FittedVectors:
     harm: list[torch.Tensor]
     false_refusal_raw: list[torch.Tensor]
     gates: list[HarmGate]
+    stacked_gates: list[HarmGate]
     write_means: torch.Tensor
     stream_means: torch.Tensor
     complied_write_proj: torch.Tensor
@@ -80,14 +83,17 @@ class FittedVectors:
         return v / v.norm()
 
 
-def gate_probe(acts: torch.Tensor, y: np.ndarray, layer: int, C: float = 0.01) -> HarmGate:
-    """Fit a `LinearProbe` and express it as weight · resid + bias on the raw activations. Strong regularisation
-    (C = 0.01): the gate runs at low thresholds, where calibration matters more than fit."""
-    probe = LinearProbe(C=C).fit(acts.numpy(), y)
+def gate_probe(acts: torch.Tensor, y: np.ndarray, read_layers: tuple[int, ...], C: float = 0.01) -> HarmGate:
+    """Fit a `LinearProbe` on acts: [n, len(read_layers), d_model] (the streams after those blocks, concatenated)
+    and express it as Σ weight[l] · resid_l + bias on the raw activations. Strong regularisation (C = 0.01): the
+    gate runs at low thresholds, where calibration matters more than fit."""
+    flat = acts.reshape(len(acts), -1).numpy()
+    probe = LinearProbe(C=C).fit(flat, y)
     coef, scale, mean = probe.model_.coef_[0], probe.scaler_.scale_, probe.scaler_.mean_
     weight = coef / scale
     bias = float(probe.model_.intercept_[0] - (weight * mean).sum())
-    return HarmGate(torch.tensor(weight, dtype=torch.float32), bias, layer)
+    return HarmGate(torch.tensor(weight, dtype=torch.float32).reshape(acts.shape[1:]), bias, read_layers[-1],
+                    read_layers=read_layers)
 
 
 def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1) -> FittedVectors:
@@ -105,6 +111,7 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
     write_means = torch.stack([store.load(h, position, complied).mean(0) for h in writes])
     stream_means = torch.stack([store.load(h, position, complied).mean(0) for h in layer_hooks])
     refusal, refusal_norm, harm, false_refusal, gates = [], [], [], [], []
+    gate_streams = [store.load(hook, position, gate_rows) for hook in layer_hooks]  # per layer [n, d_model]
     for layer, hook in enumerate(layer_hooks):
         acts = store.load(hook, position, rows_refusal)
         pos, neg = acts[torch.from_numpy(y_refusal == 1)], acts[torch.from_numpy(y_refusal == 0)]
@@ -115,12 +122,14 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
         acts = store.load(hook, position, rows_trigger)
         diff = acts[torch.from_numpy(y_trigger == 1)].mean(0) - acts[torch.from_numpy(y_trigger == 0)].mean(0)
         false_refusal.append(diff)
-        gates.append(gate_probe(store.load(hook, position, gate_rows), y_gate, layer))
+        gates.append(gate_probe(gate_streams[layer][:, None], y_gate, (layer,)))
     directions = torch.stack(refusal).float()  # [n_layers, d_model]
 
     def projections(hooks: list[str]) -> torch.Tensor:  # [n_layers (direction), n_complied, len(hooks)]
         per_hook = [store.load(h, position, complied).float() @ directions.T for h in hooks]  # [n_complied, n_layers]
         return torch.stack(per_hook, -1).transpose(0, 1)
 
-    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, write_means, stream_means,
+    stacked_gates = [gate_probe(torch.stack(gate_streams[:layer + 1], 1), y_gate, tuple(range(layer + 1)))
+                     for layer in range(len(layer_hooks))]
+    return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, stacked_gates, write_means, stream_means,
                          projections(writes), projections(layer_hooks))

@@ -8,8 +8,8 @@ along its refusal direction for every prompt, refused or not, and zeroing it the
 targets are usually each write's mean projection over prompts the model complies with (mean ablation along the
 direction, fitted in `steering.fit`). `one_sided` only lowers projections above the target, never raises them.
 
-With a gate, a linear harmfulness probe reads the unsteered residual stream after block `gate.layer` at each
-prompt's last token and decides per row: below the threshold, the stream's projection is set to its target there
+With a gate, a linear harmfulness probe reads the unsteered residual stream at each prompt's last token after
+block `gate.layer` (and, for a gate fitted on several layers, after each of its `read_layers`) and decides per row: below the threshold, the stream's projection is set to its target there
 (`stream_targets`) and, unless `gate_only`, at every later write point; at or above it, the row is left alone, or
 `above_coefficient · direction` is added there — from `add_threshold` up when one is set, so that prompts the gate
 is unsure of are left alone rather than pushed to refuse. A
@@ -36,9 +36,11 @@ import torch
 
 @dataclass(frozen=True)
 class HarmGate:
-    """A linear harmfulness probe in raw activation space: p(harmful) = sigmoid(weight · resid + bias), read after
-    block `layer` at the prompt's last token. weight: [d_model]. Rows below `threshold` are ablated; rows at or
-    above `add_threshold` (None: `threshold`) get `above_coefficient · direction` added."""
+    """A linear harmfulness probe in raw activation space: p(harmful) = sigmoid(Σ_l weight[l] · resid_l + bias),
+    resid_l the stream after block l at the prompt's last token, for l in `read_layers` (None: `layer` alone; else
+    ascending, ending at `layer`, where the gate decides). weight: [len(read_layers), d_model] (a [d_model] weight
+    is read as one layer's). Rows below `threshold` are ablated; rows at or above `add_threshold` (None:
+    `threshold`) get `above_coefficient · direction` added."""
 
     weight: torch.Tensor
     bias: float
@@ -46,15 +48,28 @@ class HarmGate:
     threshold: float = 0.5
     above_coefficient: float = 0.0
     add_threshold: float | None = None
+    read_layers: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.add_threshold is not None and self.add_threshold < self.threshold:
             raise ValueError(f"add_threshold {self.add_threshold} is below threshold {self.threshold}: a row can't "
                              f"be both ablated and have the direction added")
+        reads = tuple(int(x) for x in self.read_layers) if self.read_layers is not None else (self.layer,)
+        if list(reads) != sorted(set(reads)) or reads[-1] != self.layer or reads[0] < 0:
+            raise ValueError(f"read_layers {reads} must ascend without repeats from layer 0 or later and end at the "
+                             f"gate layer {self.layer}")
+        weight = self.weight.unsqueeze(0) if self.weight.ndim == 1 else self.weight
+        if weight.ndim != 2 or weight.shape[0] != len(reads):
+            raise ValueError(f"gate weight of shape {tuple(self.weight.shape)} does not match its {len(reads)} read "
+                             f"layers {reads}: expected [{len(reads)}, d_model]")
+        object.__setattr__(self, "read_layers", reads)
+        object.__setattr__(self, "weight", weight)
 
     def probability(self, resid: torch.Tensor) -> torch.Tensor:
-        """resid: [batch, d_model] → [batch] probability that the prompt is harmful."""
-        return torch.sigmoid(resid.float() @ self.weight.to(resid.device) + self.bias)
+        """resid: [batch, len(read_layers), d_model] (or [batch, d_model] for one read layer) → [batch]
+        probability that the prompt is harmful."""
+        resid = resid.unsqueeze(1) if resid.ndim == 2 else resid
+        return torch.sigmoid(torch.einsum("bld,ld->b", resid.float(), self.weight.to(resid.device)) + self.bias)
 
 
 POSITIONS = ("prompt", "last", "all")
@@ -91,7 +106,7 @@ class Steering:
         if self.direction.ndim != 1:
             raise ValueError(f"direction must be [d_model], got shape {tuple(self.direction.shape)}")
         object.__setattr__(self, "direction", self.direction.float() / self.direction.float().norm())
-        if self.gate is not None and self.gate.weight.shape != self.direction.shape:
+        if self.gate is not None and self.gate.weight.shape[-1] != self.direction.shape[0]:
             raise ValueError(f"width mismatch: gate weight {tuple(self.gate.weight.shape)}, "
                              f"direction {tuple(self.direction.shape)}")
         if self.positions not in POSITIONS:
@@ -140,6 +155,7 @@ class SteeringHandle:
         self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's decision per row
         self.additions: torch.Tensor | None = None  # [batch] bool, rows that get the direction added
         self.harm_probability: torch.Tensor | None = None  # [batch]
+        self._gate_reads: dict[int, torch.Tensor] = {}  # layer → [batch, d_model], the new prompt's last token
         self._prompt_signature: torch.Tensor | None = None  # [batch, prompt_len]: which tokens the prompt holds
         self._seen_len, self._new_prompt = 0, False
         self._span, self._n_pos = (0, 0), 0  # [start, stop) of the positions this forward steers, of _n_pos
@@ -158,6 +174,8 @@ class SteeringHandle:
                 for site in ("attn_out", "mlp_out"):
                     self._hook(site, layer, self._ablate_to(s.write_target(site, layer)))
         if s.gate is not None:
+            for layer in s.gate.read_layers[:-1]:
+                self._hook("resid_post", layer, self._read(layer))
             self._hook("resid_post", s.gate.layer, self._gate)
         if s.add_layer is not None and s.coefficient:
             self._hook("resid_post", s.add_layer, self._add)
@@ -240,10 +258,18 @@ class SteeringHandle:
             return torch.add(act, self._direction(act), alpha=self.steering.coefficient)
         return torch.addcmul(act, mask, self._direction(act), value=self.steering.coefficient)
 
+    def _read(self, layer: int):
+        def read(act: torch.Tensor) -> torch.Tensor:
+            if self._new_prompt:
+                self._gate_reads[layer] = act[:, -1].detach()
+            return act
+        return read
+
     def _gate(self, act: torch.Tensor) -> torch.Tensor:
         gate = self.steering.gate
         if self._new_prompt:  # decide on the unsteered stream at the prompt's last token
-            self.harm_probability = gate.probability(act[:, -1]).cpu()
+            reads = [self._gate_reads[layer].to(act.device) for layer in gate.read_layers[:-1]] + [act[:, -1]]
+            self.harm_probability = gate.probability(torch.stack(reads, 1)).cpu()
             self.decisions = self.harm_probability < gate.threshold
             add_from = gate.threshold if gate.add_threshold is None else gate.add_threshold
             self.additions = self.harm_probability >= add_from

@@ -4,7 +4,8 @@
    benign and lookalike prompts (refusal score ≤ 0), refusal of harmful prompts (score > 0), and the KL of the
    first-token distribution on benign prompts. For the gated method the gate's threshold costs nothing: each row's
    outcome is its "ablated", "left alone" or "refusal added" outcome, picked by its harm probability, so one
-   pass per (direction layer, gate layer, coefficient) covers every threshold.
+   pass per (direction layer, gate layer, coefficient) covers every threshold and both gates of that layer (the
+   one reading it alone and the one reading every layer up to it).
 2. Evaluate the best screened settings for real (`taxlens.evaluate`, greedy generation) and pick by the objective:
    the most benign + lookalike success with harmful refusal ≥ defended − 2 points, ASR ≤ defended + 2 points and
    first-token KL on benign prompts the defended model already complies with ≤ 0.05.
@@ -17,7 +18,8 @@ injections lost 4 of 18 harmful refusals), so the gate itself must hold them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import product
 
 import torch
 from tqdm.auto import tqdm
@@ -119,10 +121,11 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
                  baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
                  quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
-    """Every (direction layer, gate layer, ablation variant, add scale, threshold, add threshold — the threshold
-    itself or a higher one from `ADD_THRESHOLDS`, leaving rows in between alone); val_resid[g]: [n_prompts,
-    d_model] unsteered residual after block g at the last prompt token, which the gate reads. `quick`: gate layer =
-    direction layer, the one-sided variants (`QUICK_VARIANTS`) at the first of `positions`, add scales 0 and 0.5."""
+    """Every (direction layer, gate layer, gate reading that layer alone or every layer up to it, ablation variant,
+    add scale, threshold, add threshold — the threshold itself or a higher one from `ADD_THRESHOLDS`, leaving rows
+    in between alone); val_resid[g]: [n_prompts, d_model] unsteered residual after block g at the last prompt
+    token, which the gates read. `quick`: gate layer = direction layer, the one-sided variants (`QUICK_VARIANTS`)
+    at the first of `positions`, add scales 0 and 0.5."""
     n_layers = len(fitted.refusal)
     pairs = [(d, d) for d in range(n_layers)] if quick else [(d, g) for d in range(n_layers) for g in range(n_layers)]
     scales = (0.0, 0.5) if quick else ADD_SCALES
@@ -134,7 +137,10 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                disable=not progress)
     for d, g in pairs:
         probe, r = fitted.gates[g], fitted.refusal[d]
-        harm_p = probe.probability(val_resid[g]).cpu()
+        gates = [(fitted.gates[g], probe.probability(val_resid[g]).cpu())]
+        if g:
+            stacked = fitted.stacked_gates[g]
+            gates.append((stacked, stacked.probability(torch.stack(val_resid[:g + 1], 1)).cpu()))
         above = {}  # (scale, positions) → first-token log-probs with the direction added (scale 0: unsteered)
         for positions in sorted({v[3] for v in variants}):
             for scale in scales:
@@ -152,23 +158,23 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                         **fitted.refusal_targets(d, quantile)}
             ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
             bar.update()
-            for scale in scales:
+            for (fit_gate, harm_p), scale, threshold in product(gates, scales, THRESHOLDS):
                 added, coefficient = above[scale, positions], scale * fitted.refusal_norm[g]
-                for threshold in THRESHOLDS:
-                    later = [t for t in ADD_THRESHOLDS if t > threshold] if coefficient and not quick else []
-                    for add_threshold in [None] + later:
-                        adds = harm_p >= (threshold if add_threshold is None else add_threshold)
-                        chosen = torch.where((harm_p < threshold)[:, None], ablated,
-                                             torch.where(adds[:, None], added, baseline))
-                        gate = HarmGate(probe.weight, probe.bias, g, threshold, coefficient, add_threshold)
-                        settings = {"direction_layer": d, "gate_layer": g, "one_sided": one_sided,
-                                    "gate_only": gate_only, "clamp_quantile": quantile, "positions": positions,
-                                    "threshold": threshold, "above_scale": scale,
-                                    "above_coefficient": round(coefficient, 4), "add_threshold": add_threshold}
-                        s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
-                        s.screen = screen_metrics(chosen, baseline, kinds, openings)
-                        s.screen.update(gate_passes(harm_p, masks, threshold))
-                        out.append(s)
+                later = [t for t in ADD_THRESHOLDS if t > threshold] if coefficient and not quick else []
+                for add_threshold in [None] + later:
+                    adds = harm_p >= (threshold if add_threshold is None else add_threshold)
+                    chosen = torch.where((harm_p < threshold)[:, None], ablated,
+                                         torch.where(adds[:, None], added, baseline))
+                    gate = replace(fit_gate, threshold=threshold, above_coefficient=coefficient,
+                                   add_threshold=add_threshold)
+                    settings = {"direction_layer": d, "gate_layer": g, "gate_read_layers": list(gate.read_layers),
+                                "one_sided": one_sided, "gate_only": gate_only, "clamp_quantile": quantile,
+                                "positions": positions, "threshold": threshold, "above_scale": scale,
+                                "above_coefficient": round(coefficient, 4), "add_threshold": add_threshold}
+                    s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
+                    s.screen = screen_metrics(chosen, baseline, kinds, openings)
+                    s.screen.update(gate_passes(harm_p, masks, threshold))
+                    out.append(s)
     bar.close()
     return out
 

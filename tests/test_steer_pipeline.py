@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from probes.cache import ActivationStore
 from steering.config import load_config
-from steering.fit import fit_vectors
+from probes.linear import LinearProbe
+from steering.fit import GATE_POSITIVE, fit_vectors
 from steering.search import attack_masks, gate_passes, violation
 from taxlens.cli import main
 from taxlens.models import load_model
@@ -23,7 +25,9 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     assert config["method"] == "gated" and config["quick"] is True and steering.gate is not None
     table = json.loads((out / "pareto.json").read_text())
     gated = table["methods"]["gated"]
-    assert len(gated) == 4 * 2 * 2 * 11  # layers × ablation variants (mean, clamp) × add scales × thresholds
+    # (gates reading one layer + gates reading every layer up to it, from layer 1) × ablation variants (mean,
+    # clamp) × add scales × thresholds
+    assert len(gated) == (4 + 3) * 2 * 2 * 11
     chosen = next(r for r in gated if r["settings"] == config["settings"])
     assert chosen["screen"]["compliance_helpful"] > table["defended"]["screen"]["compliance_helpful"]
     assert (out / "tradeoff.png").stat().st_size > 5000 and "Pareto" in (out / "pareto.md").read_text()
@@ -38,6 +42,17 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     assert (projections <= clamp["stream_targets"][2] + 1e-4).float().mean() >= 0.9  # what the clamp leaves alone
     mean_targets = fitted.targets(fitted.refusal[1])["write_targets"]
     assert torch.allclose(fitted.refusal_targets(1)["write_targets"], mean_targets)
+
+    # a gate reading layers 0..2 is the logistic probe on those streams side by side, in raw activation space
+    rows = store.select(split="val")
+    streams = torch.stack([store.load(f"resid_post.{layer}", -1, rows) for layer in range(3)], 1)
+    y = np.array([store.records[i]["kind"] in GATE_POSITIVE for i in store.select(split="train")], dtype=int)
+    train = torch.stack([store.load(f"resid_post.{layer}", -1, store.select(split="train")) for layer in range(3)], 1)
+    probe = LinearProbe(C=0.01).fit(train.reshape(len(train), -1).numpy(), y)
+    expected = probe.predict_proba(streams.reshape(len(streams), -1).numpy())[:, 1]
+    stacked = fitted.stacked_gates[2]
+    assert stacked.read_layers == (0, 1, 2)
+    assert np.allclose(stacked.probability(streams).numpy(), expected, atol=1e-4)
 
 
 def test_report_names_what_is_missing(tmp_path, capsys):

@@ -140,6 +140,34 @@ def test_gate_decides_again_after_a_tool_result(tiny_model, records, direction):
     assert torch.allclose(p_second, fresh.harm_probability, atol=1e-5)
 
 
+def test_a_gate_reading_several_layers_sums_their_reads(tiny_model, tiny_model_dir, prompts, direction, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(3)
+    weight = torch.randn(2, tiny_model.d_model)
+    reads = {}
+    _forward(tiny_model, prompts, None, [(f"blocks.{layer}.hook_resid_post",
+                                          lambda a, hook, layer=layer: reads.__setitem__(layer, a[:, -1]))
+                                         for layer in (0, 1)])
+    expected = torch.sigmoid(reads[0] @ weight[0] + reads[1] @ weight[1] + 0.1)
+    gate = HarmGate(weight, 0.1, layer=1, threshold=float(expected.median()) + 1e-6, read_layers=(0, 1))
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+    for model, run in ((tiny_model, lambda: _forward(tiny_model, prompts)), (hf, lambda: hf(**batch))):
+        with torch.no_grad(), Steering(direction, gate=gate).apply(model) as handle:
+            run()
+        assert torch.allclose(handle.harm_probability, expected, atol=1e-5), type(model).__name__
+        assert torch.equal(handle.decisions, expected < gate.threshold)
+    path = save_config(Steering(direction, gate=gate), tmp_path / "cfg", method="gated", model=str(tiny_model_dir),
+                       settings={})
+    back = load_config(path, model=tiny_model)[0].gate
+    assert back.read_layers == (0, 1) and torch.equal(back.weight, weight)
+    with pytest.raises(ValueError, match="does not match its 1 read layers"):
+        HarmGate(weight, 0.0, layer=1)
+    with pytest.raises(ValueError, match="end at the gate layer 0"):
+        HarmGate(weight, 0.0, layer=0, read_layers=(0, 1))
+
+
 def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, direction):
     from transformers import AutoModelForCausalLM
 
