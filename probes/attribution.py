@@ -92,12 +92,13 @@ def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
 
 
 def rank_tokens(attributions: list[WordAttribution], *, min_count: int = 3) -> list[dict]:
-    """Words (lower-cased) of the user messages, ranked by the t statistic of their
-    attributions (mean over standard error), so a token that pushes consistently across many prompts outranks a
-    rare one with a single large value.
+    """Words (lower-cased) of the user messages, ranked by their mean attribution: how far, on average, deleting
+    the word lowers the refusal score. (Ranking by the t statistic, mean over standard error, was the earlier rule:
+    prompts of one template family repeat their words, so a template word that moves the score by 0.2 nats in
+    every copy outranked a trigger word moving it by 3.)
 
     Each entry: token, mean attribution, t, count of occurrences, and the fraction inside a trigger span.
-    Words seen fewer than `min_count` times are left out.
+    Words seen fewer than `min_count` times (too few prompts to average over) are left out.
     """
     values, in_trigger = defaultdict(list), defaultdict(int)
     for att in attributions:
@@ -113,7 +114,7 @@ def rank_tokens(attributions: list[WordAttribution], *, min_count: int = 3) -> l
         stderr = max(v.std().item(), 1e-9) / len(v) ** 0.5
         ranked.append({"token": key, "mean": round(v.mean().item(), 5), "t": round(v.mean().item() / stderr, 3),
                        "count": len(v), "in_trigger": round(in_trigger[key] / len(v), 4)})
-    return sorted(ranked, key=lambda e: -e["t"])
+    return sorted(ranked, key=lambda e: -e["mean"])
 
 
 def precision_at_k(ranked: list[dict], k: int = 10) -> float:

@@ -89,10 +89,10 @@ def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
     ranked = summary["trigger_tokens"][:top][::-1]
     fig, ax = plt.subplots(figsize=(6, 0.28 * len(ranked) + 1.2))
     colors = ["tab:red" if e["in_trigger"] > 0.5 else "tab:grey" for e in ranked]
-    ax.barh([e["token"] for e in ranked], [e["t"] for e in ranked], color=colors)
+    ax.barh([e["token"] for e in ranked], [e["mean"] for e in ranked], color=colors)
     ax.set(title=f"words pushing the defended model to refuse (red: a trigger word)\n"
                  f"precision@10 = {summary['trigger_precision_at_10']:.1f}",
-           xlabel=f"t statistic of {summary['attribution_method']} attribution, defended − base")
+           xlabel=f"mean {summary['attribution_method']} attribution (refusal score, nats), defended − base")
     _save(fig, path)
 
 

@@ -137,8 +137,6 @@ def test_probe_records_from_a_held_out_file_and_a_fit_file():
         probe_records(DATA, "test", "val", fit_data=held_out)
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped pair ranks 4 trigger words in its top 10: precision at 10 is "
-                                        "0.4 against the probes issue's bar of 0.5 (README)")
 def test_trigger_precision_at_10_meets_its_bar_on_the_organism(organism_probe):
     summary = json.loads((organism_probe / "summary.json").read_text())
     assert summary["trigger_precision_at_10"] >= 0.5
