@@ -4,7 +4,8 @@ row) and the orthogonalised checkpoint, greedy, 64 new tokens, batch 1 and 8; an
 bridge costs by wrapping every module, the same checkpoint loaded by plain `transformers`, unsteered and gated.
 
 Rounds are interleaved (each round runs every variant once) and medians taken, so drift hits all variants alike.
-The direction and gate are random (speed doesn't depend on their values); the orthogonalised checkpoint is written
+The direction and gate are random (speed doesn't depend on their values; the gate reads the stream after every
+block up to the middle one, as the shipped organism's reads blocks 0–3); the orthogonalised checkpoint is written
 by `steering.export` from the same direction and booted through the bridge like the original. Runs unchanged on
 CUDA.
 
@@ -58,7 +59,9 @@ def main() -> None:
         config = save_config(Steering(direction), Path(tmp) / "steer", method="global", model=spec, settings={})
         ortho = load_model(str(export_orthogonalized(spec, config, Path(tmp) / "ortho",
                                                      dtype=str(model.bridge.cfg.dtype).removeprefix("torch."))))
-        gate = HarmGate(torch.randn(model.d_model) / model.d_model ** 0.5, 0.0, layer=model.n_layers // 2)
+        gate_layer = model.n_layers // 2  # a gate of the shipped kind: it reads every block's stream up to its own
+        gate = HarmGate(torch.randn(gate_layer + 1, model.d_model) / model.d_model ** 0.5, 0.0, layer=gate_layer,
+                        read_layers=tuple(range(gate_layer + 1)))
         # the same checkpoint loaded by plain transformers: what the bridge's wrapping of every module costs
         plain = load_serving_model(spec, device=str(model.device), dtype=model.bridge.cfg.dtype)
         variants = {  # name: (the model that generates, steering)
