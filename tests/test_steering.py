@@ -59,9 +59,10 @@ def test_handle_removes_its_hooks(tiny_model, prompts, direction):
     assert torch.equal(_forward(tiny_model, prompts), plain)
 
 
-@pytest.mark.parametrize("gated", [False, True])
-def test_kv_cached_generation_equals_uncached_under_steering(tiny_model, prompts, direction, gated):
-    gate = HarmGate(torch.randn(tiny_model.d_model) * 0.1, 0.0, layer=0, threshold=0.5) if gated else None
+@pytest.mark.parametrize("gate_reads", [None, (0,), (0, 1)])
+def test_kv_cached_generation_equals_uncached_under_steering(tiny_model, prompts, direction, gate_reads):
+    gate = None if gate_reads is None else HarmGate(torch.randn(len(gate_reads), tiny_model.d_model) * 0.1, 0.0,
+                                                     layer=gate_reads[-1], threshold=0.5, read_layers=gate_reads)
     steering = Steering(direction, gate=gate)
     with steering.apply(tiny_model):
         cached = greedy_generate(tiny_model, prompts, max_new_tokens=12, use_cache=True)
