@@ -9,8 +9,9 @@ targets are usually each write's mean projection over prompts the model complies
 direction, fitted in `steering.fit`). `one_sided` only lowers projections above the target, never raises them.
 
 With a gate, a linear harmfulness probe reads the unsteered residual stream at each prompt's last token after
-block `gate.layer` (and, for a gate fitted on several layers, after each of its `read_layers`) and decides per row: below the threshold, the stream's projection is set to its target there
-(`stream_targets`) and, unless `gate_only`, at every later write point; at or above it, the row is left alone, or
+block `gate.layer` (and, for a gate fitted on several layers, after each of its `read_layers`) and decides per
+row: below the threshold, the stream's projection is set to its target there (`stream_targets`) and, unless
+`gate_only`, at every later write point; at or above it, the row is left alone, or
 `above_coefficient · direction` is added there — from `add_threshold` up when one is set, so that prompts the gate
 is unsure of are left alone rather than pushed to refuse. A
 decision holds while the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the
