@@ -129,7 +129,7 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
         per_hook = [store.load(h, position, complied).float() @ directions.T for h in hooks]  # [n_complied, n_layers]
         return torch.stack(per_hook, -1).transpose(0, 1)
 
-    stacked_gates = [gate_probe(torch.stack(gate_streams[:layer + 1], 1), y_gate, tuple(range(layer + 1)))
-                     for layer in range(len(layer_hooks))]
+    stacked_gates = gates[:1] + [gate_probe(torch.stack(gate_streams[:layer + 1], 1), y_gate, tuple(range(layer + 1)))
+                                 for layer in range(1, len(layer_hooks))]
     return FittedVectors(refusal, refusal_norm, harm, false_refusal, gates, stacked_gates, write_means, stream_means,
                          projections(writes), projections(layer_hooks))
