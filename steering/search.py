@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from steering.fit import FittedVectors
-from steering.hooks import HarmGate, Steering
+from steering.hooks import Steering
 from taxlens.generation import encode_batch
 from taxlens.scoring import refusal_score
 
@@ -137,7 +137,7 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                disable=not progress)
     for d, g in pairs:
         probe, r = fitted.gates[g], fitted.refusal[d]
-        gates = [(fitted.gates[g], probe.probability(val_resid[g]).cpu())]
+        gates = [(probe, probe.probability(val_resid[g]).cpu())]
         if g:
             stacked = fitted.stacked_gates[g]
             gates.append((stacked, stacked.probability(torch.stack(val_resid[:g + 1], 1)).cpu()))
@@ -146,14 +146,14 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
             for scale in scales:
                 coefficient = scale * fitted.refusal_norm[g]
                 if coefficient:
-                    never = HarmGate(probe.weight, probe.bias, g, threshold=-1.0, above_coefficient=coefficient)
+                    never = replace(probe, threshold=-1.0, above_coefficient=coefficient)
                     steering = Steering(r, ablate=False, gate=never, positions=positions)
                     above[scale, positions] = first_token_logprobs(model, prompts, steering, batch_size)
                     bar.update()
                 else:
                     above[scale, positions] = baseline
         for one_sided, gate_only, quantile, positions in variants:
-            always = HarmGate(probe.weight, probe.bias, g, threshold=2.0)  # every row ablated
+            always = replace(probe, threshold=2.0)  # every row ablated
             ablation = {"one_sided": one_sided, "gate_only": gate_only, "positions": positions,
                         **fitted.refusal_targets(d, quantile)}
             ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
