@@ -1,7 +1,7 @@
 """The steering config on disk: `steer.json` (method, model, settings, search results) beside `vectors.safetensors`
 (the direction and the gate's probe weight). The one file `eval`, `serve` and `export` accept.
 
->>> save_config(steering, "runs/steer", method="gated", model="organism:defended", settings={...})  # doctest: +SKIP
+>>> save_config(steering, "runs/steer", method="gated", model=loaded_model.source, settings={...})  # doctest: +SKIP
 >>> steering, config = load_config("runs/steer/steer.json", model=loaded_model)                    # doctest: +SKIP
 """
 
@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from steering.hooks import HarmGate, Steering
-from taxlens.models import ORGANISM_DIR, resolve
+from taxlens.models import ORGANISM_DIR, ModelSource
 
 METHODS = ("global", "false_refusal", "gated")
 VECTORS = "vectors.safetensors"
@@ -33,7 +33,7 @@ def config_path(spec: str | Path) -> Path:
     return path / "steer.json" if path.is_dir() else path
 
 
-def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: str, settings: dict,
+def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: str | ModelSource, settings: dict,
                 extra: dict | None = None) -> Path:
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
@@ -43,7 +43,9 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
     for name in ("write_targets", "stream_targets"):
         if getattr(steering, name) is not None:
             tensors[name] = getattr(steering, name).contiguous()
-    config = {"method": method, "model": model, "d_model": steering.d_model, "vectors": VECTORS,
+    model = model if isinstance(model, ModelSource) else ModelSource.of(model)
+    adapter = {} if model.adapter is None else {"adapter": model.adapter, "adapter_scale": model.adapter_scale}
+    config = {"method": method, "model": model.model, **adapter, "d_model": steering.d_model, "vectors": VECTORS,
               "ablate": steering.ablate, "one_sided": steering.one_sided, "gate_only": steering.gate_only,
               "positions": steering.positions,
               "add_layer": steering.add_layer, "coefficient": steering.coefficient,
@@ -104,11 +106,17 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
     return steering, config
 
 
+def config_source(config: dict) -> ModelSource:
+    """The model (and adapter, at its scale) a config was fitted on."""
+    return ModelSource(config["model"], config.get("adapter"), float(config.get("adapter_scale", 1.0)))
+
+
 def check_model(config: dict, model, path: Path | str = "steer.json") -> None:
     if model.d_model != config["d_model"]:
         raise ValueError(f"{path}: made for d_model {config['d_model']}, but {model.name} has d_model {model.d_model}")
-    if resolve(model.name) != resolve(config["model"]):
-        raise ValueError(f"{path}: made for model {config['model']!r}, not {model.name!r}; "
+    made_for = config_source(config)
+    if not made_for.same_as(model.source):
+        raise ValueError(f"{path}: made for model {made_for.label!r}, not {model.name!r}; "
                          f"fit a config for this model with `taxlens steer`")
     if config["gate"] is not None and not 0 <= config["gate"]["layer"] < model.n_layers:
         raise ValueError(f"{path}: gate layer {config['gate']['layer']} outside {model.name}'s {model.n_layers} layers")

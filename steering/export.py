@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from steering.config import config_path, load_config
+from steering.config import config_path, config_source, load_config
 from steering.hooks import residual_writes
-from taxlens.models import pick_dtype, resolve
+from taxlens.models import ModelSource, load_hf_model, pick_dtype
 
 
 def _with_biases(hf_model):
@@ -87,12 +87,13 @@ def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tenso
     return hf_model
 
 
-def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path, *, dtype: str = "float32") -> Path:
+def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, out: str | Path, *,
+                          dtype: str = "float32") -> Path:
     """Write `model` with the config's direction orthogonalised out of its weights to `out` (an HF checkpoint).
 
     The edit is computed in fp32 and saved in `dtype` (float32 keeps its logits equal to hook ablation's; a 16-bit
     dtype halves the size at the cost of rounding)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     steering, config = load_config(steer_config)
     if (steering.gate is not None or not steering.ablate or steering.one_sided or steering.positions == "last"
@@ -101,15 +102,15 @@ def export_orthogonalized(model: str, steer_config: str | Path, out: str | Path,
                          f"{config['method']!r}, positions {steering.positions!r}); only global and false_refusal "
                          f"configs steering 'prompt' or 'all' positions can be baked into weights — serve the others "
                          f"with `taxlens serve`")
-    path = resolve(model)
-    if resolve(config["model"]) != path:
-        raise ValueError(f"{steer_config}: made for model {config['model']!r}, not {model!r}")
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    source = model if isinstance(model, ModelSource) else ModelSource.of(model)
+    if not config_source(config).same_as(source):
+        raise ValueError(f"{steer_config}: made for model {config_source(config).label!r}, not {source.label!r}")
+    hf, tokenizer_dir = load_hf_model(source, "cpu", torch.float32)
     if hf.config.hidden_size != steering.d_model:
         raise ValueError(f"{steer_config}: d_model {steering.d_model}, but {model} has {hf.config.hidden_size}")
     hf = orthogonalize_(hf, steering.direction, steering.write_targets)
     out = Path(out)
     hf.to(pick_dtype(dtype, "cpu")).save_pretrained(out)
-    AutoTokenizer.from_pretrained(path).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
     (out / "taxlens_steer.json").write_text(config_path(steer_config).read_text())
     return out

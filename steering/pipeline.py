@@ -91,7 +91,7 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
                 s.val = {**val_figures(report), **{k: s.screen[k] for k in GATE_PASSES if k in s.screen}}
             best, ok = choose([s for s in settings if s.val], defended_val)
         folder = out if len(methods) == 1 else out / method
-        path = save_config(best.steering, folder, method=method, model=model, settings=best.settings, extra={
+        path = save_config(best.steering, folder, method=method, model=defended.source, settings=best.settings, extra={
             "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,
             "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
         })

@@ -60,7 +60,7 @@ def _eval(args) -> int:
     records = load_records(args.data, split=args.split)
     if args.limit:
         records = records[: args.limit]
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering = None
     if args.steer:
         from steering.config import load_config
@@ -83,7 +83,7 @@ def _steer(args) -> int:
     from steering.pipeline import run_steer
 
     methods = list(METHODS) if args.method == "all" else [args.method]
-    table = run_steer(args.base, args.model, args.data, args.out, methods=methods, device=args.device,
+    table = run_steer(args.base, _source(args), args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
                       max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions))
     out = Path(args.out)
@@ -102,10 +102,10 @@ def _serve(args) -> int:
     from taxlens.models import load_model, load_serving_model
 
     load = load_serving_model if args.engine == "transformers" else load_model
-    model = load(args.model, device=args.device, dtype=args.dtype)
+    model = load(_source(args), device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
     app = create_app(model, steering=steering, api_key=args.api_key)
-    print(f"serving {args.model}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
+    print(f"serving {model.name}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0
 
@@ -113,7 +113,7 @@ def _serve(args) -> int:
 def _export(args) -> int:
     from steering.export import export_orthogonalized
 
-    out = export_orthogonalized(args.model, args.steer, args.out, dtype=args.dtype)
+    out = export_orthogonalized(_source(args), args.steer, args.out, dtype=args.dtype)
     print(f"wrote an HF checkpoint with the direction orthogonalised out of its weights: {out}")
     return 0
 
@@ -121,7 +121,7 @@ def _export(args) -> int:
 def _probe(args) -> int:
     from probes.pipeline import run_probe
 
-    summary = run_probe(args.base, args.defended, args.data, args.out, split=args.split, fit_split=args.fit_split,
+    summary = run_probe(args.base, _source(args, "defended"), args.data, args.out, split=args.split, fit_split=args.fit_split,
                         fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     out = Path(args.out)
     print((out / "summary.md").read_text())
@@ -187,6 +187,20 @@ def _compare(args) -> int:
     return 0
 
 
+def _adapter_arguments(parser: argparse.ArgumentParser, of: str = "--model") -> None:
+    parser.add_argument("--adapter", default=None,
+                        help=f"a PEFT adapter folder loaded onto {of} and merged (an adapter folder may also be given "
+                             f"as {of} itself: its adapter_config.json names the base)")
+    parser.add_argument("--adapter-scale", type=float, default=1.0,
+                        help="scale of the adapter's update: 0 = the base, 1 = the adapter as trained (default)")
+
+
+def _source(args, of: str = "model"):
+    from taxlens.models import ModelSource
+
+    return ModelSource.of(getattr(args, of), args.adapter, args.adapter_scale)
+
+
 def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
@@ -216,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=128)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
+    _adapter_arguments(ev)
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
     ev.add_argument("--reply-prefix", default=None,
@@ -238,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which positions the steering may edit (export needs prompt or all)")
     st.add_argument("--quick", action="store_true",
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
+    _adapter_arguments(st)
     _device_arguments(st)
     st.set_defaults(func=_steer)
 
@@ -250,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="generate with plain transformers (default; about twice as fast on the organism) or "
                          "inside the TransformerLens bridge")
     sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
+    _adapter_arguments(sv)
     _device_arguments(sv)
     sv.set_defaults(func=_serve)
 
@@ -258,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--steer", required=True, help="steer.json")
     ex.add_argument("--out", required=True, help="folder for the HF checkpoint")
     ex.add_argument("--dtype", default="float32", help="saved dtype (float32 keeps logits equal to the hooks')")
+    _adapter_arguments(ex)
     ex.set_defaults(func=_export)
 
     pr = sub.add_parser("probe", help="locate where a defended model's over-refusal arises, against its base")
@@ -272,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fit on this file's --fit-split instead of --data's (e.g. score a held-out set that has no "
                          "train split with directions from datasets/toolcalls.jsonl)")
     pr.add_argument("--batch-size", type=int, default=32)
+    _adapter_arguments(pr, of="--defended")
     _device_arguments(pr)
     pr.set_defaults(func=_probe)
 

@@ -1,5 +1,8 @@
 """Loading a model by name: an HF id, a local checkpoint folder, or the shipped `organism:base` / `organism:defended`,
-through `TransformerBridge.boot_transformers`, with device and dtype chosen automatically. For serving only,
+optionally with a PEFT adapter on top, through `TransformerBridge.boot_transformers`, with device and dtype chosen
+automatically. An adapter (given with `adapter=`, or as the model itself: a folder holding `adapter_config.json`) is
+loaded by PEFT onto its base and merged, scaled by `adapter_scale` (0 gives the base, 1 the adapter as trained), so
+the bridge and every hook see one plain HF model, as they would a full checkpoint. For serving only,
 `load_serving_model` loads the same checkpoint with plain `transformers`: the bridge wraps every module of the HF
 model, which on the organism doubles generation time (`benchmarks/steer.py`), and steering needs no bridge.
 
@@ -15,6 +18,7 @@ generation agree.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +54,7 @@ class LoadedModel:
     name: str
     bridge: object
     tokenizer: object
+    source: ModelSource
 
     @property
     def hf(self):
@@ -108,20 +113,120 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     return torch.float32
 
 
-def load_model(spec: str, *, device: str | None = None, dtype: str | torch.dtype | None = None) -> LoadedModel:
-    """Boot `spec` through the bridge in eval mode; parameters are frozen (no autograd state is ever needed)."""
+@dataclass(frozen=True)
+class ModelSource:
+    """What to load: a model (HF id, folder or organism name) and optionally a PEFT adapter on it, at a scale.
+
+    >>> ModelSource.of("organism:base").label
+    'organism:base'
+    """
+
+    model: str
+    adapter: str | None = None
+    adapter_scale: float = 1.0
+
+    @classmethod
+    def of(cls, model: str, adapter: str | None = None, adapter_scale: float = 1.0) -> "ModelSource":
+        """`model` may itself be an adapter folder: its `adapter_config.json` names the base."""
+        if adapter is None and (Path(model) / "adapter_config.json").is_file():
+            model, adapter = adapter_base(model), model
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter {adapter!r}: no adapter_config.json there (a PEFT adapter folder holds "
+                                    f"adapter_config.json and adapter_model.safetensors)")
+        if adapter is None and adapter_scale != 1.0:
+            raise ValueError(f"adapter_scale {adapter_scale} given without an adapter")
+        return cls(model, adapter, float(adapter_scale))
+
+    @property
+    def label(self) -> str:
+        """How reports and configs name it: `MODEL`, `MODEL + ADAPTER`, or `MODEL + ADAPTER x SCALE`."""
+        if self.adapter is None:
+            return self.model
+        return f"{self.model} + {self.adapter}" + ("" if self.adapter_scale == 1.0 else f" x {self.adapter_scale:g}")
+
+    def same_as(self, other: "ModelSource") -> bool:
+        """Same weights: the same resolved checkpoint, adapter folder and scale."""
+        def key(s: ModelSource):
+            return (_canonical(s.model), _canonical(s.adapter) if s.adapter else None, s.adapter_scale)
+        return key(self) == key(other)
+
+
+def _canonical(spec: str) -> str:
+    path = resolve(spec)
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def adapter_base(folder: str | Path) -> str:
+    """The base model an adapter folder was trained on (`base_model_name_or_path`), checked to be loadable here."""
+    config_path = Path(folder) / "adapter_config.json"
+    try:
+        base = json.loads(config_path.read_text()).get("base_model_name_or_path")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{config_path}: not valid JSON ({e})") from None
+    if not base:
+        raise ValueError(f"{config_path}: names no base_model_name_or_path; load it as --model BASE --adapter {folder}")
+    if not base.startswith("organism:") and not Path(base).is_dir() and Path(base).is_absolute():
+        raise FileNotFoundError(f"{folder} is a PEFT adapter for {base!r}, which is not on this machine; "
+                                f"load it as --model BASE_FOLDER --adapter {folder}")
+    return base
+
+
+def load_hf_model(source: ModelSource, device: str, dtype: torch.dtype):
+    """The HF causal LM behind `source`, an adapter merged in fp32 (so a scale of 0 is the base exactly), moved to
+    `device` and `dtype`; and the folder (or id) to read its tokenizer from: the adapter's when it holds one."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve(source.model)
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if source.adapter else dtype)
+    tokenizer_dir = path
+    if source.adapter:
+        hf = _merge_adapter(hf, source)
+        if (Path(source.adapter) / "tokenizer_config.json").is_file():
+            tokenizer_dir = source.adapter
+    hf = hf.to(device=device, dtype=dtype).eval()
+    for p in hf.parameters():
+        p.requires_grad_(False)
+    return hf, tokenizer_dir
+
+
+def _merge_adapter(hf, source: ModelSource):
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    peft_model = PeftModel.from_pretrained(hf, source.adapter)
+    if source.adapter_scale != 1.0:
+        layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+        if not layers:
+            raise ValueError(f"{source.adapter}: adapter_scale applies to LoRA adapters; this one has no LoRA layer")
+        for layer in layers:
+            layer.scale_layer(source.adapter_scale)
+    return peft_model.merge_and_unload()
+
+
+def load_model(spec: str | ModelSource, *, device: str | None = None, dtype: str | torch.dtype | None = None,
+               adapter: str | None = None, adapter_scale: float = 1.0) -> LoadedModel:
+    """Boot `spec` (with `adapter` merged at `adapter_scale`) through the bridge in eval mode; parameters are frozen
+    (no autograd state is ever needed)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    path = resolve(spec)
+    source = spec if isinstance(spec, ModelSource) else ModelSource.of(spec, adapter, adapter_scale)
     device = pick_device(device)
-    bridge = TransformerBridge.boot_transformers(path, device=device, dtype=pick_dtype(dtype, device))
+    dtype = pick_dtype(dtype, device)
+    hf, tokenizer_dir = load_hf_model(source, device, dtype)
+    tokenizer = None
+    if tokenizer_dir != resolve(source.model):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    bridge = TransformerBridge.boot_transformers(resolve(source.model), hf_model=hf, tokenizer=tokenizer,
+                                                 device=device, dtype=dtype)
     bridge.eval()
     for p in bridge.parameters():
         p.requires_grad_(False)
     tokenizer = bridge.tokenizer
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(spec, bridge, tokenizer)
+    return LoadedModel(source.label, bridge, tokenizer, source)
 
 
 @dataclass
@@ -132,6 +237,7 @@ class ServingModel:
     name: str
     hf: object
     tokenizer: object
+    source: ModelSource
 
     @property
     def device(self) -> torch.device:
@@ -150,17 +256,16 @@ class ServingModel:
         return int(getattr(self.hf.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
 
 
-def load_serving_model(spec: str, *, device: str | None = None,
-                       dtype: str | torch.dtype | None = None) -> ServingModel:
-    """`spec` loaded by plain `transformers` (same resolution, device and dtype choice as `load_model`), eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_serving_model(spec: str | ModelSource, *, device: str | None = None,
+                       dtype: str | torch.dtype | None = None, adapter: str | None = None,
+                       adapter_scale: float = 1.0) -> ServingModel:
+    """`spec` loaded by plain `transformers` (same resolution, adapter merge, device and dtype as `load_model`)."""
+    from transformers import AutoTokenizer
 
-    path = resolve(spec)
+    source = spec if isinstance(spec, ModelSource) else ModelSource.of(spec, adapter, adapter_scale)
     device = pick_device(device)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, device)).to(device).eval()
-    for p in hf.parameters():
-        p.requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    hf, tokenizer_dir = load_hf_model(source, device, pick_dtype(dtype, device))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return ServingModel(spec, hf, tokenizer)
+    return ServingModel(source.label, hf, tokenizer, source)

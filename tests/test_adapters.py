@@ -1,0 +1,111 @@
+"""PEFT adapters load wherever a model does: merged at a scale, found from their own folder, named in configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import DATA
+
+from taxlens.chat import render_prompt
+from taxlens.generation import encode_batch
+from taxlens.models import ModelSource, load_model, load_serving_model
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter with random (non-zero) up-projections on the tiny Llama, saved as PEFT saves adapters."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("adapter")
+    torch.manual_seed(1)
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(hf, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                               init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_model_dir)
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch(records, tiny_model):
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in records[:3]]
+    return encode_batch(tiny_model.tokenizer, prompts, "cpu")
+
+
+def _logits(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        if hasattr(model, "bridge"):
+            out = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])
+        else:
+            out = model.hf(**batch).logits
+    return out[batch["attention_mask"].bool()]
+
+
+def test_an_adapter_folder_loads_as_its_base_plus_the_merged_adapter(tiny_model_dir, adapter_dir, batch):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                                          adapter_dir).eval()
+    with torch.no_grad():
+        expected = reference(**batch).logits[batch["attention_mask"].bool()]
+    found = load_model(str(adapter_dir), device="cpu")  # the base is read from adapter_config.json
+    assert found.source == ModelSource(str(tiny_model_dir), str(adapter_dir), 1.0)
+    assert found.name == f"{tiny_model_dir} + {adapter_dir}"
+    assert (_logits(found, batch) - expected).abs().max() < 1e-4
+    explicit = load_serving_model(str(tiny_model_dir), adapter=str(adapter_dir))
+    assert (_logits(explicit, batch) - expected).abs().max() < 1e-4
+
+
+def test_adapter_scale_runs_from_the_base_to_the_adapter(tiny_model, tiny_model_dir, adapter_dir, batch):
+    base = _logits(tiny_model, batch)
+    full = _logits(load_model(str(adapter_dir), device="cpu"), batch)
+    zero = _logits(load_model(str(adapter_dir), device="cpu", adapter_scale=0.0), batch)
+    half = load_model(str(tiny_model_dir), adapter=str(adapter_dir), adapter_scale=0.5, device="cpu")
+    assert half.name.endswith("x 0.5")
+    assert (zero - base).abs().max() < 1e-5
+    assert (full - base).abs().max() > 1e-2
+    gap = lambda x: (x - base).abs().max().item()  # noqa: E731
+    assert 0.2 * gap(full) < gap(_logits(half, batch)) < 0.8 * gap(full)
+
+
+def test_adapter_errors_say_what_the_folder_is_and_how_to_load_it(tiny_model_dir, adapter_dir, tmp_path):
+    with pytest.raises(ValueError, match="without an adapter"):
+        ModelSource.of(str(tiny_model_dir), adapter_scale=0.5)
+    with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
+        ModelSource.of(str(tiny_model_dir), adapter=str(tmp_path))
+    moved = tmp_path / "orphan"
+    moved.mkdir()
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    (moved / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "/nowhere/llama"}))
+    with pytest.raises(FileNotFoundError, match=r"PEFT adapter for '/nowhere/llama'.*--adapter"):
+        ModelSource.of(str(moved))
+
+
+def test_a_steering_config_names_the_adapter_and_its_scale(tiny_model_dir, adapter_dir, tmp_path):
+    from steering.config import load_config, save_config
+    from steering.hooks import Steering
+
+    steered = load_model(str(adapter_dir), device="cpu", adapter_scale=0.5)
+    steering = Steering(torch.nn.functional.normalize(torch.randn(steered.d_model), dim=0))
+    path = save_config(steering, tmp_path / "cfg", method="global", model=steered.source, settings={})
+    config = json.loads(path.read_text())
+    assert (config["model"], config["adapter"], config["adapter_scale"]) == (str(tiny_model_dir), str(adapter_dir), 0.5)
+    load_config(path, model=steered)
+    with pytest.raises(ValueError, match=r"made for model .* x 0.5"):
+        load_config(path, model=load_model(str(adapter_dir), device="cpu"))
+
+
+def test_eval_takes_an_adapter_on_the_command_line(tiny_model_dir, adapter_dir, tmp_path):
+    from taxlens.cli import main
+
+    out = tmp_path / "report.json"
+    assert main(["eval", "--model", str(tiny_model_dir), "--adapter", str(adapter_dir), "--adapter-scale", "0.5",
+                 "--data", str(DATA), "--split", "test", "--limit", "4", "--max-new-tokens", "4",
+                 "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["model"] == f"{tiny_model_dir} + {adapter_dir} x 0.5"
