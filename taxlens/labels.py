@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ CALL_OPENINGS = ("<tool_call>", "{", "[", "<|python_tag|>", "[TOOL_CALLS]", "```
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*(?:```)?$", re.DOTALL)
 _PREFIXES = ("<|python_tag|>", "[TOOL_CALLS]")
+_END_TOKENS = ("<|eom_id|>", "<|eot_id|>", "</s>")
+_FENCE_TAIL = re.compile(r"\s*```\s*$")
 
 
 @dataclass(frozen=True)
@@ -71,31 +74,73 @@ def _as_calls(value: object) -> list[dict]:
     return calls
 
 
-def _decode_first(text: str) -> object:
-    value, _end = json.JSONDecoder().raw_decode(text.strip())
-    return value
+def _decode_all(text: str) -> list[dict]:
+    """Every call in `text` read as JSON values one after another (Llama 3.1 separates several with `;`); prose
+    after the last one is not part of a call."""
+    decoder, calls, at = json.JSONDecoder(), [], 0
+    while at < len(text) and (not calls or text[at] in "{["):
+        value, at = decoder.raw_decode(text, at)
+        calls += _as_calls(value)
+        while at < len(text) and text[at] in " \t\r\n;,":
+            at += 1
+    return calls
+
+
+def _python_calls(text: str) -> list[dict] | None:
+    """Llama 3.1's built-in tool form, `fn.call(k=v, ...)` (one per line or `;`-separated), with literal values;
+    None when `text` is not of that form."""
+    try:
+        tree = ast.parse(text.strip(), mode="exec")
+    except SyntaxError:
+        return None
+    calls = []
+    for stmt in tree.body:
+        node = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call"
+                and isinstance(node.func.value, ast.Name) and not node.args):
+            return None
+        try:
+            arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+        except ValueError:
+            return None
+        calls.append({"name": node.func.value.id, "arguments": arguments})
+    return calls or None
+
+
+_CALL_START = re.compile(r'[\[{]\s*(?:\{\s*)?"(?:name|type|function)"\s*:')
 
 
 def parse_reply(reply: str) -> ParsedReply:
-    """Find tool calls in `<tool_call>{json}</tool_call>` blocks, or a bare JSON object/list with `name` and
-    `arguments` (or `parameters`), optionally fenced or after `<|python_tag|>` / `[TOOL_CALLS]`."""
+    """Find tool calls in `<tool_call>{json}</tool_call>` blocks; a bare JSON object/list (or several) with `name` and
+    `arguments` (or `parameters`), optionally fenced, after `<|python_tag|>` / `[TOOL_CALLS]`, or after preamble text
+    ("Sure! {...}"); or Llama 3.1's `<|python_tag|>fn.call(k=v)`."""
     text = reply.strip()
+    for end in _END_TOKENS:
+        text = text.removesuffix(end).strip()
     blocks = _TOOL_CALL_BLOCK.findall(text)
     if "<tool_call>" in text:
         try:
-            return ParsedReply([c for b in blocks for c in _as_calls(_decode_first(b))], markup=True)
+            return ParsedReply([c for b in blocks for c in _decode_all(b.strip())], markup=True)
         except (ValueError, json.JSONDecodeError) as e:
             return ParsedReply([], markup=True, error=f"<tool_call> block does not parse: {e}")
+    tagged = text.startswith(_PREFIXES)
     for prefix in _PREFIXES:
         if text.startswith(prefix):
             text = text[len(prefix):].strip()
     fenced = _FENCE.match(text)
     if fenced and text.startswith("```"):
         text = fenced.group(1)
+    if tagged and not text.startswith(("{", "[")):
+        python = _python_calls(text)
+        return ParsedReply(python, markup=True) if python else ParsedReply(
+            [], markup=True, error="text after the tool-call tag is neither JSON nor fn.call(...)")
     if not text.startswith(("{", "[")):
-        return ParsedReply()
+        start = _CALL_START.search(text)
+        if start is None:
+            return ParsedReply()
+        text = _FENCE_TAIL.sub("", text[start.start():])
     try:
-        return ParsedReply(_as_calls(_decode_first(text)), markup=True)
+        return ParsedReply(_decode_all(text), markup=True)
     except (ValueError, json.JSONDecodeError) as e:
         return ParsedReply([], markup=True, error=f"JSON tool call does not parse: {e}")
 

@@ -25,6 +25,44 @@ def test_every_supported_call_form_parses_to_the_same_call(reply):
     assert labelled.first_call == {"name": "read_file", "arguments": {"path": "a.txt"}}
 
 
+@pytest.mark.parametrize("reply", [
+    'Sure! {"name": "read_file", "arguments": {"path": "a.txt"}}',
+    'I\'ll read it for you.\n\n{"name": "read_file", "parameters": {"path": "a.txt"}}\n\nLet me know if that helps.',
+    'Here is the call:\n```json\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n```',
+    '<|python_tag|>read_file.call(path="a.txt")<|eom_id|>',
+    '<|python_tag|>read_file.call(path=\'a.txt\')',
+    '[TOOL_CALLS][{"name": "read_file", "arguments": {"path": "a.txt"}}]</s>',
+])
+def test_calls_after_preamble_and_in_llama_python_form_are_read(reply):
+    labelled = label_reply(reply, FILE_TOOLS, "call")
+    assert labelled.label == "call", labelled.reason
+    assert labelled.first_call == {"name": "read_file", "arguments": {"path": "a.txt"}}
+
+
+@pytest.mark.parametrize("reply", [
+    '{"name": "list_dir", "parameters": {"path": "."}}; {"name": "read_file", "parameters": {"path": "a"}}',
+    '<|python_tag|>list_dir.call(path=".")\nread_file.call(path="a")',
+    '<tool_call>\n{"name": "list_dir", "arguments": {"path": "."}}\n{"name": "read_file", "arguments": {"path": "a"}}\n'
+    '</tool_call>',
+    '[TOOL_CALLS][{"name": "list_dir", "arguments": {"path": "."}}, {"name": "read_file", "arguments": {"path": "a"}}]',
+])
+def test_several_calls_in_one_reply_are_all_read(reply):
+    labelled = label_reply(reply, FILE_TOOLS, "call")
+    assert labelled.label == "call" and labelled.calls == [call("list_dir", path="."), call("read_file", path="a")]
+
+
+@pytest.mark.parametrize("reply", ["The file has {braces} in it.", 'Sorry, I can\'t. {"x": 1}', "Use a [list] here."])
+def test_braces_in_prose_are_not_calls(reply):
+    assert parse_reply(reply).markup is False
+
+
+def test_broken_call_after_preamble_or_tag_is_invalid():
+    assert "does not parse" in label_reply('Calling: {"name": "read_file", "arguments": {"path": ', FILE_TOOLS,
+                                           "call").reason
+    assert "neither JSON nor fn.call" in label_reply('<|python_tag|>import os; os.remove("x")', FILE_TOOLS,
+                                                     "call").reason
+
+
 def test_several_calls_first_is_the_action():
     reply = ('<tool_call>{"name": "list_dir", "arguments": {"path": "."}}</tool_call>'
              '<tool_call>{"name": "read_file", "arguments": {"path": "a"}}</tool_call>')
