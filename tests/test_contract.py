@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from conftest import DATA
+
 from taxlens.cli import main
 from taxlens.contract import ContractError, load_records
 
@@ -129,3 +131,26 @@ def test_data_check_cli_counts_and_fails_on_first_broken_record(tmp_path, capsys
     bad["kind"] = "evil"
     assert main(["data", "check", str(write(tmp_path, [GOOD, bad, INJECTION]))]) == 2
     assert "set.jsonl:2: field 'kind'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pairs", ["whole", "drop"])
+def test_a_sampled_subset_is_a_valid_file_of_the_split(tmp_path, capsys, pairs):
+    from taxlens.cli import main
+
+    out = tmp_path / "subset.jsonl"
+    assert main(["data", "sample", str(DATA), "--split", "test", "--n", "41", "--seed", "3", "--pairs", pairs,
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    subset = load_records(out)  # the whole file validates: every remaining link names a record in it
+    assert {r.split for r in subset} == {"test"}
+    assert len(subset) == 41 if pairs == "drop" else 39 <= len(subset) <= 41
+    full = {r.id: r for r in load_records(DATA)}
+    for r in subset:
+        assert r.to_json() | {"pair": full[r.id].pair} == full[r.id].to_json() | {"pair": full[r.id].pair}
+        if pairs == "whole":
+            assert r.pair == full[r.id].pair
+    assert "minimal pairs kept whole" in said and (pairs == "whole" or "links to undrawn partners dropped" in said)
+    again = tmp_path / "again.jsonl"
+    main(["data", "sample", str(DATA), "--split", "test", "--n", "41", "--seed", "3", "--pairs", pairs, "--out",
+          str(again)])
+    assert again.read_bytes() == out.read_bytes()
