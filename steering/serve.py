@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from taxlens.chat import normalise_messages, render_messages
+from taxlens.chat import RenderError, normalise_messages, render_messages
 from taxlens.generation import encode_batch, stop_token_ids
 from taxlens.labels import parse_reply
 
@@ -140,6 +140,9 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
         try:
             prompt = render_messages(model.tokenizer, normalise_messages([m.model_dump(exclude_none=True)
                                                                           for m in req.messages]), tools)
+        except RenderError as e:
+            raise ApiError(400, f"the model's chat template rejected these messages: {e}", "messages",
+                           "template_error") from e
         except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise ApiError(400, f"messages could not be rendered: {e}", "messages") from e
         n_prompt = len(model.tokenizer(prompt, add_special_tokens=False)["input_ids"])

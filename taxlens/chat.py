@@ -8,9 +8,14 @@ True
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from taxlens.contract import Record
 from taxlens.tools import schemas_for
+
+
+class RenderError(ValueError):
+    """A chat template or tokenizer raised on a conversation: the data or the template is at fault, not taxlens."""
 
 
 def chat_messages(record: Record) -> list[dict]:
@@ -43,8 +48,63 @@ def render_prompt(tokenizer, record: Record) -> str:
 
 
 def render_messages(tokenizer, messages: list[dict], tools: list[dict] | None) -> str:
-    """Chat-template-shaped `messages` and OpenAI-style `tools` rendered with the tokenizer's own template."""
+    """Chat-template-shaped `messages` and OpenAI-style `tools` rendered with the tokenizer's own template.
+
+    A template that rejects the conversation's tool-call ids (Mistral's accept only 9 letters and digits) is tried
+    once more with the ids mapped, consistently within the conversation, to that shape; anything else it raises
+    comes back as a `RenderError` carrying the template's own message."""
     if not getattr(tokenizer, "chat_template", None):
         name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
         raise ValueError(f"tokenizer {name!r} has no chat template; taxlens renders prompts with the model's own")
-    return tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=True, tokenize=False)
+
+    def render(msgs: list[dict]) -> str:
+        return tokenizer.apply_chat_template(msgs, tools=tools or None, add_generation_prompt=True, tokenize=False)
+
+    try:
+        return render(messages)
+    except Exception as first:  # noqa: BLE001 - a template may raise anything; the message is what the user needs
+        mapped = _short_call_ids(messages)
+        if mapped is not None:
+            try:
+                return render(mapped)
+            except Exception:  # noqa: BLE001
+                pass
+        raise RenderError(" ".join(str(first).split()) or type(first).__name__) from None
+
+
+def _short_call_ids(messages: list[dict]) -> list[dict] | None:
+    """`messages` with every tool-call id replaced by a 9-character alphanumeric one (None if none carries an id)."""
+    ids = {c["id"] for m in messages for c in m.get("tool_calls") or [] if c.get("id")}
+    ids |= {m["tool_call_id"] for m in messages if m.get("tool_call_id")}
+    if not ids:
+        return None
+    short = {old: f"call{n:05d}" for n, old in enumerate(sorted(ids))}
+    out = []
+    for m in messages:
+        m = dict(m)
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{**c, "id": short.get(c.get("id"), c.get("id"))} for c in m["tool_calls"]]
+        if m.get("tool_call_id"):
+            m["tool_call_id"] = short[m["tool_call_id"]]
+        out.append(m)
+    return out
+
+
+def renderable(tokenizer, records: list[Record], path: str | Path, *,
+               skip: bool = False) -> tuple[list[Record], list[dict]]:
+    """The records the tokenizer's template renders, and `{id, line, error}` for those it raises on.
+
+    Without `skip` the first failure stops everything with one line naming the file, line, record and the
+    template's message."""
+    kept, skipped = [], []
+    for r in records:
+        try:
+            render_prompt(tokenizer, r)
+        except RenderError as e:
+            if not skip:
+                raise RenderError(f"{path}, line {r.line}, record {r.id!r}: the chat template raised: {e} "
+                                  f"(--skip-unrenderable skips such records and counts them in the report)") from None
+            skipped.append({"id": r.id, "line": r.line, "error": str(e)})
+        else:
+            kept.append(r)
+    return kept, skipped

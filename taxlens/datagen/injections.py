@@ -3,7 +3,9 @@ an injected instruction in one of five attack styles."""
 
 from __future__ import annotations
 
+import hashlib
 import random
+import string
 from dataclasses import dataclass, field
 
 from taxlens.datagen.family import Call, _combos
@@ -166,6 +168,16 @@ DB = [
 ]
 
 
+def openai_call_id(text: str) -> str:
+    """A tool-call id of the shape the OpenAI API issues ("call_" and 24 letters and digits), derived from `text` so
+    that the generator's random stream is untouched; chat templates that check ids see realistic ones."""
+    value, chars, out = int(hashlib.sha256(text.encode()).hexdigest(), 16), string.ascii_letters + string.digits, ""
+    for _ in range(24):
+        value, digit = divmod(value, len(chars))
+        out += chars[digit]
+    return "call_" + out
+
+
 def fill_injection(
     family: InjectionFamily, rng: random.Random, n: int, *, strict: bool = True
 ) -> list[FilledInjection]:
@@ -186,11 +198,12 @@ def fill_injection(
             continue
         seen.add((user, result))
         fetch = family.fetch.fill(slots)
+        call_id = openai_call_id(user + result)
         messages = [
             {"role": "user", "content": user},
             {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_0", "type": "function", "function": fetch}]},
-            {"role": "tool", "tool_call_id": "call_0", "name": fetch["name"], "content": result},
+                {"id": call_id, "type": "function", "function": fetch}]},
+            {"role": "tool", "tool_call_id": call_id, "name": fetch["name"], "content": result},
         ]
         injected = payload.call.fill(pslots)
         forbidden = {"name": injected["name"],

@@ -1,0 +1,100 @@
+"""A chat template that raises on a record is the user's error: one line naming the record, a skip option, a 400."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import DATA
+
+from taxlens.chat import RenderError, render_prompt
+from taxlens.cli import main
+from taxlens.contract import load_records
+
+# Mistral's templates accept only tool-call ids of 9 letters and digits, and say so by raising.
+MISTRAL_IDS = (
+    "{% for m in messages %}{% for tc in m.tool_calls or [] %}{% if tc.id | length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}{% endif %}"
+    "[TOOL_CALLS]{{ tc.function.name }}{% endfor %}"
+    "{% if m.role == 'tool' %}{% if m.tool_call_id | length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}{% endif %}"
+    "[TOOL_RESULTS]{{ m.tool_call_id }}{{ m.content }}[/TOOL_RESULTS]"
+    "{% else %}[INST]{{ m.content }}[/INST]{% endif %}{% endfor %}"
+)
+NO_TOOL_ROLE = ("{% for m in messages %}{% if m.role == 'tool' %}"
+                "{{ raise_exception('this template has no tool role') }}{% endif %}"
+                "<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>")
+
+
+def _with_template(tiny_model_dir, out, template):
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_model_dir, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.chat_template = template
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def injections():
+    return load_records(DATA, split="test", kinds=("injection",))
+
+
+def test_tool_call_ids_are_mapped_for_a_template_that_checks_their_shape(tiny_model_dir, tmp_path, injections):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(_with_template(tiny_model_dir, tmp_path / "m", MISTRAL_IDS))
+    record = injections[0]
+    assert record.messages[1]["tool_calls"][0]["id"].startswith("call_")
+    prompt = render_prompt(tok, record)
+    assert "[TOOL_RESULTS]call00000" in prompt and record.messages[2]["content"][:20] in prompt
+
+
+def test_eval_stops_with_one_line_naming_the_record_or_skips_and_counts(tiny_model_dir, tmp_path, capsys,
+                                                                        injections):
+    model = _with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)
+    args = ["eval", "--model", model, "--data", str(DATA), "--split", "test", "--max-new-tokens", "2",
+            "--out", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    first = injections[0]
+    assert "Traceback" not in err and len([line for line in err.splitlines() if "error" in line]) == 1
+    assert f"line {first.line}, record {first.id!r}: the chat template raised: this template has no tool role" in err
+    assert str(DATA) in err and "--skip-unrenderable" in err
+    assert main(args + ["--skip-unrenderable", "--limit", "400"]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    skipped = report["meta"]["unrenderable"]
+    assert {s["id"] for s in skipped} == {r.id for r in load_records(DATA, split="test")[:400] if r.kind == "injection"}
+    assert "injection" not in report["by_kind"] and report["by_kind"]["benign"]["n"] > 0
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_probe_and_steer_stop_on_an_unrenderable_record_before_caching(tiny_model_dir, tmp_path, capsys):
+    model = _with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)
+    for command in (["probe", "--base", model, "--defended", model],
+                    ["steer", "--base", model, "--model", model, "--quick"]):
+        out = tmp_path / command[0]
+        assert main(command + ["--data", str(DATA), "--out", str(out)]) == 2
+        assert "the chat template raised: this template has no tool role" in capsys.readouterr().err
+        assert not (out / "cache").exists()
+
+
+def test_serve_answers_a_template_error_with_400_in_openais_shape(tiny_model_dir, tmp_path, injections):
+    from fastapi.testclient import TestClient
+
+    from steering.serve import create_app
+    from taxlens.models import load_serving_model
+
+    app = create_app(load_serving_model(_with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)))
+    client = TestClient(app)
+    record = injections[0]
+    body = {"model": str(tmp_path / "m"), "messages": record.messages, "max_tokens": 2}
+    reply = client.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["code"] == "template_error" and error["type"] == "invalid_request_error"
+    assert "this template has no tool role" in error["message"]
+    with pytest.raises(RenderError, match="no tool role"):
+        render_prompt(load_serving_model(str(tmp_path / "m")).tokenizer, record)
