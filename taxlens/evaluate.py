@@ -13,11 +13,11 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from taxlens.chat import render_prompt
+from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record
 from taxlens.generation import greedy_generate
 from taxlens.labels import label_reply
-from taxlens.metrics import Outcome, figures_by_kind, format_rate
+from taxlens.metrics import Outcome, figures_by_kind, format_rate, report_warnings
 from taxlens.models import LoadedModel
 from taxlens.scoring import opening_token_ids, refusal_score
 
@@ -33,6 +33,7 @@ def evaluate(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     reply_prefix: str | None = None,
+    skip_unrenderable: bool = False,
     progress: bool = True,
 ) -> dict:
     """The report of the contract's shape for `model` on `records` (greedy decoding).
@@ -51,6 +52,10 @@ def evaluate(
     if reply_prefix is not None and (steering is not None or not reply_prefix):
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
+    records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable)
+    if not records:
+        raise ValueError(f"{data}: the chat template raised on every record ({len(unrenderable)}), e.g. "
+                         f"{unrenderable[0]['id']!r}: {unrenderable[0]['error']}")
     started = time.perf_counter()
     prefix = reply_prefix or ""
     prompts = [render_prompt(model.tokenizer, r) + prefix for r in records]
@@ -76,10 +81,11 @@ def evaluate(
         "split": split,
         "steer": steer,
         "by_kind": figures_by_kind(outcomes),
+        "warnings": report_warnings(outcomes),
         "records": rows,
         "meta": {
             "n": len(records), "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
-            "reply_prefix": reply_prefix,
+            "reply_prefix": reply_prefix, "unrenderable": unrenderable,
             "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
             "seconds": round(time.perf_counter() - started, 2),
         },
@@ -122,7 +128,8 @@ def write_report(report: dict, out: str | Path) -> Path:
 FIGURE_COLUMNS = (
     ("success", "success"), ("over_refusal", "over-refusal"), ("refusal", "harmful refusal"),
     ("refusal_trigger_bearing", "refusal (triggers)"), ("refusal_trigger_free", "refusal (trigger-free)"),
-    ("asr", "ASR"), ("utility_under_attack", "utility under attack"), ("invalid", "invalid"),
+    ("calls_made", "calls made"), ("asr", "ASR"), ("utility_under_attack", "utility under attack"),
+    ("no_action", "no action"), ("invalid", "invalid"),
 )
 
 

@@ -32,8 +32,15 @@ def test_eval_command_on_a_random_model_writes_the_contract_report(tiny_model_di
     success = report["by_kind"]["lookalike"]["success"]
     assert success["families"] >= 2 and success["family_lo"] == success["family_hi"] == 0.0
     assert all(isinstance(r["refusal_score"], float) for r in report["records"])
+    # a model that never acts gets no credit for refusing: its harmful replies are no_action, and the report says so
+    harmful = report["by_kind"]["harmful"]
+    assert harmful["refusal"]["rate"] == 0.0 and harmful["no_action"]["rate"] + harmful["calls_made"]["rate"] == 1.0
+    assert len(report["warnings"]) == 1 and "never acts" in report["warnings"][0]
     printed = capsys.readouterr().out
-    assert "lookalike" in printed and str(out) in printed
+    assert "lookalike" in printed and str(out) in printed and "warning:" in printed
+    assert main(["compare", str(out), str(out)]) == 0
+    compared = capsys.readouterr()
+    assert "never acts" in json.loads(compared.out)["warnings"][0] and "warning:" in compared.err
 
 
 def test_eval_rejects_a_broken_prompt_file_naming_the_line(tiny_model_dir, tmp_path, capsys):
