@@ -21,9 +21,9 @@ from probes.layers import (CONCEPTS, check_aligned, concept_labels, direction_co
                            mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer)
 from probes.patching import check_twins, cross_model_patching
 from probes.report import write_plots, write_summary_markdown
-from taxlens.chat import render_prompt
+from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record, load_records
-from taxlens.models import load_model
+from taxlens.models import ModelSource, load_model
 
 POSITIONS = (-1, "user_end")
 
@@ -51,9 +51,10 @@ def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | 
     return records
 
 
-def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, split: str = "test",
+def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | Path, out: str | Path, *, split: str = "test",
               fit_split: str = "train", fit_data: str | Path | None = None, device: str | None = None,
-              dtype: str | None = None, batch_size: int = 32, progress: bool = True) -> dict:
+              dtype: str | None = None, batch_size: int = 32, skip_unrenderable: bool = False,
+              progress: bool = True) -> dict:
     """`fit_data`: fit on this file's `fit_split` instead of `data`'s (a held-out set with no train split of its own
     is then scored with directions from the shipped set's)."""
     out = Path(out)
@@ -61,6 +62,7 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
     models = {"base": load_model(base, device=device, dtype=dtype), "defended": load_model(defended, device=device,
                                                                                             dtype=dtype)}
     check_twins(models["base"], models["defended"])
+    records, unrenderable = renderable(models["defended"].tokenizer, records, data, skip=skip_unrenderable)
     hooks = layer_hooks(models["defended"].n_layers)
     stores = {role: cache_activations(m, records, out / "cache" / role, hooks=hooks, positions=POSITIONS,
                                       batch_size=batch_size, progress=progress) for role, m in models.items()}
@@ -102,8 +104,8 @@ def run_probe(base: str, defended: str, data: str | Path, out: str | Path, *, sp
 
     best_harm = max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])
     summary = {
-        "base": base, "defended": defended, "data": str(data), "split": split, "fit_split": fit_split,
-        "fit_data": str(fit_data or data),
+        "base": models["base"].name, "defended": models["defended"].name, "data": str(data), "split": split, "fit_split": fit_split,
+        "fit_data": str(fit_data or data), "unrenderable": unrenderable,
         "layers": list(range(len(hooks))), "hooks": hooks, "position": -1,
         "probe_accuracy": accuracy,
         "probe_scores": auroc,

@@ -23,19 +23,20 @@ from steering.fit import fit_vectors, write_hooks  # noqa: E402
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,  # noqa: E402
                              global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
                              screen_metrics, shortlist, val_figures)
-from taxlens.chat import render_prompt  # noqa: E402
+from taxlens.chat import render_prompt, renderable  # noqa: E402
 from taxlens.contract import load_records  # noqa: E402
 from taxlens.evaluate import evaluate, write_report  # noqa: E402
-from taxlens.models import load_model  # noqa: E402
+from taxlens.models import ModelSource, load_model  # noqa: E402
 from taxlens.scoring import opening_token_ids  # noqa: E402
 
 COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green"}
 
 
-def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, methods: list[str],
+def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Path, out: str | Path, *,
+              methods: list[str],
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
               max_new_tokens: int = 128, quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS,
-              progress: bool = True) -> dict:
+              skip_unrenderable: bool = False, progress: bool = True) -> dict:
     """Search `methods` and write their configs. `quick` screens a reduced grid (`screen_gated` says which) and
     picks on the screen alone, with no generation on val: a demo, not a search.
     `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake)."""
@@ -49,6 +50,8 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
         if not part:
             raise ValueError(f"{data}: no records in split {name!r} (steer fits on train and searches on val)")
     defended = load_model(model, device=device, dtype=dtype)
+    train, skipped_train = renderable(defended.tokenizer, train, data, skip=skip_unrenderable)
+    val, skipped_val = renderable(defended.tokenizer, val, data, skip=skip_unrenderable)
     hooks = [f"resid_post.{i}" for i in range(defended.n_layers)]
     store = cache_activations(defended, train + val, out / "cache", hooks=hooks + write_hooks(defended.n_layers),
                               positions=(-1,), batch_size=batch_size, progress=progress)
@@ -94,6 +97,7 @@ def run_steer(base: str, model: str, data: str | Path, out: str | Path, *, metho
         path = save_config(best.steering, folder, method=method, model=defended.source, settings=best.settings, extra={
             "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,
             "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
+            "unrenderable": skipped_train + skipped_val,
         })
         screened[method], chosen[method] = settings, {"config": str(path), "settings": best.settings,
                                                       "val": best.val, "feasible": ok}

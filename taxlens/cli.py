@@ -44,6 +44,18 @@ def _data_check(args) -> int:
     return 0
 
 
+def _data_sample(args) -> int:
+    from taxlens.contract import load_records
+    from taxlens.subset import sample_records
+
+    subset = sample_records(load_records(args.file), split=args.split, n=args.n, seed=args.seed, pairs=args.pairs)
+    path = subset.write(args.out)
+    links = (f"{subset.pairs_kept} minimal pairs kept whole" if args.pairs == "whole" else
+             f"{subset.pairs_kept} minimal pairs kept whole, {subset.dropped_links} links to undrawn partners dropped")
+    print(f"wrote {len(subset.records)} records of split {args.split or 'any'} to {path} ({links})")
+    return 0
+
+
 def _data_generate(args) -> int:
     from taxlens.datagen import write_dataset
 
@@ -67,13 +79,19 @@ def _eval(args) -> int:
 
         steering, _ = load_config(args.steer, model=model)
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
-                      batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix)
+                      batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix,
+                      skip_unrenderable=args.skip_unrenderable)
     path = write_report(report, args.out)
     console = _console()
     console.print(report_table(report))
     if steering is not None:
         console.print(f"first-token KL on benign records: {report['kl_first_token_benign']} "
                       f"(on those the unsteered model complies with: {report['kl_first_token_benign_complied']})")
+    for warning in report["warnings"]:
+        console.print(f"[bold red]warning:[/] {warning}")
+    if report["meta"]["unrenderable"]:
+        console.print(f"skipped {len(report['meta']['unrenderable'])} records the chat template raised on "
+                      f"(listed under meta.unrenderable)")
     console.print(f"report: {path}  ({report['meta']['seconds']} s)")
     return 0
 
@@ -85,7 +103,8 @@ def _steer(args) -> int:
     methods = list(METHODS) if args.method == "all" else [args.method]
     table = run_steer(args.base, _source(args), args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
-                      max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions))
+                      max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions),
+                      skip_unrenderable=args.skip_unrenderable)
     out = Path(args.out)
     print((out / "pareto.md").read_text())
     for method, chosen in table["chosen"].items():
@@ -122,7 +141,8 @@ def _probe(args) -> int:
     from probes.pipeline import run_probe
 
     summary = run_probe(args.base, _source(args, "defended"), args.data, args.out, split=args.split, fit_split=args.fit_split,
-                        fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+                        fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                        skip_unrenderable=args.skip_unrenderable)
     out = Path(args.out)
     print((out / "summary.md").read_text())
     print(f"summary: {out / 'summary.json'}; plots: {', '.join(str(out / p) for p in summary['plots'])}")
@@ -179,11 +199,19 @@ def _compare(args) -> int:
 
     base, defended = (json.loads(Path(p).read_text()) for p in (args.base, args.defended))
     out = {"autonomy_tax_points": autonomy_tax(base, defended)}
+    steered_report = []
     if args.steered:
         steered = json.loads(Path(args.steered).read_text())
+        steered_report = [(args.steered, steered)]
         out["tax_recovered"] = tax_recovered(base, defended, steered)
         out["defense_retained"] = defense_retained(defended, steered)
+    warnings = [f"{path}: {w}" for path, report in ((args.base, base), (args.defended, defended), *steered_report)
+                for w in report.get("warnings", [])]
+    if warnings:
+        out["warnings"] = warnings
     print(json.dumps(out, indent=1))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -199,6 +227,12 @@ def _source(args, of: str = "model"):
     from taxlens.models import ModelSource
 
     return ModelSource.of(getattr(args, of), args.adapter, args.adapter_scale)
+
+
+def _render_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-unrenderable", action="store_true",
+                        help="skip records the model's chat template raises on (counted in the output) instead of "
+                             "stopping at the first")
 
 
 def _device_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_sub.add_parser("check", help="validate FILE and print its counts by kind, domain and split")
     check.add_argument("file")
     check.set_defaults(func=_data_check)
+    sample = data_sub.add_parser("sample", help="write a valid seeded subset of FILE (minimal pairs kept whole, or "
+                                                "their links dropped)")
+    sample.add_argument("file")
+    sample.add_argument("--split", choices=("train", "val", "test"), default=None, help="default: every split")
+    sample.add_argument("--n", type=int, required=True, help="at most this many records")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--pairs", choices=("whole", "drop"), default="whole",
+                        help="whole: draw minimal pairs as units of two; drop: draw records singly and remove links "
+                             "to partners not drawn")
+    sample.add_argument("--out", required=True, help="the subset's JSONL path")
+    sample.set_defaults(func=_data_sample)
     gen = data_sub.add_parser("generate", help="regenerate toolcalls.jsonl and tools.json")
     gen.add_argument("--out", default="datasets")
     gen.add_argument("--seed", type=int, default=SEED)
@@ -231,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
     _adapter_arguments(ev)
+    _render_arguments(ev)
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
     ev.add_argument("--reply-prefix", default=None,
@@ -254,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--quick", action="store_true",
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
     _adapter_arguments(st)
+    _render_arguments(st)
     _device_arguments(st)
     st.set_defaults(func=_steer)
 
@@ -291,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "train split with directions from datasets/toolcalls.jsonl)")
     pr.add_argument("--batch-size", type=int, default=32)
     _adapter_arguments(pr, of="--defended")
+    _render_arguments(pr)
     _device_arguments(pr)
     pr.set_defaults(func=_probe)
 
