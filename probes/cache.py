@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.models import LoadedModel
-from taxlens.scoring import opening_token_ids, refusal_score
+from taxlens.scoring import model_openings, refusal_score
 
 Position = int | str
 
@@ -127,7 +127,7 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
     if not with_scores:
         return resid, None
     last_logits = logits[rows[:, 0], column]  # [batch, vocab]
-    return resid, refusal_score(torch.log_softmax(last_logits.float(), dim=-1), opening_token_ids(model.tokenizer))
+    return resid, refusal_score(torch.log_softmax(last_logits.float(), dim=-1), model_openings(model))
 
 
 @torch.no_grad()

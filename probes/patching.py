@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from taxlens.generation import encode_batch
 from taxlens.models import LoadedModel
-from taxlens.scoring import opening_token_ids, refusal_score
+from taxlens.scoring import model_openings, refusal_score
 
 LAYER_SITES = ("resid_post", "attn_out", "mlp_out")
 
@@ -57,7 +57,7 @@ def _scores_and_acts(model: LoadedModel, batch: dict, hooks: list[str] | None = 
     with model.bridge.hooks(fwd_hooks=fwd):
         logits = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"], return_type="logits")
     logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # left padding: -1 is every row's last token
-    return refusal_score(logprobs, opening_token_ids(model.tokenizer)).cpu(), acts
+    return refusal_score(logprobs, model_openings(model)).cpu(), acts
 
 
 def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list[str], *, batch_size: int = 16,

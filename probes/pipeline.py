@@ -24,6 +24,7 @@ from probes.report import write_plots, write_summary_markdown
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record, load_records
 from taxlens.models import ModelSource, load_model
+from taxlens.readout import read_openings
 
 POSITIONS = (-1, "user_end")
 
@@ -54,7 +55,7 @@ def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | 
 def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | Path, out: str | Path, *, split: str = "test",
               fit_split: str = "train", fit_data: str | Path | None = None, device: str | None = None,
               dtype: str | None = None, batch_size: int = 32, skip_unrenderable: bool = False,
-              progress: bool = True) -> dict:
+              refusal_openings: list[str] | None = None, progress: bool = True) -> dict:
     """`fit_data`: fit on this file's `fit_split` instead of `data`'s (a held-out set with no train split of its own
     is then scored with directions from the shipped set's)."""
     out = Path(out)
@@ -63,6 +64,11 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
                                                                                             dtype=dtype)}
     check_twins(models["base"], models["defended"])
     records, unrenderable = renderable(models["defended"].tokenizer, records, data, skip=skip_unrenderable)
+    readout = read_openings(models["defended"], [r for r in records if r.split == fit_split], cache=out / "openings.json",
+                            refusal_phrases=refusal_openings, batch_size=batch_size, progress=progress,
+                            where=f"{fit_data or data} split {fit_split!r}")
+    for m in models.values():
+        m.openings = readout.openings
     hooks = layer_hooks(models["defended"].n_layers)
     stores = {role: cache_activations(m, records, out / "cache" / role, hooks=hooks, positions=POSITIONS,
                                       batch_size=batch_size, progress=progress) for role, m in models.items()}
@@ -106,6 +112,7 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
     summary = {
         "base": models["base"].name, "defended": models["defended"].name, "data": str(data), "split": split, "fit_split": fit_split,
         "fit_data": str(fit_data or data), "unrenderable": unrenderable,
+        "openings": readout.summary(models["defended"].tokenizer),
         "layers": list(range(len(hooks))), "hooks": hooks, "position": -1,
         "probe_accuracy": accuracy,
         "probe_scores": auroc,

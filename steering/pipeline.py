@@ -27,7 +27,7 @@ from taxlens.chat import render_prompt, renderable  # noqa: E402
 from taxlens.contract import load_records  # noqa: E402
 from taxlens.evaluate import evaluate, write_report  # noqa: E402
 from taxlens.models import ModelSource, load_model  # noqa: E402
-from taxlens.scoring import opening_token_ids  # noqa: E402
+from taxlens.readout import read_openings  # noqa: E402
 
 COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green"}
 
@@ -36,7 +36,8 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
               methods: list[str],
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
               max_new_tokens: int = 128, quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS,
-              skip_unrenderable: bool = False, progress: bool = True) -> dict:
+              skip_unrenderable: bool = False, refusal_openings: list[str] | None = None,
+              progress: bool = True) -> dict:
     """Search `methods` and write their configs. `quick` screens a reduced grid (`screen_gated` says which) and
     picks on the screen alone, with no generation on val: a demo, not a search.
     `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake)."""
@@ -52,6 +53,9 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     defended = load_model(model, device=device, dtype=dtype)
     train, skipped_train = renderable(defended.tokenizer, train, data, skip=skip_unrenderable)
     val, skipped_val = renderable(defended.tokenizer, val, data, skip=skip_unrenderable)
+    readout = read_openings(defended, train, cache=out / "openings.json", refusal_phrases=refusal_openings,
+                            batch_size=batch_size, progress=progress, where=f"{data} split 'train'")
+    defended.openings = readout.openings
     hooks = [f"resid_post.{i}" for i in range(defended.n_layers)]
     store = cache_activations(defended, train + val, out / "cache", hooks=hooks + write_hooks(defended.n_layers),
                               positions=(-1,), batch_size=batch_size, progress=progress)
@@ -60,10 +64,11 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     val_resid = [store.load(h, -1, val_rows) for h in hooks]
 
     prompts, kinds = [render_prompt(defended.tokenizer, r) for r in val], [r.kind for r in val]
-    openings = opening_token_ids(defended.tokenizer)
+    openings = readout.openings
     baseline = first_token_logprobs(defended, prompts, batch_size=batch_size)
     defended_screen = screen_metrics(baseline, baseline, kinds, openings)
     base_model = load_model(base, device=device, dtype=dtype)
+    base_model.openings = readout.openings
     base_screen = screen_metrics(first_token_logprobs(base_model, prompts, batch_size=batch_size), baseline, kinds,
                                  openings)
     defended_val = base_val = None
@@ -97,7 +102,7 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
         path = save_config(best.steering, folder, method=method, model=defended.source, settings=best.settings, extra={
             "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,
             "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
-            "unrenderable": skipped_train + skipped_val,
+            "unrenderable": skipped_train + skipped_val, "openings": readout.summary(defended.tokenizer),
         })
         screened[method], chosen[method] = settings, {"config": str(path), "settings": best.settings,
                                                       "val": best.val, "feasible": ok}

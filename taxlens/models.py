@@ -55,6 +55,7 @@ class LoadedModel:
     bridge: object
     tokenizer: object
     source: ModelSource
+    openings: object = None  # taxlens.scoring.OpeningTokens read for this model; None: the default phrases'
 
     @property
     def hf(self):
@@ -238,6 +239,7 @@ class ServingModel:
     hf: object
     tokenizer: object
     source: ModelSource
+    openings: object = None  # as LoadedModel's
 
     @property
     def device(self) -> torch.device:

@@ -18,8 +18,20 @@ from taxlens.labels import CALL_OPENINGS, REFUSAL_OPENINGS
 
 @dataclass(frozen=True)
 class OpeningTokens:
+    """First-token ids that open a refusal and a tool call, and where they were read from."""
+
     refusal: tuple[int, ...]
     call: tuple[int, ...]
+    source: str = "default phrases (taxlens.labels.REFUSAL_OPENINGS, CALL_OPENINGS)"
+
+    def describe(self, tokenizer) -> dict:
+        return {"refusal": [tokenizer.decode([i]) for i in self.refusal],
+                "call": [tokenizer.decode([i]) for i in self.call], "refusal_ids": list(self.refusal), "call_ids": list(self.call), "source": self.source}
+
+
+def model_openings(model) -> OpeningTokens:
+    """The openings read for `model` (`model.openings`, set by `taxlens.readout`), else the default phrases'."""
+    return getattr(model, "openings", None) or opening_token_ids(model.tokenizer)
 
 
 def opening_token_ids(tokenizer) -> OpeningTokens:
