@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -164,3 +165,108 @@ def test_serving_engine_generates_what_the_bridge_does_under_gated_steering(serv
             replies[name] = [r.text for r in greedy_generate(model, prompts, max_new_tokens=96)]
     assert replies["transformers"] == replies["bridge"]
     assert any("<tool_call>" in r for r in replies["bridge"]) and any(r.startswith("I ") for r in replies["bridge"])
+
+
+def _agentdojo_messages(record):
+    """The record as AgentDojo's OpenAI client sends it: the system prompt as `developer`, content as text parts."""
+    messages = [{"role": "developer", "content": [{"type": "text", "text": "You are a helpful agent."}]}]
+    for m in chat_messages(record):
+        m = dict(m)
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"])}}
+                               for c in m["tool_calls"]]
+            m["content"] = None
+        elif m["role"] == "tool":
+            m["name"] = "read_file"
+        if isinstance(m.get("content"), str):
+            m["content"] = [{"type": "text", "text": m["content"]}]
+        messages.append(m)
+    return messages
+
+
+def test_requests_in_the_shapes_agent_clients_send_are_served(servers, records):
+    url = servers["plain"]
+    injection = next(r for r in records if r.kind == "injection" and r.split == "test")
+    body = {"model": "organism:defended", "messages": _agentdojo_messages(injection), "tools": schemas_for(injection.tools),
+            "tool_choice": "auto", "max_completion_tokens": 48, "parallel_tool_calls": False, "seed": 1,
+            "some_future_field": {"ignored": True}}
+    reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    plain = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={
+        "model": "organism:defended", "messages": [{"role": "user", "content": "Say something."}],
+        "max_tokens": 48, "stop": ["a", "e"]}).json()["choices"][0]
+    assert plain["finish_reason"] == "stop" and not {"a", "e"} & set(plain["message"]["content"])
+
+
+@pytest.mark.parametrize("body, param, code", [
+    ({"n": 2}, "n", "unsupported_value"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages[0].content[0].type", "unsupported_content_type"),
+    ({"max_completion_tokens": 0}, "max_completion_tokens", "invalid_value"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role", "invalid_value"),
+    ({"model": None}, "model", "invalid_type"),
+    ({"messages": [{"role": "user", "content": "delete the file " * 400}]}, "messages", "context_length_exceeded"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+])
+def test_every_4xx_names_type_param_and_code(servers, body, param, code):
+    full = {"model": "organism:defended", "messages": [{"role": "user", "content": "hi"}], **body}
+    reply = httpx.post(f"{servers['plain']}/v1/chat/completions", json=full, timeout=60)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code), error
+
+
+def test_streamed_replies_carry_the_same_tool_call_and_text(servers, over_refused):
+    client = _client(servers["gated"])
+    whole = _ask(client, over_refused).choices[0].message.tool_calls[0].function
+    name, arguments, finish, chunks = "", "", None, 0
+    for chunk in _ask(client, over_refused, stream=True, stream_options={"include_usage": True}):
+        chunks += 1
+        if chunk.choices:
+            for call in chunk.choices[0].delta.tool_calls or []:
+                name += call.function.name or ""
+                arguments += call.function.arguments or ""
+            finish = chunk.choices[0].finish_reason or finish
+        else:
+            assert chunk.usage.completion_tokens > 0
+    assert (name, json.loads(arguments), finish) == (whole.name, json.loads(whole.arguments), "tool_calls")
+    assert chunks >= 5
+    text = "".join(c.choices[0].delta.content or "" for c in _ask(_client(servers["plain"]), over_refused, stream=True)
+                   if c.choices)
+    assert text == _ask(_client(servers["plain"]), over_refused).choices[0].message.content
+
+
+def test_load_with_half_the_clients_streaming(servers, records):
+    url = servers["gated"]
+    pool = [r for r in records if r.split == "test"][:200]
+    clients = [_client(url) for _ in range(32)]
+
+    def one(i):
+        r, client = pool[i], clients[i % 32]
+        ask = dict(model="organism:defended", messages=chat_messages(r), tools=schemas_for(r.tools), max_tokens=24)
+        if i % 2:
+            return [c.choices[0].finish_reason for c in client.chat.completions.create(stream=True, **ask)
+                    if c.choices and c.choices[0].finish_reason][-1]
+        return client.chat.completions.create(**ask).choices[0].finish_reason
+
+    with ThreadPoolExecutor(max_workers=32) as workers:
+        reasons = list(workers.map(one, range(len(pool))))
+    assert len(reasons) == 200 and set(reasons) <= {"stop", "length", "tool_calls"}
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+
+
+def test_eval_against_an_endpoint_labels_what_the_model_in_process_does(servers, records, tmp_path):
+    from taxlens.cli import main
+
+    sample = [r for r in records if r.split == "test"][::40]
+    data = tmp_path / "sample.jsonl"
+    data.write_text("".join(json.dumps({k: v for k, v in r.to_json().items() if k != "pair"}) + "\n" for r in sample))
+    assert main(["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
+                 "--max-new-tokens", "96", "--out", str(tmp_path / "endpoint.json")]) == 0
+    remote = json.loads((tmp_path / "endpoint.json").read_text())
+    local = evaluate(servers["model"], sample, data=str(data), split=None, max_new_tokens=96, progress=False)
+    assert [r["label"] for r in remote["records"]] == [r["label"] for r in local["records"]]
+    assert [r["ok"] for r in remote["records"]] == [r["ok"] for r in local["records"]]
+    assert remote["by_kind"].keys() == local["by_kind"].keys() and remote["records"][0]["refusal_score"] is None
+    assert main(["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
+                 "--steer", "organism:gated", "--out", str(tmp_path / "x.json")]) == 2
