@@ -18,9 +18,13 @@ class RenderError(ValueError):
     """A chat template or tokenizer raised on a conversation: the data or the template is at fault, not taxlens."""
 
 
-def chat_messages(record: Record) -> list[dict]:
-    """The record's messages in the shape chat templates expect."""
-    return normalise_messages(record.messages)
+def chat_messages(record: Record, tool_role: str | None = None) -> list[dict]:
+    """The record's messages in the shape chat templates expect; with `tool_role`, tool results in that role (the one
+    a model's template reserves for untrusted data, such as Meta-SecAlign's `input`)."""
+    messages = normalise_messages(record.messages)
+    if tool_role:
+        messages = [{**m, "role": tool_role} if m["role"] == "tool" else m for m in messages]
+    return messages
 
 
 def normalise_messages(messages: list[dict]) -> list[dict]:
@@ -42,12 +46,13 @@ def normalise_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def render_prompt(tokenizer, record: Record) -> str:
+def render_prompt(tokenizer, record: Record, tool_role: str | None = None) -> str:
     """The prompt text for `record`: the tokenizer's chat template with `tools=` and `add_generation_prompt=True`."""
-    return render_messages(tokenizer, chat_messages(record), schemas_for(record.tools))
+    return render_messages(tokenizer, chat_messages(record, tool_role), schemas_for(record.tools))
 
 
-def render_messages(tokenizer, messages: list[dict], tools: list[dict] | None) -> str:
+def render_messages(tokenizer, messages: list[dict], tools: list[dict] | None, *,
+                    add_generation_prompt: bool = True) -> str:
     """Chat-template-shaped `messages` and OpenAI-style `tools` rendered with the tokenizer's own template.
 
     A template that rejects the conversation's tool-call ids (Mistral's accept only 9 letters and digits) is tried
@@ -58,7 +63,8 @@ def render_messages(tokenizer, messages: list[dict], tools: list[dict] | None) -
         raise ValueError(f"tokenizer {name!r} has no chat template; taxlens renders prompts with the model's own")
 
     def render(msgs: list[dict]) -> str:
-        return tokenizer.apply_chat_template(msgs, tools=tools or None, add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(msgs, tools=tools or None, add_generation_prompt=add_generation_prompt,
+                                             tokenize=False)
 
     try:
         return render(messages)
@@ -90,8 +96,8 @@ def _short_call_ids(messages: list[dict]) -> list[dict] | None:
     return out
 
 
-def renderable(tokenizer, records: list[Record], path: str | Path, *,
-               skip: bool = False) -> tuple[list[Record], list[dict]]:
+def renderable(tokenizer, records: list[Record], path: str | Path, *, skip: bool = False,
+               tool_role: str | None = None) -> tuple[list[Record], list[dict]]:
     """The records the tokenizer's template renders, and `{id, line, error}` for those it raises on.
 
     Without `skip` the first failure stops everything with one line naming the file, line, record and the
@@ -99,7 +105,7 @@ def renderable(tokenizer, records: list[Record], path: str | Path, *,
     kept, skipped = [], []
     for r in records:
         try:
-            render_prompt(tokenizer, r)
+            render_prompt(tokenizer, r, tool_role)
         except RenderError as e:
             if not skip:
                 raise RenderError(f"{path}, line {r.line}, record {r.id!r}: the chat template raised: {e} "

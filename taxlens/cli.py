@@ -72,6 +72,8 @@ def _eval(args) -> int:
     records = load_records(args.data, split=args.split)
     if args.limit:
         records = records[: args.limit]
+    if args.endpoint:
+        return _eval_endpoint(args, records)
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering = None
     if args.steer:
@@ -80,7 +82,7 @@ def _eval(args) -> int:
         steering, _ = load_config(args.steer, model=model)
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
                       batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix,
-                      skip_unrenderable=args.skip_unrenderable)
+                      skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role)
     path = write_report(report, args.out)
     console = _console()
     console.print(report_table(report))
@@ -96,6 +98,27 @@ def _eval(args) -> int:
     return 0
 
 
+def _eval_endpoint(args, records) -> int:
+    from taxlens.endpoint import evaluate_endpoint
+    from taxlens.evaluate import report_table, write_report
+
+    local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
+                                      ("--reply-prefix", args.reply_prefix), ("--device", args.device)) if value]
+    if local:
+        raise ValueError(f"--endpoint evaluates a model served elsewhere; {', '.join(local)} act on a model loaded "
+                         f"here (serve it with `taxlens serve --steer` instead)")
+    report = evaluate_endpoint(args.endpoint, args.model, records, data=args.data, split=args.split,
+                               max_new_tokens=args.max_new_tokens, api_key=args.api_key,
+                               concurrency=args.concurrency, tool_role=args.tool_role)
+    path = write_report(report, args.out)
+    console = _console()
+    console.print(report_table(report))
+    for warning in report["warnings"]:
+        console.print(f"[bold red]warning:[/] {warning}")
+    console.print(f"report: {path}  ({report['meta']['seconds']} s)")
+    return 0
+
+
 def _steer(args) -> int:
     from steering.config import METHODS
     from steering.pipeline import run_steer
@@ -104,7 +127,7 @@ def _steer(args) -> int:
     table = run_steer(args.base, _source(args), args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
                       max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions),
-                      skip_unrenderable=args.skip_unrenderable)
+                      skip_unrenderable=args.skip_unrenderable, refusal_openings=args.refusal_openings)
     out = Path(args.out)
     print((out / "pareto.md").read_text())
     for method, chosen in table["chosen"].items():
@@ -123,7 +146,7 @@ def _serve(args) -> int:
     load = load_serving_model if args.engine == "transformers" else load_model
     model = load(_source(args), device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
-    app = create_app(model, steering=steering, api_key=args.api_key)
+    app = create_app(model, steering=steering, api_key=args.api_key, tool_role=args.tool_role)
     print(f"serving {model.name}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0
@@ -142,7 +165,7 @@ def _probe(args) -> int:
 
     summary = run_probe(args.base, _source(args, "defended"), args.data, args.out, split=args.split, fit_split=args.fit_split,
                         fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                        skip_unrenderable=args.skip_unrenderable)
+                        skip_unrenderable=args.skip_unrenderable, refusal_openings=args.refusal_openings)
     out = Path(args.out)
     print((out / "summary.md").read_text())
     print(f"summary: {out / 'summary.json'}; plots: {', '.join(str(out / p) for p in summary['plots'])}")
@@ -229,6 +252,18 @@ def _source(args, of: str = "model"):
     return ModelSource.of(getattr(args, of), args.adapter, args.adapter_scale)
 
 
+def _openings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refusal-openings", nargs="+", default=None, metavar="PHRASE",
+                        help="phrases this model's refusals open with (e.g. 'I cannot' 'Sorry'); default: read from "
+                             "the defended model's own replies on the fitting split")
+
+
+def _tool_role_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tool-role", default=None, metavar="ROLE",
+                        help="render tool results in this role, the one the model's chat template reserves for "
+                             "untrusted data (Meta-SecAlign: input); default: tool")
+
+
 def _render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-unrenderable", action="store_true",
                         help="skip records the model's chat template raises on (counted in the output) instead of "
@@ -268,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_data_generate)
 
     ev = sub.add_parser("eval", help="evaluate a model on a prompt set and write the contract's report")
-    ev.add_argument("--model", required=True, help="HF id, local checkpoint folder, or organism:base|organism:defended")
+    ev.add_argument("--model", required=True, help="HF id, local checkpoint folder, or organism:base|organism:defended "
+                                                   "(with --endpoint: the model name the server serves)")
+    ev.add_argument("--endpoint", default=None, metavar="URL",
+                    help="evaluate a model served at this OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)")
+    ev.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
+    ev.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
     ev.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     ev.add_argument("--split", choices=("train", "val", "test"), default=None)
     ev.add_argument("--out", required=True, help="report JSON path")
@@ -277,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
     _adapter_arguments(ev)
     _render_arguments(ev)
+    _tool_role_argument(ev)
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
     ev.add_argument("--reply-prefix", default=None,
@@ -301,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
     _adapter_arguments(st)
     _render_arguments(st)
+    _openings_arguments(st)
     _device_arguments(st)
     st.set_defaults(func=_steer)
 
@@ -314,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "inside the TransformerLens bridge")
     sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
     _adapter_arguments(sv)
+    _tool_role_argument(sv)
     _device_arguments(sv)
     sv.set_defaults(func=_serve)
 
@@ -339,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32)
     _adapter_arguments(pr, of="--defended")
     _render_arguments(pr)
+    _openings_arguments(pr)
     _device_arguments(pr)
     pr.set_defaults(func=_probe)
 

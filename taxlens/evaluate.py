@@ -19,7 +19,7 @@ from taxlens.generation import greedy_generate
 from taxlens.labels import label_reply
 from taxlens.metrics import Outcome, figures_by_kind, format_rate, report_warnings
 from taxlens.models import LoadedModel
-from taxlens.scoring import opening_token_ids, refusal_score
+from taxlens.scoring import model_openings, refusal_score
 
 
 def evaluate(
@@ -34,6 +34,7 @@ def evaluate(
     batch_size: int = 16,
     reply_prefix: str | None = None,
     skip_unrenderable: bool = False,
+    tool_role: str | None = None,
     progress: bool = True,
 ) -> dict:
     """The report of the contract's shape for `model` on `records` (greedy decoding).
@@ -52,44 +53,25 @@ def evaluate(
     if reply_prefix is not None and (steering is not None or not reply_prefix):
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
-    records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable)
+    records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role)
     if not records:
         raise ValueError(f"{data}: the chat template raised on every record ({len(unrenderable)}), e.g. "
                          f"{unrenderable[0]['id']!r}: {unrenderable[0]['error']}")
     started = time.perf_counter()
     prefix = reply_prefix or ""
-    prompts = [render_prompt(model.tokenizer, r) + prefix for r in records]
+    prompts = [render_prompt(model.tokenizer, r, tool_role) + prefix for r in records]
     with steering.apply(model) if steering is not None else nullcontext():
         replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                   progress=progress, desc=f"eval {model.name}" + (" steered" if steering else ""))
-    openings = opening_token_ids(model.tokenizer)
-    outcomes, rows = [], []
-    for record, reply in zip(records, replies):
-        text = prefix + reply.text
-        labelled = label_reply(text, record.tools, record.expected["action"])
-        outcome = Outcome(record, text, labelled)
-        outcomes.append(outcome)
-        rows.append({
-            "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
-            "reply": text, "ok": outcome.ok, "reason": labelled.reason,
-            "refusal_score": round(float(refusal_score(reply.first_logprobs, openings)), 4),
-            **({"family": record.extra["family"]} if "family" in record.extra else {}),
-        })
-    report = {
-        "model": model.name,
-        "data": str(data),
-        "split": split,
-        "steer": steer,
-        "by_kind": figures_by_kind(outcomes),
-        "warnings": report_warnings(outcomes),
-        "records": rows,
-        "meta": {
-            "n": len(records), "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
-            "reply_prefix": reply_prefix, "unrenderable": unrenderable,
-            "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
-            "seconds": round(time.perf_counter() - started, 2),
-        },
-    }
+    openings = model_openings(model)
+    report = build_report(model.name, records, [prefix + r.text for r in replies],
+                          [round(float(refusal_score(r.first_logprobs, openings)), 4) for r in replies],
+                          data=data, split=split, steer=steer, meta={
+                              "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
+                              "reply_prefix": reply_prefix, "unrenderable": unrenderable, "tool_role": tool_role,
+                              "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
+                              "seconds": round(time.perf_counter() - started, 2)})
+    rows = report["records"]
     if steering is not None:
         kl = first_token_kl(model, prompts, records, replies, openings, batch_size)
         for row in rows:
@@ -97,6 +79,24 @@ def evaluate(
                 row["kl_first_token"] = kl["per_record"][row["id"]]
         report.update({k: v for k, v in kl.items() if k != "per_record"})
     return report
+
+
+def build_report(model: str, records: list[Record], replies: list[str], scores: list[float | None], *, data: str,
+                 split: str | None, steer: str | None, meta: dict) -> dict:
+    """The contract's report from each record's reply text (and first-token refusal score, None where the model's
+    logits are out of reach, as behind an endpoint)."""
+    outcomes, rows = [], []
+    for record, text, score in zip(records, replies, scores):
+        labelled = label_reply(text, record.tools, record.expected["action"])
+        outcome = Outcome(record, text, labelled)
+        outcomes.append(outcome)
+        rows.append({
+            "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
+            "reply": text, "ok": outcome.ok, "reason": labelled.reason, "refusal_score": score,
+            **({"family": record.extra["family"]} if "family" in record.extra else {}),
+        })
+    return {"model": model, "data": str(data), "split": split, "steer": steer, "by_kind": figures_by_kind(outcomes),
+            "warnings": report_warnings(outcomes), "records": rows, "meta": {"n": len(records), **meta}}
 
 
 def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record], steered: list, openings,

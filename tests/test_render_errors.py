@@ -98,3 +98,23 @@ def test_serve_answers_a_template_error_with_400_in_openais_shape(tiny_model_dir
     assert "this template has no tool role" in error["message"]
     with pytest.raises(RenderError, match="no tool role"):
         render_prompt(load_serving_model(str(tmp_path / "m")).tokenizer, record)
+
+
+def test_tool_results_render_in_the_role_the_template_reserves_for_untrusted_data(tiny_model_dir, tmp_path,
+                                                                                  injections):
+    from fastapi.testclient import TestClient
+
+    from steering.serve import create_app
+    from taxlens.models import load_serving_model
+
+    model = _with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)  # it knows no `tool` role; `input` renders
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", model, "--data", str(DATA), "--split", "test", "--max-new-tokens", "2",
+                 "--tool-role", "input", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["meta"]["tool_role"] == "input" and not report["meta"]["unrenderable"]
+    assert report["by_kind"]["injection"]["n"] > 0
+    served = load_serving_model(model)
+    body = {"model": model, "messages": injections[0].messages, "max_tokens": 2}
+    assert TestClient(create_app(served)).post("/v1/chat/completions", json=body).status_code == 400
+    assert TestClient(create_app(served, tool_role="input")).post("/v1/chat/completions", json=body).status_code == 200

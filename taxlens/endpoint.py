@@ -1,0 +1,82 @@
+"""Evaluating a model served elsewhere: any OpenAI-compatible chat-completions endpoint (vLLM, `taxlens serve` with a
+steering config, a hosted API), scored with the same labels and report as a model loaded here.
+
+Each record goes out as the client would send it (messages with tool-call arguments as JSON strings, the record's
+tools as function schemas, temperature 0); a reply's `tool_calls` are written back as `<tool_call>` blocks for the
+labeller, its text as it came. First-token refusal scores need the model's logits and are left out (`null`).
+
+>>> report = evaluate_endpoint("http://127.0.0.1:8000/v1", "organism:defended", records, data="d.jsonl", split="test")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from tqdm.auto import tqdm
+
+from taxlens.chat import chat_messages
+from taxlens.contract import Record
+from taxlens.evaluate import build_report
+from taxlens.tools import schemas_for
+
+
+def wire_messages(record: Record, tool_role: str | None = None) -> list[dict]:
+    """The record's messages as an OpenAI client sends them: tool-call arguments as JSON strings."""
+    out = []
+    for m in chat_messages(record, tool_role):
+        if m.get("tool_calls"):
+            m = {**m, "tool_calls": [{**c, "function": {**c["function"],
+                                                        "arguments": json.dumps(c["function"]["arguments"])}}
+                                     for c in m["tool_calls"]]}
+        out.append(m)
+    return out
+
+
+def reply_text(message: dict) -> str:
+    """An OpenAI reply message as text the labeller reads: its tool calls as `<tool_call>` blocks, else its content."""
+    calls = message.get("tool_calls") or []
+    if not calls:
+        return message.get("content") or ""
+    blocks = []
+    for call in calls:
+        arguments = call["function"].get("arguments") or "{}"
+        try:
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except json.JSONDecodeError:
+            return f"<tool_call>{{\"name\": {json.dumps(call['function']['name'])}, \"arguments\": {arguments}"
+        blocks.append(f"<tool_call>{json.dumps({'name': call['function']['name'], 'arguments': arguments})}</tool_call>")
+    return "".join(blocks)
+
+
+def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str, split: str | None,
+                      max_new_tokens: int = 128, api_key: str | None = None, concurrency: int = 8,
+                      tool_role: str | None = None, timeout: float = 300.0, progress: bool = True) -> dict:
+    """The contract's report for `model` behind `url` (the base URL a client is given, e.g. http://host:8000/v1)."""
+    if not records:
+        raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
+    endpoint = url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    started = time.perf_counter()
+
+    with httpx.Client(timeout=timeout, headers=headers) as client:
+        def ask(record: Record) -> str:
+            body = {"model": model, "messages": wire_messages(record, tool_role), "temperature": 0,
+                    "tools": schemas_for(record.tools), "max_tokens": max_new_tokens}
+            try:
+                response = client.post(endpoint, json=body)
+            except httpx.HTTPError as e:
+                raise ValueError(f"{endpoint}: no answer for record {record.id!r} ({e})") from None
+            if response.status_code != 200:
+                raise ValueError(f"{endpoint} answered {response.status_code} for record {record.id!r}: "
+                                 f"{response.text[:300]}")
+            return reply_text(response.json()["choices"][0]["message"])
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            replies = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",
+                                disable=not progress, unit="prompt"))
+    return build_report(model, records, replies, [None] * len(records), data=data, split=split, steer=None, meta={
+        "endpoint": url, "max_new_tokens": max_new_tokens, "decoding": "temperature 0", "tool_role": tool_role,
+        "concurrency": concurrency, "seconds": round(time.perf_counter() - started, 2)})
