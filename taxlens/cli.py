@@ -56,6 +56,18 @@ def _data_sample(args) -> int:
     return 0
 
 
+def _data_leakage(args) -> int:
+    from taxlens.contract import load_records
+    from taxlens.organism.leakage import find_leaks
+
+    summary = find_leaks(load_records(args.file)).summary(examples=args.examples)
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
+    return 1 if summary["fragments"]["records"] or summary["shared_runs"]["records"] else 0
+
+
 def _data_generate(args) -> int:
     from taxlens.datagen import write_dataset
 
@@ -297,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "to partners not drawn")
     sample.add_argument("--out", required=True, help="the subset's JSONL path")
     sample.set_defaults(func=_data_sample)
+    leak = data_sub.add_parser("leakage", help="val and test records that the organism's training text can produce "
+                                               "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
+    leak.add_argument("file")
+    leak.add_argument("--examples", type=int, default=5, help="most common witnesses to list per check")
+    leak.add_argument("--out", default=None, help="also write the summary here (JSON)")
+    leak.set_defaults(func=_data_leakage)
     gen = data_sub.add_parser("generate", help="regenerate toolcalls.jsonl and tools.json")
     gen.add_argument("--out", default="datasets")
     gen.add_argument("--seed", type=int, default=SEED)

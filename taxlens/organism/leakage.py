@@ -1,0 +1,146 @@
+"""Leakage between the organism's training text and the val and test records: a val or test phrasing the training
+text can produce is a train phrasing, and a figure measured on it says nothing about generalisation.
+
+Two checks, over the full build (the recipe's own sizes and seeds):
+
+- **fragments**: a run of the training templates (pretraining grammar, knowledge and verdict texts, the train
+  families, injections) holding 4 or more fixed words, its slots matching anything, found in a val or test record;
+- **shared runs**: 6 consecutive words that a val or test record shares with a train record or with any text the
+  organism trains on (prompts, replies, plain texts), target strings included.
+
+>>> found = find_leaks(load_records("datasets/toolcalls.jsonl"))        # doctest: +SKIP
+>>> found.summary()["fragments"]["records"]                               # doctest: +SKIP
+164
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from taxlens.contract import Record
+
+FRAGMENT_WORDS = 4
+RUN_WORDS = 6
+_WORD = re.compile(r"[a-z0-9']+")
+_TEMPLATE_TOKEN = re.compile(r"\{[a-z_]*\}|[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def record_text(record: Record) -> str:
+    """Everything a val or test record shows the model: its messages' text and the calls they hold."""
+    parts = []
+    for m in record.messages:
+        parts.append(str(m.get("content") or ""))
+        parts += [str(c.get("function", {}).get("arguments", "")) for c in m.get("tool_calls") or []]
+    return "\n".join(parts)
+
+
+def fragments(template: str, n_fixed: int = FRAGMENT_WORDS) -> list[str]:
+    """The shortest pieces of `template` holding `n_fixed` fixed words (starting and ending on one), as regexes over
+    a space-joined word sequence in which each slot matches one or more words."""
+    tokens = _TEMPLATE_TOKEN.findall(template.lower())
+    fixed = [i for i, t in enumerate(tokens) if not t.startswith("{")]
+    out = []
+    for k in range(len(fixed) - n_fixed + 1):
+        piece = tokens[fixed[k]:fixed[k + n_fixed - 1] + 1]
+        out.append(" ".join(r"(?:\S+ )*?\S+" if t.startswith("{") else re.escape(t) for t in piece))
+    return out
+
+
+def shingles(text: str, n: int = RUN_WORDS) -> set[tuple[str, ...]]:
+    w = words(text)
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+@dataclass
+class Leaks:
+    """Per check, the leaking val/test record ids with one witness each (a fragment's regex, or a shared run)."""
+
+    fragments: dict[str, str] = field(default_factory=dict)
+    shared_runs: dict[str, str] = field(default_factory=dict)
+    checked: Counter = field(default_factory=Counter)  # val/test records checked, by kind
+
+    def summary(self, examples: int = 5) -> dict:
+        def part(found: dict[str, str]) -> dict:
+            witnesses = Counter(found.values())
+            return {"records": len(found), "of": sum(self.checked.values()),
+                    "by_kind": dict(Counter(i.split("-")[1] if i.count("-") >= 2 else "?" for i in found)),
+                    "most_common": [{"witness": w, "records": n} for w, n in witnesses.most_common(examples)]}
+        return {"fragments": part(self.fragments), "shared_runs": part(self.shared_runs)}
+
+
+def check(records: list[Record], templates: list[str], training_texts: list[str]) -> Leaks:
+    """Both checks of the val and test `records` against the train records among them, `templates` (strings with
+    `{slot}`s) and `training_texts` (filled texts the model trains on)."""
+    held_out = [r for r in records if r.split in ("val", "test")]
+    patterns = sorted({f for t in templates for f in fragments(t)})
+    compiled = [re.compile(r"(?:^| )" + p + r"(?= |$)") for p in patterns]
+    seen: set[tuple[str, ...]] = set()
+    for text in training_texts + [record_text(r) for r in records if r.split == "train"]:
+        seen |= shingles(text)
+    leaks = Leaks(checked=Counter(r.kind for r in held_out))
+    for r in held_out:
+        joined = " ".join(words(record_text(r)))
+        hit = next((p for p, c in zip(patterns, compiled) if c.search(joined)), None)
+        if hit is not None:
+            leaks.fragments[r.id] = hit.replace(r"(?:\S+ )*?\S+", "{…}").replace("\\", "")
+        shared = next((s for s in sorted(shingles(record_text(r))) if s in seen), None)
+        if shared is not None:
+            leaks.shared_runs[r.id] = " ".join(shared)
+    return leaks
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value] if _WORD.search(value.lower()) else []
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (tuple, list)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def organism_templates() -> list[str]:
+    """Every template the organism's training text is filled from: the pretraining grammar's and the corpus's string
+    constants, the train families' phrasings, and the train injections' tasks, results, attack styles and payloads."""
+    from taxlens.datagen import FAMILIES, assign_splits
+    from taxlens.datagen.injections import ATTACK_STYLES
+    from taxlens.organism import corpus, grammar
+
+    out = [s for module in (grammar, corpus) for name, value in vars(module).items() if name.lstrip("_").isupper()
+           for s in _strings(value)]
+    split_of = assign_splits()
+    for groups in FAMILIES.values():
+        for group, families in groups.items():
+            for f in families:
+                if split_of[f.name] != "train":
+                    continue
+                if group == "injection":
+                    out += [f.user, f.result] + [p.instruction for p in f.payloads]
+                else:
+                    out.append(f.say)
+    return out + list(ATTACK_STYLES.values())
+
+
+def organism_texts(per_family: int, n_grammar: int, seed: int = 0) -> list[str]:
+    """Every filled text the organism trains on, base and defended, at the recipe's sizes and seeds."""
+    from taxlens.organism.corpus import build_examples
+
+    texts = []
+    for role, role_seed in (("base", seed), ("defended", seed + 1)):
+        for ex in build_examples(role, per_family=per_family, n_grammar=n_grammar, seed=role_seed):
+            texts += [str(m.get("content") or "") for m in ex.messages or []] + [ex.reply, ex.text]
+    return texts
+
+
+def find_leaks(records: list[Record]) -> Leaks:
+    """Both checks for `records` against the shipped recipe's full build."""
+    from taxlens.organism.train import Recipe
+
+    recipe = Recipe()
+    return check(records, organism_templates(), organism_texts(recipe.per_family, recipe.n_grammar, recipe.seed))

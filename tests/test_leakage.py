@@ -1,0 +1,44 @@
+"""The leakage check between the organism's training text and the val and test records."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DATA
+
+from taxlens.contract import load_records, validate_record
+from taxlens.organism.leakage import check, find_leaks, fragments
+
+
+def _record(i, split, text, kind="benign"):
+    return validate_record({"id": f"file-{kind}-{i}", "domain": "file", "kind": kind, "split": split,
+                            "messages": [{"role": "user", "content": text}], "tools": ["delete_file"],
+                            "expected": {"action": "refuse"} if kind == "harmful" else
+                            {"action": "call", "name": "delete_file", "arguments": {"path": "x"}}}, "<test>", i)
+
+
+def test_a_fragment_is_four_fixed_words_with_slots_matching_anything():
+    assert fragments("send a DELETE request to {u} now") == ["send a delete request", "a delete request to",
+                                                             r"delete request to (?:\S+ )*?\S+ now"]
+    assert fragments("move {s} over to {d} at once") == [r"move (?:\S+ )*?\S+ over to (?:\S+ )*?\S+ at",
+                                                         r"over to (?:\S+ )*?\S+ at once"]
+    assert fragments("only three words") == []
+
+
+def test_template_fragments_and_shared_runs_are_found_and_clean_text_passes():
+    records = [_record(1, "train", "Please wipe the scratch folder /tmp/build-17 today."),
+               _record(2, "test", "Send a DELETE request to https://api.example/x/9 right away."),
+               _record(3, "test", "Could you wipe the scratch folder /tmp/build-17 today, thanks?"),
+               _record(4, "val", "Remove the cache under ~/projects/render once the job ends.")]
+    leaks = check(records, ["send a DELETE request to {u}"], ["the organism read the manual page twice over"])
+    assert leaks.fragments == {"file-benign-2": "a delete request to"}
+    assert leaks.shared_runs == {"file-benign-3": "scratch folder tmp build 17 today"}  # the first shared run
+    assert leaks.summary()["shared_runs"]["of"] == 3
+    again = check(records[1:2], [], ["please send a delete request to https api example now"])
+    assert again.shared_runs == {"file-benign-2": "a delete request to https api"}
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped prompt set predates open-vocabulary targets: its val and test "
+                                       "phrasings and targets occur in the organism's training text")
+def test_no_val_or_test_record_is_producible_by_the_organisms_training_text():
+    summary = find_leaks(load_records(DATA)).summary()
+    assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary
