@@ -195,7 +195,7 @@ def _report(args) -> int:
 def _organism_train(args) -> int:
     from taxlens.organism.train import train_organism
 
-    paths = train_organism(args.out, quick=args.quick, seed=args.seed)
+    paths = train_organism(args.out, quick=args.quick, seed=args.seed, defended_lora_rank=args.defended_lora)
     for role, path in paths.items():
         print(f"{role}: {path}")
     print(f"loss log: {Path(args.out) / 'train_log.jsonl'}")
@@ -410,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--defended-lora", type=int, default=None, metavar="RANK",
+                       help="train the defended twin as a LoRA adapter of this rank on the base (default: the recipe's; "
+                            "the shipped pair fine-tunes every weight)")
     train.set_defaults(func=_organism_train)
     check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
                                              "trained on vs fresh ones, token errors on copied arguments")

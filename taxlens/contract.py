@@ -1,4 +1,4 @@
-"""The data contract (`shared/spec/DATASET.md`): one tool-call record, and loading a JSONL file of them.
+"""The data contract (`docs/contract.md`): one tool-call record, and loading a JSONL file of them.
 
 Every broken record raises `ContractError` naming the file, the line and the field; nothing is skipped.
 

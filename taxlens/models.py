@@ -166,6 +166,9 @@ def adapter_base(folder: str | Path) -> str:
         raise ValueError(f"{config_path}: not valid JSON ({e})") from None
     if not base:
         raise ValueError(f"{config_path}: names no base_model_name_or_path; load it as --model BASE --adapter {folder}")
+    if base.startswith("."):  # a base named relative to the adapter folder (the organism's pair moves together)
+        path = (Path(folder) / base).resolve()
+        return "organism:base" if path == (ORGANISM_DIR / "base").resolve() else str(path)
     if not base.startswith("organism:") and not Path(base).is_dir() and Path(base).is_absolute():
         raise FileNotFoundError(f"{folder} is a PEFT adapter for {base!r}, which is not on this machine; "
                                 f"load it as --model BASE_FOLDER --adapter {folder}")

@@ -172,3 +172,21 @@ def test_recipe_fit_reads_copied_arguments_and_the_copying_circuit(organism, tmp
     assert circuit["repeat_accuracy"] > 0.5, circuit
     assert main(["organism", "check", "--model", str(tmp_path)]) == 2
     assert "no organism.json" in capsys.readouterr().err
+
+
+def test_quick_recipe_can_train_the_defended_twin_as_a_lora_adapter(tmp_path):
+    from taxlens.cli import main
+    from taxlens.generation import encode_batch
+
+    assert main(["organism", "train", "--out", str(tmp_path), "--quick", "--defended-lora", "4"]) == 0
+    adapter = tmp_path / "defended"
+    assert (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").exists()
+    defended = load_model(str(adapter), device="cpu")  # the base is found beside it
+    assert defended.source.model == str((tmp_path / "base").resolve()) and defended.source.adapter == str(adapter)
+    base = load_model(str(tmp_path / "base"), device="cpu")
+    scaled_off = load_model(str(adapter), device="cpu", adapter_scale=0.0)
+    batch = encode_batch(base.tokenizer, [render_prompt(base.tokenizer, load_records(DATA, split="test")[0])], "cpu")
+    logits = {name: m.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])
+              for name, m in (("base", base), ("defended", defended), ("off", scaled_off))}
+    assert (logits["off"] - logits["base"]).abs().max() < 1e-4
+    assert (logits["defended"] - logits["base"]).abs().max() > 1e-3

@@ -118,7 +118,7 @@ def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
     checkpoint, its recipe read from the organism.json beside the weights it was loaded from."""
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
-    saved = checkpoint_recipe(model.name)
+    saved = checkpoint_recipe(model.source.adapter or model.source.model)
     recipe, role = saved["recipe"], saved["role"]
     trained = _chats(role, recipe, recipe["seed"] + (role == "defended"), n)
     fresh = _chats(role, recipe, FRESH_SEED, n)

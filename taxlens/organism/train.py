@@ -41,6 +41,7 @@ class Recipe:
     defended_lr: float = 5e-4
     batch_size: int = 32
     seed: int = 0
+    defended_lora_rank: int = 0  # 0: the defended twin fine-tunes every weight (the shipped pair); else a LoRA adapter
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
@@ -136,19 +137,30 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
 
 def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    model.to(torch.float16).save_pretrained(out, safe_serialization=True)
-    model.to(torch.float32)
+    if hasattr(model, "peft_config"):
+        # a PEFT adapter, saved as PEFT saves one; its base is the sibling folder, named relative to it so the pair
+        # can be moved together (taxlens.models.adapter_base resolves it)
+        model.save_pretrained(out)
+        config_path = out / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        config_path.write_text(json.dumps({**config, "base_model_name_or_path": "../base"}, indent=2) + "\n")
+    else:
+        model.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        model.to(torch.float32)
     tokenizer.save_pretrained(out)
     (out / "organism.json").write_text(json.dumps({"role": role, "recipe": asdict(recipe)}, indent=1) + "\n")
     return out
 
 
-def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -> dict[str, Path]:
-    """Train and save `out_dir/base` and `out_dir/defended`; the loss log goes to `out_dir/train_log.jsonl`."""
+def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
+                   defended_lora_rank: int | None = None) -> dict[str, Path]:
+    """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
+    as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`."""
     from transformers import LlamaForCausalLM
 
     recipe = QUICK if quick else Recipe()
-    recipe = Recipe(**{**asdict(recipe), "seed": seed})
+    overrides = {"seed": seed} | ({} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
+    recipe = Recipe(**{**asdict(recipe), **overrides})
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +183,12 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0) -
         fit(model, tokenizer, base_examples, epochs=recipe.base_epochs, lr=recipe.base_lr, recipe=recipe, log=log,
             desc="base")
         paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+        if recipe.defended_lora_rank:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(
+                r=recipe.defended_lora_rank, lora_alpha=2 * recipe.defended_lora_rank, lora_dropout=0.0,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
         fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
             log=log, desc="defended")
         paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
