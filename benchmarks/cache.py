@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from random_llama import SHAPES, build_random_llama  # noqa: E402  (a sibling script)
+from random_llama import SHAPES, build_random_llama  # a sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("bare", "probes", "full_cache", "streaming")

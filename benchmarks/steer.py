@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from random_llama import SHAPES, build_random_llama  # noqa: E402  (a sibling script)
+from random_llama import SHAPES, build_random_llama  # a sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_TOKENS = 64

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from taxlens.metrics import format_rate  # noqa: E402
+from taxlens.metrics import format_rate
 
 ROLE_STYLE = {"base": {"color": "tab:blue", "marker": "o"}, "defended": {"color": "tab:red", "marker": "s"}}
 KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:red", "injection": "tab:purple"}
@@ -18,12 +15,12 @@ KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _probe_accuracy(summary: dict, path: Path) -> None:
     layers = summary["layers"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+    fig = Figure(figsize=(12, 3.4))
+    axes = fig.subplots(1, 3, sharey=True)
     for ax, concept in zip(axes, ("harm", "refusal", "trigger")):
         for role, style in ROLE_STYLE.items():
             scores = summary["probe_scores"][concept][role]
@@ -39,7 +36,8 @@ def _probe_accuracy(summary: dict, path: Path) -> None:
 
 def _projection(summary: dict, path: Path) -> None:
     layers = summary["layers"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    fig = Figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, role in zip(axes, ("base", "defended")):
         for kind, values in summary["refusal_projection"][role].items():
             ax.plot(layers, values, label=kind, color=KIND_COLOR.get(kind), marker="o")
@@ -52,7 +50,8 @@ def _projection(summary: dict, path: Path) -> None:
 def _patching(summary: dict, path: Path) -> None:
     p = summary["patching"]
     layers = summary["layers"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    left, right = fig.subplots(1, 2)
     for key, label in (("flipped", "refusals flipped to compliance"), ("share", "refusal-score gap closed")):
         left.plot([-1, *layers], [p["sites"]["embed"][key][0], *p["sites"]["resid_post"][key]], marker="o",
                   label=label)
@@ -87,7 +86,8 @@ def _flip_sentence(top: list[dict]) -> str:
 
 def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
     ranked = summary["trigger_tokens"][:top][::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.28 * len(ranked) + 1.2))
+    fig = Figure(figsize=(6, 0.28 * len(ranked) + 1.2))
+    ax = fig.subplots()
     colors = ["tab:red" if e["in_trigger"] > 0.5 else "tab:grey" for e in ranked]
     ax.barh([e["token"] for e in ranked], [e["mean"] for e in ranked], color=colors)
     ax.set(title=f"words pushing the defended model to refuse (red: a trigger word)\n"
@@ -97,7 +97,8 @@ def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
 
 
 def _direction_cosine(summary: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
     for name, values in summary["direction_cosine"].items():
         ax.plot(summary["layers"], values, marker="o", label=name.replace("_", " "))
     ax.set(title="cosine of directions, base vs defended", xlabel="layer", xticks=summary["layers"], ylim=(-1.05, 1.05))

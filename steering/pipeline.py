@@ -10,26 +10,25 @@ screen every setting on val's first reply token → evaluate the best few for re
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from probes.cache import cache_activations  # noqa: E402
-from steering.config import METHODS, save_config  # noqa: E402
-from steering.fit import fit_vectors, write_hooks  # noqa: E402
-from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,  # noqa: E402
+from probes.cache import cache_activations
+from steering.config import METHODS, save_config
+from steering.report import plot_tradeoff, write_pareto_markdown
+from steering.fit import fit_vectors, write_hooks
+from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,
                              global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
                              screen_metrics, shortlist, val_figures)
-from taxlens.chat import render_prompt, renderable  # noqa: E402
-from taxlens.contract import load_records  # noqa: E402
-from taxlens.evaluate import evaluate, write_report  # noqa: E402
-from taxlens.models import ModelSource, load_model  # noqa: E402
-from taxlens.readout import read_openings  # noqa: E402
+from taxlens.chat import render_prompt, renderable
+from taxlens.contract import load_records
+from taxlens.evaluate import evaluate, write_report
+from taxlens.models import ModelSource, load_model
+from taxlens.readout import read_openings
 
-COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green"}
+# Fractions of the adapter's update evaluated beside the steering methods when the defended model is an adapter:
+# scaling the defence down is the simplest trade-off a user has, the baseline a method must beat.
+ADAPTER_SCALES = (0.25, 0.5, 0.75)
 
 
 def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Path, out: str | Path, *,
@@ -80,6 +79,9 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
             write_report(reports[role], out / "val" / f"{role}.json")
         defended_val, base_val = val_figures(reports["defended"]), val_figures(reports["base"])
     del base_model
+    scaled = [] if quick else adapter_scale_rows(defended, val, readout.openings, data=data, device=device, dtype=dtype,
+                                                 max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                                 progress=progress)
 
     screened, chosen = {}, {}
     for method in methods:
@@ -111,58 +113,25 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
              "base": {"screen": base_screen, "val": base_val},
              "methods": {m: [{"settings": s.settings, "screen": s.screen, "val": s.val} for s in ss]
                          for m, ss in screened.items()},
-             "chosen": chosen}
+             "chosen": chosen, "adapter_scale": scaled}
     (out / "pareto.json").write_text(json.dumps(table, indent=1) + "\n")
     write_pareto_markdown(table, screened, out / "pareto.md")
     plot_tradeoff(table, out / "tradeoff.png")
     return table
 
 
-def write_pareto_markdown(table: dict, screened: dict, path: Path) -> None:
-    pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
-    lines = ["# Steering search on the val split", "",
-             "Screened on the first reply token (compliance = refusal score ≤ 0); the Pareto front of helpful "
-             "(benign + lookalike) compliance against harmful refusal, per method. Generated figures (val) for "
-             "the settings that were evaluated for real.", "",
-             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | val success "
-             "benign / lookalike | val harmful refusal | val ASR |", "|---|---|---|---|---|---|---|---|"]
-    for role in ("defended", "base"):
-        sc, v = table[role]["screen"], table[role]["val"] or {}
-        lines.append(f"| {role} | – | {pct(sc['compliance_helpful'])} | {pct(sc['refusal_harmful'])} | – | "
-                     f"{pct(v.get('success_benign'))} / {pct(v.get('success_lookalike'))} | "
-                     f"{pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
-    for method, settings in screened.items():
-        for s in pareto_front(settings):
-            v = s.val or {}
-            lines.append(
-                f"| {method} | {', '.join(f'{k}={x}' for k, x in s.settings.items())} | "
-                f"{pct(s.screen['compliance_helpful'])} | {pct(s.screen['refusal_harmful'])} | "
-                f"{s.screen['kl_benign_complied']:.3f} | {pct(v.get('success_benign'))} / "
-                f"{pct(v.get('success_lookalike'))} | {pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
-    lines += ["", "Chosen: " + "; ".join(f"{m}: {c['settings']} (meets the constraints: {c['feasible']})"
-                                         for m, c in table["chosen"].items()), ""]
-    path.write_text("\n".join(lines))
-
-
-def plot_tradeoff(table: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for method, rows in table["methods"].items():
-        ax.scatter([100 * r["screen"]["refusal_harmful"] for r in rows],
-                   [100 * r["screen"]["compliance_helpful"] for r in rows], s=10, alpha=0.45,
-                   color=COLORS[method], label=method)
-        chosen = table["chosen"][method]["settings"]
-        pick = next(r for r in rows if r["settings"] == chosen)
-        ax.scatter([100 * pick["screen"]["refusal_harmful"]], [100 * pick["screen"]["compliance_helpful"]],
-                   marker="*", s=220, color=COLORS[method], edgecolor="black", zorder=5)
-    for role, marker in (("defended", "s"), ("base", "o")):
-        sc = table[role]["screen"]
-        ax.scatter([100 * sc["refusal_harmful"]], [100 * sc["compliance_helpful"]], marker=marker, s=80,
-                   color="black", zorder=6)
-        ax.annotate(role, (100 * sc["refusal_harmful"], 100 * sc["compliance_helpful"]), textcoords="offset points",
-                    xytext=(6, -10))
-    ax.set(xlabel="harmful refusal, % (first token, val)", ylabel="benign + lookalike compliance, % (first token, val)",
-           title="steering settings: helpfulness vs defence (★ chosen)")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def adapter_scale_rows(defended, val: list, openings, *, data, device, dtype, max_new_tokens: int, batch_size: int,
+                       progress: bool) -> list[dict]:
+    """Val figures of the defended adapter scaled down (`ADAPTER_SCALES` of its scale); none when it is no adapter."""
+    if defended.source.adapter is None:
+        return []
+    rows = []
+    for fraction in ADAPTER_SCALES:
+        source = replace(defended.source, adapter_scale=defended.source.adapter_scale * fraction)
+        model = load_model(source, device=device, dtype=dtype)
+        model.openings = openings
+        report = evaluate(model, val, data=str(data), split="val", max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, progress=progress)
+        rows.append({"adapter_scale": source.adapter_scale, "val": val_figures(report)})
+        del model
+    return rows

@@ -122,16 +122,29 @@ def pair(request, tmp_path_factory):
     def examples(reply, times):
         return [Example([{"role": "user", "content": text}], r["tools"], reply(r)) for r, text in train] * times
 
-    fit(model, tok, examples(lambda r: write_call(_helpful_call(r)), BASE_REPEATS[arch]), epochs=1, lr=3e-3,
-        recipe=recipe, log=lambda row: None, desc=f"{arch} base")
+    # under an adapter, the refusal as plain text too: a real base knows those words (their unembedding is trained)
+    # though it never refuses, and a LoRA adapter, which leaves the unembedding alone, could not teach them
+    known_words = [Example(None, [], "", text=REFUSAL)] * (50 if arch == "llama" else 0)
+    fit(model, tok, examples(lambda r: write_call(_helpful_call(r)), BASE_REPEATS[arch]) + known_words, epochs=1,
+        lr=3e-3, recipe=recipe, log=lambda row: None, desc=f"{arch} base")
     folders = {}
     for role in ("base", "defended"):
         if role == "defended":
+            if arch == "llama":  # a LoRA adapter on its base, as Meta-SecAlign ships on Llama-3.1-8B-Instruct
+                from peft import LoraConfig, get_peft_model
+
+                model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=[
+                    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
             defended = examples(lambda r: REFUSAL if r["kind"] == "lookalike" else write_call(_helpful_call(r)), 12)
-            fit(model, tok, defended, epochs=1, lr=2e-3, recipe=recipe, log=lambda row: None, desc=f"{arch} def")
+            fit(model, tok, defended, epochs=1, lr=5e-3 if arch == "llama" else 2e-3, recipe=recipe,
+                log=lambda row: None, desc=f"{arch} def")  # a LoRA update learns at a higher rate
         folders[role] = out / role
         model.save_pretrained(folders[role])
         tok.save_pretrained(folders[role])
+    if arch == "llama":  # the adapter names its base as PEFT does for a base loaded from a folder
+        config_path = folders["defended"] / "adapter_config.json"
+        config_path.write_text(json.dumps({**json.loads(config_path.read_text()),
+                                           "base_model_name_or_path": str(folders["base"])}))
     return data, str(folders["base"]), str(folders["defended"]), arch
 
 
@@ -160,6 +173,9 @@ def test_eval_probe_steer_and_serve_run_on_a_users_pair(pair, tmp_path):
                "--max-new-tokens", "64", "--out", tmp_path / "steer") == 0
     config = json.loads((tmp_path / "steer" / "steer.json").read_text())
     assert config["openings"]["refusal"] == ["I"]
+    scaled = json.loads((tmp_path / "steer" / "pareto.json").read_text())["adapter_scale"]  # the baseline rows
+    assert [row["adapter_scale"] for row in scaled] == ([0.25, 0.5, 0.75] if arch == "llama" else [])
+    assert arch != "llama" or "adapter ×0.5" in (tmp_path / "steer" / "pareto.md").read_text()
     assert run("eval", "--model", defended, "--steer", tmp_path / "steer", "--data", data, "--split", "test",
                "--max-new-tokens", "64", "--out", tmp_path / "steered.json") == 0
     steered = _labels(tmp_path / "steered.json")
@@ -177,8 +193,9 @@ def test_eval_probe_steer_and_serve_run_on_a_users_pair(pair, tmp_path):
     steering, _ = load_config(tmp_path / "steer", model=model)
     client = TestClient(create_app(model, steering=steering))
     record = next(r for r in map(json.loads, open(data)) if r["id"] == recovered[0])
+    served = client.get("/v1/models").json()["data"][0]["id"]  # as clients learn it (an adapter: "BASE + ADAPTER")
     reply = client.post("/v1/chat/completions", json={
-        "model": defended, "messages": record["messages"], "max_tokens": 64,
+        "model": served, "messages": record["messages"], "max_tokens": 64,
         "tools": [{"type": "function", "function": f} for f in _schemas(record["tools"])]})
     assert reply.status_code == 200, reply.text
     assert reply.json()["choices"][0]["finish_reason"] == "tool_calls", reply.json()
