@@ -82,6 +82,7 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
     from taxlens.chat import render_prompt
     from taxlens.contract import load_records
     from taxlens.generation import encode_batch
+    from taxlens.hooks import resid_post_hooks
     from taxlens.models import load_model
 
     torch.manual_seed(0)
@@ -91,7 +92,7 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
     records = [records[i % n_prompts] for i in range(n)]  # streaming: the same prompts 4 times, same batch shapes
     prompts = [render_prompt(model.tokenizer, r) for r in records]
     batches = [encode_batch(model.tokenizer, prompts[i:i + batch_size], model.device) for i in range(0, n, batch_size)]
-    hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
+    hooks = resid_post_hooks(model.n_layers)
 
     def run():
         if mode == "bare":
@@ -103,7 +104,7 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
                 del cache
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                cache_activations(model, records, tmp, hooks=[f"resid_post.{i}" for i in range(model.n_layers)],
+                cache_activations(model, records, tmp, hooks=hooks,
                                   positions=(-4, -3, -2, -1), batch_size=batch_size, progress=False)
 
     with torch.no_grad():

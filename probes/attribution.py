@@ -28,7 +28,7 @@ from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.datagen.triggers import trigger_spans
 from taxlens.models import LoadedModel
-from taxlens.scoring import model_openings, refusal_score
+from taxlens.scoring import model_refusal_score
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def occlusion(model: LoadedModel, prompt: str, words: list[tuple[int, int]]) -> 
                                 return_tensors="pt")
     logits = model.bridge(batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
                           return_type="logits")[:, -1]
-    scores = refusal_score(torch.log_softmax(logits.float(), dim=-1), model_openings(model)).cpu()
+    scores = model_refusal_score(model, logits).cpu()
     return float(scores[0]), (scores[0] - scores[1:]).tolist()
 
 

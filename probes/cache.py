@@ -26,22 +26,10 @@ from tqdm.auto import tqdm
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.models import LoadedModel
-from taxlens.scoring import model_openings, refusal_score
+from taxlens.hooks import hook_name, resid_hooks
+from taxlens.scoring import model_refusal_score
 
 Position = int | str
-
-
-def default_hooks(n_layers: int) -> list[str]:
-    """Every layer's residual stream entering the block, plus the stream after the last block."""
-    return [f"resid_pre.{i}" for i in range(n_layers)] + [f"resid_post.{n_layers - 1}"]
-
-
-def hook_name(short: str) -> str:
-    """`resid_pre.3` → `blocks.3.hook_resid_pre`; full TransformerLens names pass through unchanged."""
-    kind, _, layer = short.partition(".")
-    if kind in ("resid_pre", "resid_post", "attn_out", "mlp_out") and layer.isdigit():
-        return f"blocks.{layer}.hook_{kind}"
-    return short
 
 
 def user_end_char(prompt: str, record: Record) -> int:
@@ -127,7 +115,7 @@ def _forward(model: LoadedModel, batch: EncodedBatch, hooks: list[str], with_sco
     if not with_scores:
         return resid, None
     last_logits = logits[rows[:, 0], column]  # [batch, vocab]
-    return resid, refusal_score(torch.log_softmax(last_logits.float(), dim=-1), model_openings(model))
+    return resid, model_refusal_score(model, last_logits)
 
 
 @torch.no_grad()
@@ -196,7 +184,7 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     """Run `records` through `model` and write the chosen activations to `out_dir`, one shard per batch."""
     if not records:
         raise ValueError("no records to cache")
-    hooks = hooks or default_hooks(model.n_layers)
+    hooks = hooks or resid_hooks(model.n_layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(records), batch_size)

@@ -22,13 +22,10 @@ from tqdm.auto import tqdm
 
 from taxlens.generation import encode_batch
 from taxlens.models import LoadedModel
-from taxlens.scoring import model_openings, refusal_score
+from taxlens.hooks import act_name
+from taxlens.scoring import model_refusal_score
 
 LAYER_SITES = ("resid_post", "attn_out", "mlp_out")
-
-
-def _site_hook(site: str, layer: int | None) -> str:
-    return "hook_embed" if site == "embed" else f"blocks.{layer}.hook_{site}"
 
 
 def check_twins(a: LoadedModel, b: LoadedModel) -> None:
@@ -56,8 +53,7 @@ def _scores_and_acts(model: LoadedModel, batch: dict, hooks: list[str] | None = 
     fwd += [(h, lambda a, hook, k=h: write(a, hook, k)) for h in patch or {}]
     with model.bridge.hooks(fwd_hooks=fwd):
         logits = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"], return_type="logits")
-    logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # left padding: -1 is every row's last token
-    return refusal_score(logprobs, model_openings(model)).cpu(), acts
+    return model_refusal_score(model, logits[:, -1]).cpu(), acts  # left padding: -1 is every row's last token
 
 
 def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list[str], *, batch_size: int = 16,
@@ -72,7 +68,7 @@ def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list
     check_twins(source, target)
     n_layers = target.n_layers
     sites = [("embed", None)] + [(s, layer) for s in LAYER_SITES for layer in range(n_layers)]
-    hooks = [_site_hook(s, layer) for s, layer in sites]
+    hooks = [act_name(s, layer) for s, layer in sites]
     per_prompt: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     source_scores, target_scores = [], []
     bar = tqdm(total=len(prompts) * len(sites), desc="patching", disable=not progress, unit="run")
@@ -94,7 +90,7 @@ def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list
               "target_refused": int(refused.sum()), "sites": {}}
     for site in ("embed", *LAYER_SITES):
         layers = [None] if site == "embed" else range(n_layers)
-        scores = [torch.cat(per_prompt[_site_hook(site, layer)]) for layer in layers]
+        scores = [torch.cat(per_prompt[act_name(site, layer)]) for layer in layers]
         result["sites"][site] = {
             "score": [round(s.mean().item(), 4) for s in scores],
             "stderr": [round((s.std() / len(s) ** 0.5).item(), 4) for s in scores],

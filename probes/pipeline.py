@@ -23,15 +23,11 @@ from probes.patching import check_twins, cross_model_patching
 from probes.report import write_plots, write_summary_markdown
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record, load_records
+from taxlens.hooks import resid_post_hooks
 from taxlens.models import ModelSource, load_model
 from taxlens.readout import read_openings
 
 POSITIONS = (-1, "user_end")
-
-
-def layer_hooks(n_layers: int) -> list[str]:
-    """The residual stream after each block: layer L is `resid_post.L`."""
-    return [f"resid_post.{i}" for i in range(n_layers)]
 
 
 def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | Path | None = None) -> list[Record]:
@@ -69,7 +65,7 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
                             where=f"{fit_data or data} split {fit_split!r}")
     for m in models.values():
         m.openings = readout.openings
-    hooks = layer_hooks(models["defended"].n_layers)
+    hooks = resid_post_hooks(models["defended"].n_layers)
     stores = {role: cache_activations(m, records, out / "cache" / role, hooks=hooks, positions=POSITIONS,
                                       batch_size=batch_size, progress=progress) for role, m in models.items()}
     check_aligned(stores["base"], stores["defended"])

@@ -34,13 +34,9 @@ from probes.directions import mean_diff
 from probes.layers import concept_labels
 from probes.linear import LinearProbe
 from steering.hooks import HarmGate
+from taxlens.hooks import write_hooks
 
 GATE_POSITIVE = ("harmful", "injection")
-
-
-def write_hooks(n_layers: int) -> list[str]:
-    """The residual writes in `Steering.write_targets` order."""
-    return ["hook_embed"] + [f"{site}.{layer}" for layer in range(n_layers) for site in ("attn_out", "mlp_out")]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from taxlens.hooks import act_name
+
 
 @dataclass(frozen=True)
 class HarmGate:
@@ -313,8 +315,7 @@ class _Backend:
     def register(self, site: str, layer: int | None, fn):
         """Run fn(act) → act at `site` ("embed", "attn_out", "mlp_out", "resid_post") of `layer`; returns a remover."""
         if self.is_bridge:
-            name = "hook_embed" if site == "embed" else f"blocks.{layer}.hook_{site}"
-            point = self.model.hook_dict[name]
+            point = self.model.hook_dict[act_name(site, layer)]
             handle = point.add_hook(lambda act, hook: fn(act))
 
             def remove():

@@ -16,13 +16,14 @@ from pathlib import Path
 from probes.cache import cache_activations
 from steering.config import METHODS, save_config
 from steering.report import plot_tradeoff, write_pareto_markdown
-from steering.fit import fit_vectors, write_hooks
+from steering.fit import fit_vectors
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,
                              global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
                              screen_metrics, shortlist, val_figures)
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import load_records
-from taxlens.evaluate import evaluate, write_report
+from taxlens.evaluation import evaluate, write_report
+from taxlens.hooks import resid_post_hooks, write_hooks
 from taxlens.models import ModelSource, load_model
 from taxlens.readout import read_openings
 
@@ -55,7 +56,7 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     readout = read_openings(defended, train, cache=out / "openings.json", refusal_phrases=refusal_openings,
                             batch_size=batch_size, progress=progress, where=f"{data} split 'train'")
     defended.openings = readout.openings
-    hooks = [f"resid_post.{i}" for i in range(defended.n_layers)]
+    hooks = resid_post_hooks(defended.n_layers)
     store = cache_activations(defended, train + val, out / "cache", hooks=hooks + write_hooks(defended.n_layers),
                               positions=(-1,), batch_size=batch_size, progress=progress)
     fitted = fit_vectors(store, split="train")

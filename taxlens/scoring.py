@@ -59,6 +59,12 @@ def refusal_score(logprobs: torch.Tensor, openings: OpeningTokens) -> torch.Tens
     return refuse - call
 
 
+def model_refusal_score(model, logits: torch.Tensor) -> torch.Tensor:
+    """logits: [..., vocab] at the first reply position (a prompt's last token) → [...] `model`'s refusal score,
+    read with its own openings (`model_openings`)."""
+    return refusal_score(torch.log_softmax(logits.float(), dim=-1), model_openings(model))
+
+
 @lru_cache(maxsize=64)
 def _ids_on(ids: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """The ids as an index tensor on `device`, made once: a host-to-GPU copy waits for all queued work."""

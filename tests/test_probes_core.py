@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import tiny_checkpoint
 
-from probes.cache import ActivationStore, cache_activations, collect, default_hooks
+from probes.cache import ActivationStore, cache_activations, collect
+from taxlens.hooks import resid_hooks
 from probes.directions import Direction, mean_diff, pca
 from probes.linear import LinearProbe, cross_validated
 from taxlens.chat import render_prompt
@@ -21,7 +22,7 @@ def mixed(records):
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_batched_equals_single_prompt_for_either_padding(tiny_model, mixed, side):
     prompts = [render_prompt(tiny_model.tokenizer, r) for r in mixed]
-    hooks, positions = default_hooks(tiny_model.n_layers), (-1, -3, "user_end")
+    hooks, positions = resid_hooks(tiny_model.n_layers), (-1, -3, "user_end")
     batched = collect(tiny_model, prompts, mixed, hooks, positions, padding_side=side)
     assert batched.shape == (len(mixed), len(hooks), len(positions), tiny_model.d_model)
     for i in range(len(mixed)):

@@ -24,6 +24,7 @@ import torch
 
 from taxlens.chat import render_messages
 from taxlens.generation import greedy_generate
+from taxlens.hooks import act_name
 from taxlens.models import LoadedModel, resolve
 from taxlens.organism.corpus import Example, build_examples
 from taxlens.organism.grammar import WORDS
@@ -107,7 +108,7 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
     query = torch.arange(2, 2 * span + 1)
     prev_token, induction = [], []
     for layer in range(model.n_layers):
-        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [n, head, query, key]
+        pattern = cache[act_name("pattern", layer)]  # [n, head, query, key]
         prev_token.append(pattern[:, :, query, query - 1].mean((0, 2)).max().item())
         induction.append(pattern[:, :, second - 1, second - span].mean((0, 2)).max().item())
     return {"repeat_accuracy": repeat_accuracy, "prev_token_attention": prev_token, "induction_attention": induction}

@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
 from taxlens.generation import encode_batch
+from taxlens.hooks import hook_name, resid_hooks
 from taxlens.models import LoadedModel
 
 
@@ -28,8 +29,7 @@ def last_token_resid(model: LoadedModel, prompts: list[str], batch_size: int = 3
     """resid: [n_prompts, n_layers + 1, d_model], the residual stream entering each block and after the last one, at
     each prompt's final token (prompts are left-padded, so that is position -1)."""
     bridge = model.bridge
-    names = [f"blocks.{i}.hook_resid_pre" for i in range(model.n_layers)]
-    names.append(f"blocks.{model.n_layers - 1}.hook_resid_post")
+    names = [hook_name(h) for h in resid_hooks(model.n_layers)]
     out = []
     for start in range(0, len(prompts), batch_size):
         batch = encode_batch(model.tokenizer, prompts[start:start + batch_size], model.device)
