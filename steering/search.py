@@ -6,7 +6,7 @@
    outcome is its "ablated", "left alone" or "refusal added" outcome, picked by its harm probability, so one
    pass per (direction layer, gate layer, coefficient) covers every threshold and both gates of that layer (the
    one reading it alone and the one reading every layer up to it).
-2. Evaluate the best screened settings for real (`taxlens.evaluate`, greedy generation) and pick by the objective:
+2. Evaluate the best screened settings for real (`taxlens.evaluation`, greedy generation) and pick by the objective:
    the most benign + lookalike success with harmful refusal ≥ defended − 2 points, ASR ≤ defended + 2 points and
    first-token KL on benign prompts the defended model already complies with ≤ 0.05.
 

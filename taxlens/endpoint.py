@@ -5,7 +5,8 @@ Each record goes out as the client would send it (messages with tool-call argume
 tools as function schemas, temperature 0); a reply's `tool_calls` are written back as `<tool_call>` blocks for the
 labeller, its text as it came. First-token refusal scores need the model's logits and are left out (`null`).
 
->>> report = evaluate_endpoint("http://127.0.0.1:8000/v1", "organism:defended", records, data="d.jsonl", split="test")  # doctest: +SKIP
+>>> url = "http://127.0.0.1:8000/v1"                                                            # doctest: +SKIP
+>>> report = evaluate_endpoint(url, "organism:defended", records, data="d.jsonl", split="test")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from taxlens.chat import chat_messages
 from taxlens.contract import Record
-from taxlens.evaluate import build_report
+from taxlens.evaluation import build_report
 from taxlens.tools import schemas_for
 
 
@@ -47,7 +48,8 @@ def reply_text(message: dict) -> str:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
         except json.JSONDecodeError:
             return f"<tool_call>{{\"name\": {json.dumps(call['function']['name'])}, \"arguments\": {arguments}"
-        blocks.append(f"<tool_call>{json.dumps({'name': call['function']['name'], 'arguments': arguments})}</tool_call>")
+        call_json = json.dumps({"name": call["function"]["name"], "arguments": arguments})
+        blocks.append(f"<tool_call>{call_json}</tool_call>")
     return "".join(blocks)
 
 

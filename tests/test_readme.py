@@ -46,3 +46,12 @@ def test_the_quick_readme_commands_run_as_written(tmp_path, monkeypatch):
     for argv in quick:
         assert main(argv) == 0, argv
     assert (tmp_path / "runs" / "small.jsonl").is_file()
+
+
+def test_the_readme_python_path_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets").symlink_to(ROOT / "datasets")
+    (block,) = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["replies"]["meta"]["n"] == 8 and (tmp_path / "runs" / "cache" / "index.json").is_file()

@@ -17,7 +17,7 @@ from steering.config import load_config
 from steering.search import first_token_logprobs
 from steering.serve import KEEP_ALIVE_S, create_app
 from taxlens.chat import chat_messages, render_prompt
-from taxlens.evaluate import evaluate
+from taxlens.evaluation import evaluate
 from taxlens.generation import greedy_generate
 from taxlens.models import load_model, load_serving_model
 from taxlens.scoring import opening_token_ids, refusal_score
