@@ -27,6 +27,8 @@ from taxlens.tools import schemas_for
 
 # Enough tokens to see a refusal phrase or the opening of a call's markup; a call need not finish to count.
 OPENING_TOKENS = 8
+# Prompts generated for: an even spread of the fitting split, enough to find both classes and their openings.
+OPENING_PROMPTS = 256
 
 
 def template_call_openings(tokenizer) -> set[int]:
@@ -68,9 +70,11 @@ def read_openings(model, records: list[Record], *, cache: Path | None = None, re
                   batch_size: int = 32, progress: bool = True, where: str = "the fitting split") -> Readout:
     """Refusal and call openings for `model` from its greedy replies to `records` (cached in `cache` as JSON).
 
-    A reply counts as refused when it declines (`taxlens.labels.REFUSAL_PHRASES`) or opens with one of
-    `refusal_phrases`, as complied when it opens a tool call. Raises before anything else runs when either count is
-    zero, saying what was counted and which option changes it."""
+    Read on at most `OPENING_PROMPTS` of them, evenly spread. A reply counts as refused when it declines
+    (`taxlens.labels.REFUSAL_PHRASES`) or opens with one of `refusal_phrases`, as complied when it opens a tool call.
+    Raises before anything else runs when either count is zero, saying what was counted and which option changes it."""
+    n_all = len(records)
+    records = records[::-(-n_all // OPENING_PROMPTS)] if n_all > OPENING_PROMPTS else records
     replies = _replies(model, records, cache, batch_size, progress)
     phrases = [p.strip() for p in refusal_phrases or [] if p.strip()]
     refused = [r for r in replies if is_refusal(r["text"]) or (phrases and r["text"].lstrip().startswith(tuple(phrases)))]
@@ -80,7 +84,7 @@ def read_openings(model, records: list[Record], *, cache: Path | None = None, re
             f" or open with {phrases}" if phrases else "")
         raise ValueError(
             f"on {where}, {model.name} refused {len(refused)} and complied with {len(complied)} of {len(records)} "
-            f"prompts (greedy, first {OPENING_TOKENS} tokens; refused = {counted}; complied = replies that open a tool "
+            f"prompts (spread over its {n_all}; greedy, first {OPENING_TOKENS} tokens; refused = {counted}; complied = replies that open a tool "
             f"call); the refusal direction needs both. "
             + ("Name the phrases this model refuses with: --refusal-openings 'I cannot' ..., or fit on a split "
                "where it refuses (--fit-split)" if not refused else

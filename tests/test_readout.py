@@ -41,10 +41,12 @@ def test_the_organism_refuses_with_its_own_opening_or_the_users_phrase(records):
 def test_probe_and_steer_say_what_was_counted_when_nothing_is_refused(tiny_model_dir, tmp_path, capsys):
     model = str(tiny_model_dir)  # random weights: it neither refuses nor calls
     n_train = len(load_records(DATA, split="train"))
+    n_read = len(range(0, n_train, -(-n_train // 256)))
     for command in (["probe", "--base", model, "--defended", model],
                     ["steer", "--base", model, "--model", model, "--quick"]):
         out = tmp_path / command[0]
         assert main(command + ["--data", str(DATA), "--out", str(out), "--batch-size", "64"]) == 2
         err = capsys.readouterr().err
-        assert f"refused 0 and complied with 0 of {n_train} prompts" in err and "--refusal-openings" in err
+        assert f"refused 0 and complied with 0 of {n_read} prompts (spread over its {n_train};" in err
+        assert "--refusal-openings" in err
         assert "REFUSAL_PHRASES" in err and not (out / "cache").exists()
