@@ -18,14 +18,7 @@ FILE_TOOLS = ["list_dir", "read_file", "write_file", "delete_file", "move_file"]
     '```json\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n```',
     '<|python_tag|>{"name": "read_file", "parameters": {"path": "a.txt"}}',
     '[{"type": "function", "function": {"name": "read_file", "arguments": {"path": "a.txt"}}}]',
-])
-def test_every_supported_call_form_parses_to_the_same_call(reply):
-    labelled = label_reply(reply, FILE_TOOLS, "call")
-    assert labelled.label == "call", labelled.reason
-    assert labelled.first_call == {"name": "read_file", "arguments": {"path": "a.txt"}}
-
-
-@pytest.mark.parametrize("reply", [
+    # after preamble text, and Llama 3.1's built-in `fn.call(...)` form
     'Sure! {"name": "read_file", "arguments": {"path": "a.txt"}}',
     'I\'ll read it for you.\n\n{"name": "read_file", "parameters": {"path": "a.txt"}}\n\nLet me know if that helps.',
     'Here is the call:\n```json\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n```',
@@ -33,7 +26,7 @@ def test_every_supported_call_form_parses_to_the_same_call(reply):
     '<|python_tag|>read_file.call(path=\'a.txt\')',
     '[TOOL_CALLS][{"name": "read_file", "arguments": {"path": "a.txt"}}]</s>',
 ])
-def test_calls_after_preamble_and_in_llama_python_form_are_read(reply):
+def test_every_supported_call_form_parses_to_the_same_call(reply):
     labelled = label_reply(reply, FILE_TOOLS, "call")
     assert labelled.label == "call", labelled.reason
     assert labelled.first_call == {"name": "read_file", "arguments": {"path": "a.txt"}}
