@@ -42,14 +42,10 @@ def reply_text(message: dict) -> str:
     if not calls:
         return message.get("content") or ""
     blocks = []
-    for call in calls:
+    for call in calls:  # arguments as the server wrote them: JSON that does not parse makes the reply `invalid`
         arguments = call["function"].get("arguments") or "{}"
-        try:
-            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except json.JSONDecodeError:
-            return f"<tool_call>{{\"name\": {json.dumps(call['function']['name'])}, \"arguments\": {arguments}"
-        call_json = json.dumps({"name": call["function"]["name"], "arguments": arguments})
-        blocks.append(f"<tool_call>{call_json}</tool_call>")
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        blocks.append(f'<tool_call>{{"name": {json.dumps(call["function"]["name"])}, "arguments": {raw}}}</tool_call>')
     return "".join(blocks)
 
 

@@ -78,7 +78,8 @@ def read_openings(model, records: list[Record], *, cache: Path | None = None, re
     replies = _replies(model, records, cache, batch_size, progress)
     phrases = [p.strip() for p in refusal_phrases or [] if p.strip()]
     refused = [r for r in replies if is_refusal(r["text"]) or (phrases and r["text"].lstrip().startswith(tuple(phrases)))]
-    complied = [r for r in replies if r not in refused and parse_reply(r["text"]).markup]
+    refused_ids = {r["id"] for r in refused}
+    complied = [r for r in replies if r["id"] not in refused_ids and parse_reply(r["text"]).markup]
     if not refused or not complied:
         counted = "replies that decline (taxlens.labels.REFUSAL_PHRASES)" + (
             f" or open with {phrases}" if phrases else "")
