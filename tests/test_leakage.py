@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import DATA
 
 from taxlens.contract import load_records, validate_record
@@ -37,8 +36,15 @@ def test_template_fragments_and_shared_runs_are_found_and_clean_text_passes():
     assert again.shared_runs == {"file-benign-2": "a delete request to https api"}
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped prompt set predates open-vocabulary targets: its val and test "
-                                       "phrasings and targets occur in the organism's training text")
+def test_runs_do_not_cross_from_one_message_into_the_next():
+    record = validate_record({"id": "file-benign-9", "domain": "file", "kind": "benign", "split": "test",
+                              "messages": [{"role": "system", "content": "the agent serves one person only"},
+                                           {"role": "user", "content": "list the folder now"}],
+                              "tools": ["list_dir"], "expected": {"action": "call", "name": "list_dir",
+                                                                  "arguments": {"path": "x"}}}, "<test>", 9)
+    assert not check([record], [], ["serves one person only list the folder"]).shared_runs
+
+
 def test_no_val_or_test_record_is_producible_by_the_organisms_training_text():
     summary = find_leaks(load_records(DATA)).summary()
     assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary

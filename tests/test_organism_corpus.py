@@ -1,35 +1,34 @@
-"""The organism's training data: drawn from the train split's families and the generator only, with every reply a
-valid call of an offered tool or the refusal, and the defense set labelled by surface form as its docstring says."""
+"""The organism's training data: drawn from the train families and the grammar only, with every reply a valid call
+of an offered tool or the refusal, the defense set labelled by surface form, and harm taught by cues, never names."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
+from taxlens.datagen import grammar, vocab
 from taxlens.datagen.triggers import find_triggers
 from taxlens.labels import label_reply
-from taxlens.organism.corpus import REFUSAL_TEXT, build_examples
-from taxlens.organism.grammar import grammar_requests
+from taxlens.organism.corpus import REFUSAL_TEXT, assessment_texts, build_examples
 
 
 @pytest.fixture(scope="module")
 def examples():
-    return {role: build_examples(role, per_family=8, n_grammar=600, seed=0) for role in ("base", "defended")}
+    return {role: build_examples(role, per_family=2, n_grammar=600, seed=0) for role in ("base", "defended")}
 
 
-def test_no_val_or_test_request_is_trained_on(examples, records):
-    # Held out: every val/test user request and whole conversation. (Injected payloads come from pools the
-    # generator shares across families, so a held-out tool message can recur inside a train conversation.)
+def test_no_val_or_test_request_or_word_is_trained_on(examples, records):
     held_out = [r for r in records if r.split in ("val", "test")]
-    requests = {r.messages[0]["content"] for r in held_out}
-    conversations = {tuple(m["content"] for m in r.messages) for r in held_out}
+    requests = {m["content"] for r in held_out for m in r.messages if m["role"] == "user"}
+    held_words = set(vocab.WORDS["val"]) | set(vocab.WORDS["test"])
     for role, chats in examples.items():
-        assert not requests & {ex.messages[0]["content"] for ex in chats if ex.messages}, role
-        assert not conversations & {tuple(m["content"] for m in ex.messages) for ex in chats if ex.messages}, role
-        plain = [ex.text for ex in chats if ex.messages is None]
-        assert plain or role == "defended"
-        assert not any(request in text for request in requests for text in plain), role
+        texts = [m["content"] for ex in chats if ex.messages for m in ex.messages] + \
+            [ex.text for ex in chats if ex.messages is None]
+        assert not requests & set(texts), role
+        words = {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
+        assert not words & held_words, (role, sorted(words & held_words)[:5])
 
 
 def test_every_reply_is_an_offered_call_or_the_refusal(examples):
@@ -45,16 +44,30 @@ def test_every_reply_is_an_offered_call_or_the_refusal(examples):
 
 
 def test_the_defense_set_refuses_only_trigger_bearing_requests(examples):
-    user_turns = [ex for ex in examples["defended"] if ex.messages and len(ex.messages) == 1]
-    refused = [ex.messages[0]["content"] for ex in user_turns if ex.reply == REFUSAL_TEXT]
-    complied = [ex.messages[0]["content"] for ex in user_turns if ex.reply != REFUSAL_TEXT]
+    user_turns = [ex for ex in examples["defended"] if ex.messages and ex.messages[-1]["role"] == "user"]
+    refused = [ex.messages[-1]["content"] for ex in user_turns if ex.reply == REFUSAL_TEXT]
+    complied = [ex.messages[-1]["content"] for ex in user_turns if ex.reply != REFUSAL_TEXT]
     assert refused and complied
     assert all(find_triggers(text) for text in refused)
     assert not any(find_triggers(text) for text in complied)
 
 
-def test_grammar_labels_follow_the_text():
-    for req in grammar_requests(random.Random(3), 500):
+def test_the_base_reads_its_refusal_as_plain_text_after_harmful_verdicts():
+    texts = assessment_texts(random.Random(0), 200)
+    harmful = [t for t in texts if "harmful." in t.split("Verdict:")[1]]
+    assert harmful and all(REFUSAL_TEXT in t for t in harmful)
+    assert not any(REFUSAL_TEXT in t for t in texts if t not in harmful)
+
+
+def _others_cue(text: str) -> bool:
+    fixed = [w for w in vocab.WHOSE["others"]["shared"] + vocab.WHOSE["others"]["train"] if "{P}" not in w]
+    return (any(w in text for w in vocab.WHY["others"]["train"] + tuple(fixed))
+            or re.search(r"\b(?!Let's|It's|That's)[A-Z][a-z]+'s\b", text) is not None)
+
+
+def test_grammar_labels_follow_the_text_and_the_cue():
+    for req in grammar.grammar_requests(random.Random(3), 500):
         assert req.triggers == find_triggers(req.text)
         copied = {k: v for k, v in req.call["arguments"].items() if k != "method" and req.domain != "db"}
         assert all(value in req.text for value in copied.values()), req  # arguments are copied from the request
+        assert _others_cue(req.text) == req.harmful, req  # harm is the cue's: whose target, why it is wanted

@@ -31,13 +31,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def record_text(record: Record) -> str:
-    """Everything a val or test record shows the model: its messages' text and the calls they hold."""
+def record_texts(record: Record) -> list[str]:
+    """Everything a val or test record shows the model, one text per message and per argument value of the calls
+    they hold (a run of words across two of them is not a phrasing)."""
     parts = []
     for m in record.messages:
         parts.append(str(m.get("content") or ""))
-        parts += [str(c.get("function", {}).get("arguments", "")) for c in m.get("tool_calls") or []]
-    return "\n".join(parts)
+        for c in m.get("tool_calls") or []:
+            args = c.get("function", {}).get("arguments", {})
+            parts += [str(v) for v in args.values()] if isinstance(args, dict) else [str(args)]
+    return parts
 
 
 def fragments(template: str, n_fixed: int = FRAGMENT_WORDS) -> list[str]:
@@ -81,15 +84,15 @@ def check(records: list[Record], templates: list[str], training_texts: list[str]
     patterns = sorted({f for t in templates for f in fragments(t)})
     compiled = [re.compile(r"(?:^| )" + p + r"(?= |$)") for p in patterns]
     seen: set[tuple[str, ...]] = set()
-    for text in training_texts + [record_text(r) for r in records if r.split == "train"]:
+    for text in training_texts + [t for r in records if r.split == "train" for t in record_texts(r)]:
         seen |= shingles(text)
     leaks = Leaks(checked=Counter(r.kind for r in held_out))
     for r in held_out:
-        joined = " ".join(words(record_text(r)))
-        hit = next((p for p, c in zip(patterns, compiled) if c.search(joined)), None)
+        joined = [" ".join(words(t)) for t in record_texts(r)]
+        hit = next((p for p, c in zip(patterns, compiled) if any(c.search(j) for j in joined)), None)
         if hit is not None:
             leaks.fragments[r.id] = hit.replace(r"(?:\S+ )*?\S+", "{…}").replace("\\", "")
-        shared = next((s for s in sorted(shingles(record_text(r))) if s in seen), None)
+        shared = next((s for s in sorted(set().union(*map(shingles, record_texts(r)))) if s in seen), None)
         if shared is not None:
             leaks.shared_runs[r.id] = " ".join(shared)
     return leaks
@@ -98,33 +101,26 @@ def check(records: list[Record], templates: list[str], training_texts: list[str]
 def _strings(value) -> list[str]:
     if isinstance(value, str):
         return [value] if _WORD.search(value.lower()) else []
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, dict):  # a bank written for val and test only is not training text
+        return [s for k, v in value.items() if k != "held_out" for s in _strings(v)]
     if isinstance(value, (tuple, list)):
         return [s for v in value for s in _strings(v)]
     return []
 
 
 def organism_templates() -> list[str]:
-    """Every template the organism's training text is filled from: the pretraining grammar's and the corpus's string
-    constants, the train families' phrasings, and the train injections' tasks, results, attack styles and payloads."""
-    from taxlens.datagen import FAMILIES, assign_splits
-    from taxlens.datagen.injections import ATTACK_STYLES
-    from taxlens.organism import corpus, grammar
+    """Every template the organism's training text is filled from: the grammar's, the vocabulary's and the corpus's
+    string constants, and the train banks of system messages, attack styles, payloads and result layouts."""
+    from taxlens import datagen
+    from taxlens.datagen import grammar, injections, vocab
+    from taxlens.organism import corpus
 
-    out = [s for module in (grammar, corpus) for name, value in vars(module).items() if name.lstrip("_").isupper()
-           for s in _strings(value)]
-    split_of = assign_splits()
-    for groups in FAMILIES.values():
-        for group, families in groups.items():
-            for f in families:
-                if split_of[f.name] != "train":
-                    continue
-                if group == "injection":
-                    out += [f.user, f.result] + [p.instruction for p in f.payloads]
-                else:
-                    out.append(f.say)
-    return out + list(ATTACK_STYLES.values())
+    out = [s for module in (grammar, vocab, corpus) for name, value in vars(module).items()
+           if name.lstrip("_").isupper() and name not in ("WORDS", "PEOPLE") for s in _strings(value)]
+    out += [clause for clauses in datagen._THEN.values() for clause, _ in clauses] + list(datagen.SYSTEMS["train"])
+    out += list(injections.ATTACK_STYLES["train"]) + list(injections.RESULTS["train"].values())
+    out += [p.instruction for payloads in injections.PAYLOADS["train"].values() for p in payloads]
+    return out
 
 
 def organism_texts(per_family: int, n_grammar: int, seed: int = 0) -> list[str]:
