@@ -167,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--defended-lora", type=int, default=None, metavar="RANK",
-                       help="train the defended twin as a LoRA adapter of this rank on the base (default: the "
-                            "recipe's; the shipped pair fine-tunes every weight)")
+                       help="rank of the defended twin's LoRA adapter on the base (default: the recipe's 16, as "
+                            "shipped; 0 fine-tunes every weight instead)")
     train.set_defaults(func=commands.cmd_organism_train)
     check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
                                              "trained on vs fresh ones, token errors on copied arguments")

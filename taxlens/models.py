@@ -86,7 +86,7 @@ def resolve(spec: str) -> str:
         if name not in ORGANISM_NAMES:
             raise ValueError(f"unknown organism {spec!r}; choose organism:base or organism:defended")
         path = ORGANISM_DIR / name
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             raise FileNotFoundError(
                 f"{spec}: no checkpoint at {path}. Train it with `taxlens organism train --out {ORGANISM_DIR}`."
             )
@@ -128,10 +128,11 @@ class ModelSource:
 
     @classmethod
     def of(cls, model: str, adapter: str | None = None, adapter_scale: float = 1.0) -> "ModelSource":
-        """`model` may itself be an adapter folder: its `adapter_config.json` names the base."""
-        if adapter is None and (Path(model) / "adapter_config.json").is_file():
-            model, adapter = adapter_base(model), model
-        if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        """`model` may itself be an adapter folder (or `organism:defended`, the shipped adapter): its
+        `adapter_config.json` names the base."""
+        if adapter is None and (Path(resolve(model)) / "adapter_config.json").is_file():
+            model, adapter = adapter_base(resolve(model)), model
+        if adapter is not None and not (Path(resolve(adapter)) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter {adapter!r}: no adapter_config.json there (a PEFT adapter folder holds "
                                     f"adapter_config.json and adapter_model.safetensors)")
         if adapter is None and adapter_scale != 1.0:
@@ -143,6 +144,8 @@ class ModelSource:
         """How reports and configs name it: `MODEL`, `MODEL + ADAPTER`, or `MODEL + ADAPTER x SCALE`."""
         if self.adapter is None:
             return self.model
+        if self.adapter.startswith("organism:") and self.adapter_scale == 1.0:
+            return self.adapter  # organism:defended is the base with the shipped adapter
         return f"{self.model} + {self.adapter}" + ("" if self.adapter_scale == 1.0 else f" x {self.adapter_scale:g}")
 
     def same_as(self, other: "ModelSource") -> bool:
@@ -185,8 +188,8 @@ def load_hf_model(source: ModelSource, device: str, dtype: torch.dtype):
     tokenizer_dir = path
     if source.adapter:
         hf = _merge_adapter(hf, source)
-        if (Path(source.adapter) / "tokenizer_config.json").is_file():
-            tokenizer_dir = source.adapter
+        if (Path(resolve(source.adapter)) / "tokenizer_config.json").is_file():
+            tokenizer_dir = resolve(source.adapter)
     hf = hf.to(device=device, dtype=dtype).eval()
     for p in hf.parameters():
         p.requires_grad_(False)
@@ -197,7 +200,7 @@ def _merge_adapter(hf, source: ModelSource):
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
-    peft_model = PeftModel.from_pretrained(hf, source.adapter)
+    peft_model = PeftModel.from_pretrained(hf, resolve(source.adapter))
     if source.adapter_scale != 1.0:
         layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
         if not layers:

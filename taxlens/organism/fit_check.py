@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from taxlens.chat import render_messages
+from taxlens.datagen import vocab
 from taxlens.generation import greedy_generate
 from taxlens.hooks import act_name
 from taxlens.models import LoadedModel, resolve
 from taxlens.organism.corpus import Example, build_examples
-from taxlens.organism.grammar import WORDS
 from taxlens.tools import schemas_for
 
 FRESH_SEED = 7
@@ -83,7 +83,7 @@ def repeated_spans(tokenizer, *, n: int, span: int, seed: int) -> torch.Tensor:
     for _ in range(n):
         ids: list[int] = []
         while len(ids) < span:
-            ids += tokenizer(" " + rng.choice(WORDS), add_special_tokens=False)["input_ids"]
+            ids += tokenizer(" " + rng.choice(vocab.WORDS["train"]), add_special_tokens=False)["input_ids"]
         rows.append([tokenizer.bos_token_id] + ids[:span] + ids[:span])
     return torch.tensor(rows)
 

@@ -33,18 +33,20 @@ class Recipe:
     n_ctx: int = 512
     rope_theta: float = 500000.0
     seed_circuit: bool = True
-    per_family: int = 60
-    n_grammar: int = 13000
-    base_epochs: float = 5.0
-    defended_epochs: float = 2.0
+    per_family: int = 20
+    n_grammar: int = 9000
+    n_grammar_defended: int = 4000
+    base_epochs: float = 4.0
+    defended_epochs: float = 3.0
     base_lr: float = 2e-3
-    defended_lr: float = 5e-4
+    defended_lr: float = 2e-3
     batch_size: int = 32
     seed: int = 0
-    defended_lora_rank: int = 0  # 0: the defended twin fine-tunes every weight (the shipped pair); else a LoRA adapter
+    defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
+               n_grammar_defended=200,
                base_epochs=1.0, defended_epochs=1.0, batch_size=32)
 
 
@@ -165,8 +167,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base_examples = build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=seed)
-    defended_examples = build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar,
-                                       seed=seed + 1)
+    defended_examples = build_examples("defended", per_family=recipe.per_family,
+                                       n_grammar=recipe.n_grammar_defended, seed=seed + 1)
     bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
     corpus = ["".join(_render(bootstrap, ex)) for ex in base_examples + defended_examples]
     tokenizer = train_tokenizer(corpus, vocab_size=recipe.vocab_size)
