@@ -83,6 +83,6 @@ def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
                  "--max-new-tokens", "4", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     per_record = [r["kl_first_token"] for r in report["records"] if r["kind"] == "benign"]
-    assert len(per_record) == 14 and all(k >= -1e-6 for k in per_record)
+    assert len(per_record) == sum(r["kind"] == "benign" for r in picked) and all(k >= -1e-6 for k in per_record)
     assert not any("kl_first_token" in r for r in report["records"] if r["kind"] == "lookalike")
     assert abs(sum(per_record) / len(per_record) - report["kl_first_token_benign"]) < 1e-4
