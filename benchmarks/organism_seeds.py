@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets" / "toolcalls.jsonl"
-# (name, model, kind, figure): each organism figure the bars are set on
+# (name, model, kind, figure): the figures that say whether the pair is a competent agent with a shortcut defence
 FIGURES = [
     ("base benign success", "base", "benign", "success"),
     ("base lookalike success", "base", "lookalike", "success"),
