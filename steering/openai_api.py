@@ -99,8 +99,10 @@ def check_request(req: ChatRequest) -> None:
 
 
 def tool_choice(req: ChatRequest) -> str:
-    """'auto' or 'none'; a named function must be one of the request's tools (it is then served as 'auto')."""
-    choice = req.tool_choice or "auto"
+    """'auto' or 'none'; a named function must be one of the request's tools (it is then served as 'auto').
+    As in OpenAI's API, the default is 'none' when the request offers no tools: a client that offered none cannot
+    take a tool call back."""
+    choice = req.tool_choice or ("auto" if req.tools else "none")
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
         offered = [t.function.name for t in req.tools or []]

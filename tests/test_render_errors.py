@@ -47,9 +47,10 @@ def test_tool_call_ids_are_mapped_for_a_template_that_checks_their_shape(tiny_mo
 
     tok = AutoTokenizer.from_pretrained(_with_template(tiny_model_dir, tmp_path / "m", MISTRAL_IDS))
     record = injections[0]
-    assert record.messages[1]["tool_calls"][0]["id"].startswith("call_")
+    turn = next(i for i, m in enumerate(record.messages) if m.get("tool_calls"))
+    assert record.messages[turn]["tool_calls"][0]["id"].startswith("call_")
     prompt = render_prompt(tok, record)
-    assert "[TOOL_RESULTS]call00000" in prompt and record.messages[2]["content"][:20] in prompt
+    assert "[TOOL_RESULTS]call00000" in prompt and record.messages[turn + 1]["content"][:20] in prompt
 
 
 def test_eval_stops_with_one_line_naming_the_record_or_skips_and_counts(tiny_model_dir, tmp_path, capsys,

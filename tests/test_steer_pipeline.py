@@ -39,7 +39,9 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     projections = store.load("resid_post.2", -1, complied) @ fitted.refusal[1]
     clamp = fitted.refusal_targets(1, 0.9)
     assert torch.isclose(clamp["stream_targets"][2], torch.quantile(projections, 0.9), atol=1e-4)
-    assert (projections <= clamp["stream_targets"][2] + 1e-4).float().mean() >= 0.9  # what the clamp leaves alone
+    # what the clamp leaves alone: an interpolated 0.9 quantile has at least floor(0.9 (n - 1)) + 1 points at or below it
+    left_alone = (projections <= clamp["stream_targets"][2] + 1e-4).sum().item()
+    assert left_alone >= int(0.9 * (len(projections) - 1)) + 1
     mean_targets = fitted.targets(fitted.refusal[1])["write_targets"]
     assert torch.allclose(fitted.refusal_targets(1)["write_targets"], mean_targets)
 
