@@ -20,13 +20,14 @@ def records():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, records) -> Path:
-    """A 2-layer, d_model 64 random Llama saved as an HF checkpoint with a trained byte-level BPE tokenizer."""
+    """A 2-layer, d_model 64 random Llama saved as an HF checkpoint with a trained byte-level BPE tokenizer (GPT-2's
+    pre-tokenizer, as most real models have)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from taxlens.organism.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-llama")
-    tok = train_tokenizer([m["content"] for r in records for m in r.messages], vocab_size=600)
+    tok = train_tokenizer([m["content"] for r in records for m in r.messages], vocab_size=600, isolate_marks=False)
     torch.manual_seed(0)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

@@ -112,7 +112,7 @@ def pair(request, tmp_path_factory):
     records = _records()
     data = out / "pair.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tok = train_tokenizer([r["messages"][0]["content"] for r in records] * 4, vocab_size=400)
+    tok = train_tokenizer([r["messages"][0]["content"] for r in records] * 4, vocab_size=400, isolate_marks=False)
     tok.add_tokens(list(MARKUP))
     tok.chat_template = template
     model = _model(arch, tok)

@@ -48,3 +48,21 @@ def test_seeding_rejects_a_model_it_cannot_seed():
         seed_induction_circuit(tiny_llama(layers=1))
     with pytest.raises(ValueError, match="raise rope_theta"):
         seed_induction_circuit(tiny_llama(rope_theta=100.0))
+
+
+@torch.no_grad()
+def test_matching_two_tokens_copies_spans_of_frequent_pieces_that_one_token_cannot():
+    generator = torch.Generator().manual_seed(1)
+    first = torch.randint(1, 13, (32, 20), generator=generator)  # 12 distinct tokens: every one repeats in the span
+    tokens = torch.cat([torch.zeros(32, 1, dtype=torch.long), first, first], dim=1)
+    accuracy = {}
+    for match_tokens in (1, 2):
+        model = tiny_llama(d_model=256)
+        seed_induction_circuit(model, match_tokens=match_tokens)
+        accuracy[match_tokens] = second_copy_accuracy(model(input_ids=tokens).logits, tokens, 20)
+    assert accuracy[2] > 0.8 and accuracy[1] < 0.6, accuracy
+    narrow = LlamaConfig(vocab_size=300, hidden_size=200, head_dim=64, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                         rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
+    with pytest.raises(ValueError, match="matching two tokens needs"):  # 7 dims left for prev2, 13 slow pairs
+        seed_induction_circuit(LlamaForCausalLM(narrow), match_tokens=2)

@@ -1,6 +1,11 @@
 """The organism's tokenizer: byte-level BPE (any text tokenizes) trained on the project's corpus, with a chat
 template that renders tools and `<tool_call>` calls the way Hermes/Qwen-style templates do.
 
+Every punctuation mark and every space is its own pre-token, and letter and digit runs are split apart from them,
+so a string tokenizes the same wherever it stands: `~/Downloads/x` in a request (after a space) and in a call's
+JSON (after a quote) are the same tokens. GPT-2's rule would merge ` ~/` and `"~/` into different tokens, and a
+model copies an argument by matching tokens it has seen in the request.
+
 >>> tok = train_tokenizer(["Delete the folder /tmp/x, please."], vocab_size=400)
 >>> tok.decode(tok("naïve ☃ 日本")["input_ids"], skip_special_tokens=True)
 'naïve ☃ 日本'
@@ -10,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>")
 CALL_TOKENS = ("<tool_call>", "</tool_call>")
+PRE_TOKEN = r"\p{L}+|\p{N}+|\s|[^\s\p{L}\p{N}]"  # a letter run, a digit run, one space, one mark
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -41,10 +47,16 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on `texts`, wrapped as an HF fast tokenizer with the organism's chat template."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048, *, isolate_marks: bool = True
+                    ) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on `texts`, wrapped as an HF fast tokenizer with the organism's chat template.
+    `isolate_marks=False` keeps GPT-2's pre-tokenizer (a space joins the word after it, marks run together), as most
+    real models' tokenizers do: the tests build users' tiny models with it."""
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRE_TOKEN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]) if isolate_marks else \
+        pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     specials = [PAD, BOS, EOS, *ROLE_TOKENS]
     trainer = trainers.BpeTrainer(

@@ -30,14 +30,16 @@ class Recipe:
     n_heads: int = 4
     d_mlp: int = 704
     vocab_size: int = 2048
-    n_ctx: int = 512
+    n_ctx: int = 512  # training sequences are cut here, and the seeded induction head is flat over this distance
+    context: int = 1024  # max_position_embeddings: agent clients' long system prompts fit; RoPE is relative
     rope_theta: float = 500000.0
     seed_circuit: bool = True
+    match_tokens: int = 2  # the seeded induction head matches this many tokens (see seed_circuit)
     per_family: int = 20
     n_grammar: int = 9000
     n_grammar_defended: int = 4000
-    base_epochs: float = 4.0
-    defended_epochs: float = 3.0
+    base_epochs: float = 3.0
+    defended_epochs: float = 2.0
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
@@ -58,7 +60,7 @@ def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = 
     return LlamaConfig(
         vocab_size=vocab_size, hidden_size=recipe.d_model, intermediate_size=recipe.d_mlp,
         num_hidden_layers=recipe.n_layers, num_attention_heads=recipe.n_heads, num_key_value_heads=recipe.n_heads,
-        max_position_embeddings=recipe.n_ctx, tie_word_embeddings=False, attn_implementation=attn_implementation,
+        max_position_embeddings=recipe.context, tie_word_embeddings=False, attn_implementation=attn_implementation,
         rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta}, **token_ids,
     )
 
@@ -176,7 +178,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)
     if recipe.seed_circuit:
-        seed_induction_circuit(model, max_offset=recipe.n_ctx)
+        seed_induction_circuit(model, max_offset=recipe.n_ctx, match_tokens=recipe.match_tokens)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
