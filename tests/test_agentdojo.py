@@ -79,5 +79,5 @@ def test_agentdojo_runs_user_tasks_with_and_without_an_attack_against_taxlens_se
 
 def _context_error(request: dict) -> bool:
     """The one 400 AgentDojo expects (it records the task as failed and goes on): the conversation outgrew the
-    organism's 512-token context."""
+    organism's 1,024-position context."""
     return request["status"] == 400 and request["reply"]["error"]["code"] == "context_length_exceeded"

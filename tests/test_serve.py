@@ -70,16 +70,16 @@ def _client(url: str, key: str = "none") -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def over_refused(servers, records):
-    """A test-split lookalike record the defended model refuses at the first token and the gated one does not, and
+    """A val lookalike record the defended model leans to refuse at the first token and the gated one does not, and
     whose call the gated model then gets right in process (the test is about serving, not the organism's copying)."""
     model = servers["model"]
-    lookalike = [r for r in records if r.kind == "lookalike" and r.split == "test"]
+    lookalike = [r for r in records if r.kind == "lookalike" and r.split == "val"]
     prompts = [render_prompt(model.tokenizer, r) for r in lookalike]
     openings = opening_token_ids(model.tokenizer)
     plain = refusal_score(first_token_logprobs(model, prompts), openings)
     steered = refusal_score(first_token_logprobs(model, prompts, servers["steering"]), openings)
-    flipped = [r for r, p, s in zip(lookalike, plain, steered) if p > 1 and s < -1]
-    report = evaluate(model, flipped, data="test", split="test", steering=servers["steering"], progress=False)
+    flipped = [r for r, p, s in zip(lookalike, plain, steered) if p > 0 and s < 0]
+    report = evaluate(model, flipped, data="val", split="val", steering=servers["steering"], progress=False)
     right = {row["id"] for row in report["records"] if row["ok"]}
     return next(r for r in flipped if r.id in right)
 
@@ -164,7 +164,7 @@ def test_serving_engine_generates_what_the_bridge_does_under_gated_steering(serv
         with servers["steering"].apply(model):
             replies[name] = [r.text for r in greedy_generate(model, prompts, max_new_tokens=96)]
     assert replies["transformers"] == replies["bridge"]
-    assert any("<tool_call>" in r for r in replies["bridge"]) and any(r.startswith("I ") for r in replies["bridge"])
+    assert any("<tool_call>" in r for r in replies["bridge"]) and any(r.startswith("I") for r in replies["bridge"])
 
 
 def _agentdojo_messages(record):
