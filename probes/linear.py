@@ -58,9 +58,18 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return self.model_.predict(self._checked(X))
 
+    def raw_affine(self) -> tuple[np.ndarray, float]:
+        """(weight [d_model], bias) with decision_function(X) = X @ weight + bias on raw activations: the
+        standardisation folded into the logistic regression, so hooks can score a stream without the scaler."""
+        coef, intercept = self.model_.coef_[0], float(self.model_.intercept_[0])
+        if not self.standardize:
+            return coef, intercept
+        weight = coef / self.scaler_.scale_
+        return weight, intercept - float((weight * self.scaler_.mean_).sum())
+
     def direction(self) -> np.ndarray:
         """The probe's normal in activation space (undoing the standardisation), unit norm: [d_model]."""
-        w = self.model_.coef_[0] / self.scaler_.scale_ if self.standardize else self.model_.coef_[0]
+        w = self.raw_affine()[0]
         return w / np.linalg.norm(w)
 
 

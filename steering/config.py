@@ -33,6 +33,9 @@ def config_path(spec: str | Path) -> Path:
     return path / "steer.json" if path.is_dir() else path
 
 
+FORMAT = 2  # 1 (no "format" field): the gate carried the addition (`above_coefficient`) and `gate_only`
+
+
 def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: str | ModelSource, settings: dict,
                 extra: dict | None = None) -> Path:
     if method not in METHODS:
@@ -45,26 +48,47 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
             tensors[name] = getattr(steering, name).contiguous()
     model = model if isinstance(model, ModelSource) else ModelSource.of(model)
     adapter = {} if model.adapter is None else {"adapter": model.adapter, "adapter_scale": model.adapter_scale}
-    config = {"method": method, "model": model.model, **adapter, "d_model": steering.d_model, "vectors": VECTORS,
-              "ablate": steering.ablate, "one_sided": steering.one_sided, "gate_only": steering.gate_only,
-              "positions": steering.positions,
-              "add_layer": steering.add_layer, "coefficient": steering.coefficient,
-              "gate": None, "settings": settings, **(extra or {})}
+    config = {"format": FORMAT, "method": method, "model": model.model, **adapter, "d_model": steering.d_model,
+              "vectors": VECTORS, "ablate": steering.ablate, "one_sided": steering.one_sided,
+              "positions": steering.positions, "ablate_from": steering.ablate_from,
+              "stream_only": steering.stream_only, "add_layer": steering.add_layer,
+              "coefficient": steering.coefficient, "gate": None, "settings": settings, **(extra or {})}
     if steering.gate is not None:
         g = steering.gate
         tensors["gate_weight"] = g.weight.float().contiguous()
         config["gate"] = {"layer": g.layer, "bias": g.bias, "threshold": g.threshold,
-                          "above_coefficient": g.above_coefficient, "add_threshold": g.add_threshold,
-                          "read_layers": list(g.read_layers)}
+                          "add_threshold": g.add_threshold, "read_layers": list(g.read_layers)}
     save_file(tensors, out_dir / VECTORS)
     path = out_dir / "steer.json"
     path.write_text(json.dumps(config, indent=1) + "\n")
     return path
 
 
+def upgrade(config: dict, path: Path | str = "steer.json") -> dict:
+    """A config of format 1 in today's shape: its gate's `above_coefficient` becomes the addition at the gate's
+    layer, `gate_only` becomes `stream_only`, and a gated ablation starts at the gate's layer (as it did)."""
+    if config.get("format", 1) == FORMAT:
+        return config
+    if config.get("format", 1) != 1:
+        raise ValueError(f"{path}: format {config['format']!r} is newer than this taxlens reads ({FORMAT})")
+    out = {k: v for k, v in config.items() if k != "gate_only"} | {"format": FORMAT,
+                                                                     "stream_only": bool(config.get("gate_only"))}
+    gate = config.get("gate")
+    out["ablate_from"] = None if gate is None else gate["layer"]
+    if gate is not None:
+        above = float(gate.get("above_coefficient", 0.0))
+        if above and config.get("add_layer") is not None and config.get("coefficient"):
+            raise ValueError(f"{path}: a format-1 config that adds the direction both ungated (add_layer) and above "
+                             f"its gate (above_coefficient) has no equivalent today")
+        if above:
+            out["add_layer"], out["coefficient"] = gate["layer"], above
+        out["gate"] = {k: v for k, v in gate.items() if k != "above_coefficient"}
+    return out
+
+
 def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
-    """Read a steering config (the `steer.json` file, its folder, or `organism:<method>`). With `model` (a
-    LoadedModel), check that the config was made for it and has its width."""
+    """Read a steering config (the `steer.json` file, its folder, or `organism:<method>`), format 1 converted
+    (`upgrade`). With `model` (a LoadedModel), check that the config was made for it and has its width."""
     path = config_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no steering config here (expected steer.json from `taxlens steer`)")
@@ -75,6 +99,7 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
     for key in ("method", "model", "d_model", "vectors", "ablate", "gate"):
         if key not in config:
             raise ValueError(f"{path}: missing field {key!r}")
+    config = upgrade(config, path)
     vectors_path = path.parent / config["vectors"]
     if not vectors_path.is_file():
         raise FileNotFoundError(f"{path}: its vector file {vectors_path} is missing")
@@ -91,16 +116,18 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
             raise ValueError(f"{vectors_path}: no 'gate_weight', which the gate in {path.name} needs")
         try:
             gate = HarmGate(tensors["gate_weight"], float(g["bias"]), int(g["layer"]), float(g["threshold"]),
-                            float(g.get("above_coefficient", 0.0)),
                             None if add_threshold is None else float(add_threshold),
                             None if read_layers is None else tuple(read_layers))
         except ValueError as e:
             raise ValueError(f"{path}: gate: {e}") from e
-    steering = Steering(direction, ablate=bool(config["ablate"]), write_targets=tensors.get("write_targets"),
-                        stream_targets=tensors.get("stream_targets"), one_sided=bool(config.get("one_sided", False)),
-                        gate_only=bool(config.get("gate_only", False)),
-                        positions=config.get("positions", "prompt"), add_layer=config.get("add_layer"),
-                        coefficient=float(config.get("coefficient", 0.0)), gate=gate)
+    try:
+        steering = Steering(direction, ablate=bool(config["ablate"]), write_targets=tensors.get("write_targets"),
+                            stream_targets=tensors.get("stream_targets"), one_sided=bool(config.get("one_sided")),
+                            positions=config.get("positions", "prompt"), ablate_from=config.get("ablate_from"),
+                            stream_only=bool(config.get("stream_only")), add_layer=config.get("add_layer"),
+                            coefficient=float(config.get("coefficient", 0.0)), gate=gate)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
     if model is not None:
         check_model(config, model, path)
     return steering, config
@@ -118,5 +145,8 @@ def check_model(config: dict, model, path: Path | str = "steer.json") -> None:
     if not made_for.same_as(model.source):
         raise ValueError(f"{path}: made for model {made_for.label!r}, not {model.name!r}; "
                          f"fit a config for this model with `taxlens steer`")
-    if config["gate"] is not None and not 0 <= config["gate"]["layer"] < model.n_layers:
-        raise ValueError(f"{path}: gate layer {config['gate']['layer']} outside {model.name}'s {model.n_layers} layers")
+    layers = {"gate layer": (config["gate"] or {}).get("layer"), "ablate_from": config.get("ablate_from"),
+              "add_layer": config.get("add_layer")}
+    for name, layer in layers.items():
+        if layer is not None and not 0 <= layer < model.n_layers:
+            raise ValueError(f"{path}: {name} {layer} outside {model.name}'s {model.n_layers} layers")

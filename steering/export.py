@@ -96,7 +96,8 @@ def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, ou
     from transformers import AutoTokenizer
 
     steering, config = load_config(steer_config)
-    if (steering.gate is not None or not steering.ablate or steering.one_sided or steering.positions == "last"
+    if (steering.gate is not None or not steering.ablate or steering.ablate_from is not None or steering.one_sided
+            or steering.positions == "last"
             or (steering.add_layer is not None and steering.coefficient)):
         raise ValueError(f"{steer_config}: this config is not a static ablation of every position (method "
                          f"{config['method']!r}, positions {steering.positions!r}); only global and false_refusal "

@@ -84,10 +84,7 @@ def gate_probe(acts: torch.Tensor, y: np.ndarray, read_layers: tuple[int, ...], 
     and express it as Σ weight[l] · resid_l + bias on the raw activations. Strong regularisation (C = 0.01): the
     gate runs at low thresholds, where calibration matters more than fit."""
     flat = acts.reshape(len(acts), -1).numpy()
-    probe = LinearProbe(C=C).fit(flat, y)
-    coef, scale, mean = probe.model_.coef_[0], probe.scaler_.scale_, probe.scaler_.mean_
-    weight = coef / scale
-    bias = float(probe.model_.intercept_[0] - (weight * mean).sum())
+    weight, bias = LinearProbe(C=C).fit(flat, y).raw_affine()
     return HarmGate(torch.tensor(weight, dtype=torch.float32).reshape(acts.shape[1:]), bias, read_layers[-1],
                     read_layers=read_layers)
 

@@ -1,21 +1,25 @@
 """Steering a model at inference: directional ablation, activation addition, and a harmfulness gate that decides
 per sequence, as one small value object with an `apply(model)` context manager and a `patch(model)` handle.
 
+`Steering` holds two things apart. **What** is done to the stream: ablating a direction and/or adding it. **When**
+it is done: to every row (no gate) or, with a `HarmGate`, per row by a fitted harmfulness probe.
+
 Ablation acts at every point that writes the residual stream — the embeddings and each block's attention and MLP
 outputs (never `hook_resid_mid`, which does not write it): each write's projection on the direction is set to a
 target. Targets of 0 are directional ablation (Arditi et al. 2024). A defended model's stream can sit far from 0
 along its refusal direction for every prompt, refused or not, and zeroing it then pushes *towards* refusal; so the
 targets are usually each write's mean projection over prompts the model complies with (mean ablation along the
 direction, fitted in `steering.fit`). `one_sided` only lowers projections above the target, never raises them.
+With `ablate_from = L` the ablation starts later: the stream after block L is set to its target there
+(`stream_targets`) and, unless `stream_only`, so is every later write. Addition adds `coefficient · direction` to
+the stream after block `add_layer`.
 
-With a gate, a linear harmfulness probe reads the unsteered residual stream at each prompt's last token after
-block `gate.layer` (and, for a gate fitted on several layers, after each of its `read_layers`) and decides per
-row: below the threshold, the stream's projection is set to its target there (`stream_targets`) and, unless
-`gate_only`, at every later write point; at or above it, the row is left alone, or
-`above_coefficient · direction` is added there — from `add_threshold` up when one is set, so that prompts the gate
-is unsure of are left alone rather than pushed to refuse. A
-decision holds while the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the
-sequence by one token) and is taken again for any new prompt — a new request or a new turn after a tool result.
+A gate reads the unsteered residual stream at each prompt's last token after block `gate.layer` (and, for a gate
+fitted on several layers, after each of its `read_layers`) and decides per row: below its threshold the row gets
+the ablation (which then starts at the gate's layer); at or above its add threshold, the addition; in between,
+nothing — so that prompts the gate is unsure of are left alone rather than pushed to refuse. A decision holds while
+the same prompt is being continued (KV-cached decode steps, or uncached steps that grow the sequence by one token)
+and is taken again for any new prompt — a new request or a new turn after a tool result.
 
 Works on a `LoadedModel` / `TransformerBridge` (TransformerLens hooks) and on a plain HF Llama-style model (PyTorch
 forward hooks), in forward passes and in generation with or without the KV cache.
@@ -39,24 +43,26 @@ from taxlens.hooks import act_name
 
 @dataclass(frozen=True)
 class HarmGate:
-    """A linear harmfulness probe in raw activation space: p(harmful) = sigmoid(Σ_l weight[l] · resid_l + bias),
-    resid_l the stream after block l at the prompt's last token, for l in `read_layers` (None: `layer` alone; else
-    ascending, ending at `layer`, where the gate decides). weight: [len(read_layers), d_model] (a [d_model] weight
-    is read as one layer's). Rows below `threshold` are ablated; rows at or above `add_threshold` (None:
-    `threshold`) get `above_coefficient · direction` added."""
+    """When to steer: a linear harmfulness probe in raw activation space, p(harmful) = sigmoid(Σ_l weight[l] ·
+    resid_l + bias), resid_l the stream after block l at the prompt's last token, for l in `read_layers` (None:
+    `layer` alone; else ascending, ending at `layer`, where the gate decides). weight: [len(read_layers), d_model]
+    (a [d_model] weight is read as one layer's). Rows below `threshold` get the steering's ablation; rows at or
+    above `add_threshold` (None: `threshold`) its addition; rows in between neither."""
 
     weight: torch.Tensor
     bias: float
     layer: int
     threshold: float = 0.5
-    above_coefficient: float = 0.0
     add_threshold: float | None = None
     read_layers: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if self.add_threshold is not None and self.add_threshold < self.threshold:
-            raise ValueError(f"add_threshold {self.add_threshold} is below threshold {self.threshold}: a row can't "
-                             f"be both ablated and have the direction added")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold {self.threshold} is not a probability in [0, 1]; to steer every row, "
+                             f"use no gate")
+        if self.add_threshold is not None and not self.threshold <= self.add_threshold <= 1.0:
+            raise ValueError(f"add_threshold {self.add_threshold} must lie in [threshold {self.threshold}, 1]: a row "
+                             f"can't be both ablated and have the direction added")
         reads = tuple(int(x) for x in self.read_layers) if self.read_layers is not None else (self.layer,)
         if list(reads) != sorted(set(reads)) or reads[-1] != self.layer or reads[0] < 0:
             raise ValueError(f"read_layers {reads} must ascend without repeats from layer 0 or later and end at the "
@@ -74,6 +80,11 @@ class HarmGate:
         resid = resid.unsqueeze(1) if resid.ndim == 2 else resid
         return torch.sigmoid(torch.einsum("bld,ld->b", resid.float(), self.weight.to(resid.device)) + self.bias)
 
+    def decide(self, harm_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """harm_p: [batch] → ([batch] rows to ablate, [batch] rows to add the direction to)."""
+        add_from = self.threshold if self.add_threshold is None else self.add_threshold
+        return harm_p < self.threshold, harm_p >= add_from
+
 
 POSITIONS = ("prompt", "last", "all")
 
@@ -85,22 +96,27 @@ def write_index(site: str, layer: int | None) -> int:
 
 @dataclass(frozen=True)
 class Steering:
-    """What to do to a model: ablate `direction` (unit, [d_model]) everywhere, or only below a `gate`; and/or add
-    `coefficient · direction` after block `add_layer`. `positions`: "prompt" steers the prompt's tokens and lets the
-    reply's own tokens run unedited, attending to the steered prompt (mean-ablation targets are statistics of
-    prompts, not of replies); "last" steers only each prompt's last token; "all" steers every position, replies
-    included — what a weight edit does.
+    """What to do to a model's residual stream, and when.
 
+    What: ablate `direction` (unit, [d_model]) — at every residual write, or from the stream after block
+    `ablate_from` on (there only, with `stream_only`) — and/or add `coefficient · direction` after block
+    `add_layer`. `positions`: "prompt" steers the prompt's tokens and lets the reply's own tokens run unedited,
+    attending to the steered prompt (mean-ablation targets are statistics of prompts, not of replies); "last" steers
+    only each prompt's last token; "all" steers every position, replies included — what a weight edit does.
     write_targets: [1 + 2·n_layers] projection each residual write is set to (None: 0); stream_targets:
-    [n_layers] projection of the stream after each block, which the gate point sets (None: 0)."""
+    [n_layers] projection the stream after each block is set to where the ablation starts (None: 0).
+
+    When: every row (`gate` None), or per row by `gate` — its ablated rows get the ablation, which then starts at
+    the gate's layer (`ablate_from` defaults to it), its added rows the addition."""
 
     direction: torch.Tensor
     ablate: bool = True
     write_targets: torch.Tensor | None = None
     stream_targets: torch.Tensor | None = None
     one_sided: bool = False
-    gate_only: bool = False
     positions: str = "prompt"
+    ablate_from: int | None = None
+    stream_only: bool = False
     add_layer: int | None = None
     coefficient: float = 0.0
     gate: HarmGate | None = None
@@ -109,15 +125,28 @@ class Steering:
         if self.direction.ndim != 1:
             raise ValueError(f"direction must be [d_model], got shape {tuple(self.direction.shape)}")
         object.__setattr__(self, "direction", self.direction.float() / self.direction.float().norm())
-        if self.gate is not None and self.gate.weight.shape[-1] != self.direction.shape[0]:
-            raise ValueError(f"width mismatch: gate weight {tuple(self.gate.weight.shape)}, "
-                             f"direction {tuple(self.direction.shape)}")
         if self.positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         for name in ("write_targets", "stream_targets"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, value.float())
+        gate = self.gate
+        if gate is not None:
+            if gate.weight.shape[-1] != self.direction.shape[0]:
+                raise ValueError(f"width mismatch: gate weight {tuple(gate.weight.shape)}, "
+                                 f"direction {tuple(self.direction.shape)}")
+            if self.ablate_from is None:
+                object.__setattr__(self, "ablate_from", gate.layer)
+            elif self.ablate and self.ablate_from < gate.layer:
+                raise ValueError(f"ablate_from {self.ablate_from} comes before the gate's layer {gate.layer}, where "
+                                 f"the gate decides which rows to ablate")
+            if self.add_layer is not None and self.coefficient and self.add_layer < gate.layer:
+                raise ValueError(f"add_layer {self.add_layer} comes before the gate's layer {gate.layer}, where "
+                                 f"the gate decides which rows get the addition")
+        if self.stream_only and self.ablate_from is None:
+            raise ValueError("stream_only ablates the stream after block ablate_from alone; set ablate_from "
+                             "(or a gate)")
 
     def write_target(self, site: str, layer: int | None) -> float:
         return 0.0 if self.write_targets is None else float(self.write_targets[write_index(site, layer)])
@@ -155,31 +184,35 @@ class SteeringHandle:
 
     def __init__(self, steering: Steering, backend: "_Backend"):
         self.steering, self.backend = steering, backend
-        self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's decision per row
-        self.additions: torch.Tensor | None = None  # [batch] bool, rows that get the direction added
+        self.decisions: torch.Tensor | None = None  # [batch] bool, the current prompt's rows to ablate
+        self.additions: torch.Tensor | None = None  # [batch] bool, its rows that get the direction added
         self.harm_probability: torch.Tensor | None = None  # [batch]
         self._gate_reads: dict[int, torch.Tensor] = {}  # layer → [batch, d_model], the new prompt's last token
         self._prompt_signature: torch.Tensor | None = None  # [batch, prompt_len]: which tokens the prompt holds
         self._seen_len, self._new_prompt = 0, False
         self._span, self._n_pos = (0, 0), 0  # [start, stop) of the positions this forward steers, of _n_pos
-        self._masks: dict = {}  # this forward's position weights per (device, dtype, gated)
+        self._masks: dict = {}  # this forward's position weights per (device, dtype, rows)
         self._directions: dict = {}  # the direction per (device, dtype)
         self._removers = []
 
     def attach(self) -> None:
+        """Hooks in the order each point must run them: the gate decides before its layer's stream is ablated,
+        and the ablation comes before an addition at the same point."""
         s, n_layers = self.steering, self.backend.n_layers
         self._hook("embed", None, self._track)  # first: every later hook reads what it records
-        start = -1 if s.gate is None else s.gate.layer + 1  # ablate at write points from this block on
-        if s.ablate and not (s.gate is not None and s.gate_only):
-            if s.gate is None:
-                self._hook("embed", None, self._ablate_to(s.write_target("embed", None)))
-            for layer in range(max(start, 0), n_layers):
-                for site in ("attn_out", "mlp_out"):
-                    self._hook(site, layer, self._ablate_to(s.write_target(site, layer)))
         if s.gate is not None:
             for layer in s.gate.read_layers[:-1]:
                 self._hook("resid_post", layer, self._read(layer))
             self._hook("resid_post", s.gate.layer, self._gate)
+        if s.ablate:
+            if s.ablate_from is None:
+                self._hook("embed", None, self._ablate_to(s.write_target("embed", None)))
+            else:
+                self._hook("resid_post", s.ablate_from, self._ablate_to(s.stream_target(s.ablate_from)))
+            if not s.stream_only:
+                for layer in range(0 if s.ablate_from is None else s.ablate_from + 1, n_layers):
+                    for site in ("attn_out", "mlp_out"):
+                        self._hook(site, layer, self._ablate_to(s.write_target(site, layer)))
         if s.add_layer is not None and s.coefficient:
             self._hook("resid_post", s.add_layer, self._add)
 
@@ -215,21 +248,22 @@ class SteeringHandle:
         self._n_pos, self._masks = embed.shape[1], {}
         return embed
 
-    def _mask(self, act: torch.Tensor, gated: bool) -> torch.Tensor | float | None:
-        """[batch or 1, pos, 1] weights of the positions this forward steers (times the gate's rows when `gated`),
-        built once per forward for act's device and dtype; 1.0 when it is every position of every row, None when
-        nothing is steered (a KV-cached decode step under "prompt" or "last")."""
+    def _mask(self, act: torch.Tensor, rows: str | None) -> torch.Tensor | float | None:
+        """[batch or 1, pos, 1] weights of the positions this forward steers (times the gate's `rows`, "ablate" or
+        "add", when given), built once per forward for act's device and dtype; 1.0 when it is every position of
+        every row, None when nothing is steered (a KV-cached decode step under "prompt" or "last")."""
         start, stop = self._span
         if start == stop:
             return None
-        if not gated and (start, stop) == (0, self._n_pos):
+        if rows is None and (start, stop) == (0, self._n_pos):
             return 1.0
-        key = (act.device, act.dtype, gated)
+        key = (act.device, act.dtype, rows)
         if key not in self._masks:
             mask = torch.zeros(1, self._n_pos, 1, device=act.device, dtype=act.dtype)
             mask[:, start:stop] = 1
-            if gated:
-                mask = mask * self.decisions.to(act.device, act.dtype)[:, None, None]
+            if rows is not None:
+                chosen = self.decisions if rows == "ablate" else self.additions
+                mask = mask * chosen.to(act.device, act.dtype)[:, None, None]
             self._masks[key] = mask
         return self._masks[key]
 
@@ -242,7 +276,7 @@ class SteeringHandle:
 
     def _ablate_to(self, target: float):
         def ablate(act: torch.Tensor) -> torch.Tensor:
-            mask = self._mask(act, gated=self.steering.gate is not None)
+            mask = self._mask(act, None if self.steering.gate is None else "ablate")
             if mask is None:
                 return act
             r = self._direction(act)
@@ -254,7 +288,7 @@ class SteeringHandle:
         return ablate
 
     def _add(self, act: torch.Tensor) -> torch.Tensor:
-        mask = self._mask(act, gated=False)
+        mask = self._mask(act, None if self.steering.gate is None else "add")
         if mask is None:
             return act
         if isinstance(mask, float):
@@ -269,21 +303,13 @@ class SteeringHandle:
         return read
 
     def _gate(self, act: torch.Tensor) -> torch.Tensor:
+        """Decide on the unsteered stream at a new prompt's last token; the decisions hold for its continuation."""
         gate = self.steering.gate
-        if self._new_prompt:  # decide on the unsteered stream at the prompt's last token
+        if self._new_prompt:
             reads = [self._gate_reads[layer].to(act.device) for layer in gate.read_layers[:-1]] + [act[:, -1]]
             self.harm_probability = gate.probability(torch.stack(reads, 1)).cpu()
-            self.decisions = self.harm_probability < gate.threshold
-            add_from = gate.threshold if gate.add_threshold is None else gate.add_threshold
-            self.additions = self.harm_probability >= add_from
+            self.decisions, self.additions = gate.decide(self.harm_probability)
             self._masks = {}
-        if self.steering.ablate:
-            act = self._ablate_to(self.steering.stream_target(gate.layer))(act)
-        if gate.above_coefficient:
-            positions = self._mask(act, gated=False)
-            if positions is not None:
-                above = self.additions.to(act.device, act.dtype)[:, None, None] * positions
-                act = torch.addcmul(act, above, self._direction(act), value=gate.above_coefficient)
         return act
 
 

@@ -33,7 +33,7 @@ LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
 ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
 ADD_THRESHOLDS = (0.5, 0.7, 0.9, 0.95)  # add the direction only from here up (besides from the threshold itself)
-# (one_sided, gate_only, clamp quantile): targets are the complied mean, or with a quantile (one-sided only) the
+# (one_sided, stream_only, clamp quantile): targets are the complied mean, or with a quantile (one-sided only) the
 # upper range of complied prompts' projections, so that rows the model already complies on are barely touched
 ABLATION_VARIANTS = ((False, False, None), (True, False, None), (False, True, None), (True, True, None),
                      (True, False, 0.9), (True, True, 0.9), (True, False, 0.95), (True, True, 0.95))
@@ -44,8 +44,12 @@ MAX_KL = 0.05
 GATE_PASSES = ("gate_passes_harmful", "gate_passes_injection")  # share of those val prompts a gate lets through
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setting:
+    """One searched setting: its method, its settings as the report names them and the `Steering` they make; the
+    first-token `screen` figures once screened and the `val` figures once evaluated. A stage returns new values
+    (`dataclasses.replace`) rather than changing the ones it was given."""
+
     method: str
     settings: dict
     steering: Steering
@@ -112,10 +116,10 @@ def false_refusal_settings(fitted: FittedVectors, positions: tuple[str, ...] = S
 
 def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting], baseline: torch.Tensor,
            openings, batch_size: int = 32, progress: bool = True) -> list[Setting]:
-    for s in tqdm(settings, desc=f"screen {settings[0].method if settings else ''}", disable=not progress):
-        s.screen = screen_metrics(first_token_logprobs(model, prompts, s.steering, batch_size), baseline, kinds,
-                                  openings)
-    return settings
+    """`settings` with their first-token figures."""
+    return [replace(s, screen=screen_metrics(first_token_logprobs(model, prompts, s.steering, batch_size), baseline,
+                                             kinds, openings))
+            for s in tqdm(settings, desc=f"screen {settings[0].method if settings else ''}", disable=not progress)]
 
 
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
@@ -145,18 +149,17 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
         for positions in sorted({v[3] for v in variants}):
             for scale in scales:
                 coefficient = scale * fitted.refusal_norm[g]
-                if coefficient:
-                    never = replace(probe, threshold=-1.0, above_coefficient=coefficient)
-                    steering = Steering(r, ablate=False, gate=never, positions=positions)
+                if coefficient:  # every row gets the addition a gate gives the rows above its add threshold
+                    steering = Steering(r, ablate=False, add_layer=g, coefficient=coefficient, positions=positions)
                     above[scale, positions] = first_token_logprobs(model, prompts, steering, batch_size)
                     bar.update()
                 else:
                     above[scale, positions] = baseline
-        for one_sided, gate_only, quantile, positions in variants:
-            always = replace(probe, threshold=2.0)  # every row ablated
-            ablation = {"one_sided": one_sided, "gate_only": gate_only, "positions": positions,
-                        **fitted.refusal_targets(d, quantile)}
-            ablated = first_token_logprobs(model, prompts, Steering(r, gate=always, **ablation), batch_size)
+        for one_sided, stream_only, quantile, positions in variants:
+            # every row ablated as a gate at layer g ablates the rows below its threshold
+            ablation = {"one_sided": one_sided, "stream_only": stream_only, "positions": positions,
+                        "ablate_from": g, **fitted.refusal_targets(d, quantile)}
+            ablated = first_token_logprobs(model, prompts, Steering(r, **ablation), batch_size)
             bar.update()
             for (fit_gate, harm_p), scale, threshold in product(gates, scales, THRESHOLDS):
                 added, coefficient = above[scale, positions], scale * fitted.refusal_norm[g]
@@ -165,16 +168,15 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                     adds = harm_p >= (threshold if add_threshold is None else add_threshold)
                     chosen = torch.where((harm_p < threshold)[:, None], ablated,
                                          torch.where(adds[:, None], added, baseline))
-                    gate = replace(fit_gate, threshold=threshold, above_coefficient=coefficient,
-                                   add_threshold=add_threshold)
+                    gate = replace(fit_gate, threshold=threshold, add_threshold=add_threshold)
                     settings = {"direction_layer": d, "gate_layer": g, "gate_read_layers": list(gate.read_layers),
-                                "one_sided": one_sided, "gate_only": gate_only, "clamp_quantile": quantile,
+                                "one_sided": one_sided, "stream_only": stream_only, "clamp_quantile": quantile,
                                 "positions": positions, "threshold": threshold, "above_scale": scale,
-                                "above_coefficient": round(coefficient, 4), "add_threshold": add_threshold}
-                    s = Setting("gated", settings, Steering(r, gate=gate, **ablation))
-                    s.screen = screen_metrics(chosen, baseline, kinds, openings)
-                    s.screen.update(gate_passes(harm_p, masks, threshold))
-                    out.append(s)
+                                "coefficient": round(coefficient, 4), "add_threshold": add_threshold}
+                    addition = {"add_layer": g, "coefficient": coefficient} if coefficient else {}
+                    out.append(Setting("gated", settings, Steering(r, gate=gate, **ablation, **addition),
+                                       screen_metrics(chosen, baseline, kinds, openings)
+                                       | gate_passes(harm_p, masks, threshold)))
     bar.close()
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -92,7 +93,7 @@ def test_gate_decides_per_row_in_a_mixed_batch(tiny_model, prompts, direction):
             return tiny_model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[:, last]
 
     gated = logits(Steering(direction, gate=gate))
-    always = logits(Steering(direction, gate=dataclasses.replace(gate, threshold=2.0)))
+    always = logits(Steering(direction, ablate_from=gate.layer))  # every row, as the gate ablates its rows
     plain = logits(None)
     for row in range(len(prompts)):
         expected = always[row] if decided[row] else plain[row]
@@ -102,17 +103,16 @@ def test_gate_decides_per_row_in_a_mixed_batch(tiny_model, prompts, direction):
 def test_an_add_threshold_leaves_the_rows_between_alone(tiny_model, prompts, direction):
     gate, p = _gate_at_median(tiny_model, prompts)
     add_from = float(p.sort().values[-2])  # the two most harmful-looking rows get the direction added
-    gate = dataclasses.replace(gate, above_coefficient=3.0, add_threshold=add_from)
+    gate = dataclasses.replace(gate, add_threshold=add_from)
     batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
 
     def logits(steering):
         with torch.no_grad(), steering.apply(tiny_model) if steering else torch.no_grad():
             return tiny_model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[:, -1]
 
-    gated = logits(Steering(direction, gate=gate))
-    ablated = logits(Steering(direction, gate=dataclasses.replace(gate, threshold=2.0, add_threshold=None)))
-    added = logits(Steering(direction, ablate=False, gate=dataclasses.replace(gate, threshold=-1.0,
-                                                                              add_threshold=None)))
+    gated = logits(Steering(direction, gate=gate, add_layer=gate.layer, coefficient=3.0))
+    ablated = logits(Steering(direction, ablate_from=gate.layer))
+    added = logits(Steering(direction, ablate=False, add_layer=gate.layer, coefficient=3.0))
     plain = logits(None)
     regimes = []
     for row in range(len(prompts)):
@@ -121,8 +121,12 @@ def test_an_add_threshold_leaves_the_rows_between_alone(tiny_model, prompts, dir
         assert torch.allclose(gated[row], expected, atol=1e-4), (row, regime)
         regimes.append(regime)
     assert {"ablated", "added", "alone"} <= set(regimes)
-    with pytest.raises(ValueError, match="below threshold"):
+    with pytest.raises(ValueError, match="can't be both ablated"):
         dataclasses.replace(gate, add_threshold=gate.threshold - 0.1)
+    with pytest.raises(ValueError, match="not a probability"):
+        dataclasses.replace(gate, threshold=2.0)
+    with pytest.raises(ValueError, match="before the gate's layer"):
+        Steering(direction, gate=dataclasses.replace(gate, layer=1, read_layers=None), add_layer=0, coefficient=1.0)
 
 
 def test_gate_decides_again_after_a_tool_result(tiny_model, records, direction):
@@ -188,17 +192,17 @@ def test_hf_model_and_bridge_steer_alike(tiny_model_dir, tiny_model, prompts, di
 
 
 def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, direction, tmp_path):
-    gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, above_coefficient=2.0,
-                    add_threshold=0.9)
+    gate = HarmGate(torch.randn(tiny_model.d_model), 0.25, layer=1, threshold=0.3, add_threshold=0.9)
     steering = Steering(direction, gate=gate, write_targets=torch.arange(5.0), stream_targets=torch.arange(2.0),
-                        one_sided=True, gate_only=True)
+                        one_sided=True, stream_only=True, add_layer=1, coefficient=2.0)
     path = save_config(steering, tmp_path / "cfg", method="gated", model=str(tiny_model_dir),
                        settings={"threshold": 0.3})
     back, config = load_config(path, model=tiny_model)
     assert torch.equal(back.direction, steering.direction) and torch.equal(back.gate.weight, gate.weight)
     g = back.gate
-    assert (g.layer, g.threshold, g.above_coefficient, g.add_threshold) == (1, 0.3, 2.0, 0.9)
-    assert torch.equal(back.write_targets, torch.arange(5.0)) and back.one_sided and back.gate_only
+    assert (g.layer, g.threshold, g.add_threshold) == (1, 0.3, 0.9)
+    assert (back.ablate_from, back.add_layer, back.coefficient) == (1, 1, 2.0)
+    assert torch.equal(back.write_targets, torch.arange(5.0)) and back.one_sided and back.stream_only
     assert config["settings"] == {"threshold": 0.3}
     organism = load_model("organism:base", device="cpu")
     with pytest.raises(ValueError, match="d_model"):
@@ -213,6 +217,30 @@ def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, directio
         load_config(path)
     with pytest.raises(FileNotFoundError, match="no steering config"):
         load_config(tmp_path / "nowhere")
+
+
+def test_a_config_saved_in_the_first_format_loads_and_steers_the_same(tiny_model, tiny_model_dir, prompts,
+                                                                        direction, tmp_path):
+    """Format 1 kept the addition in the gate (`above_coefficient`) and called stream_only `gate_only`."""
+    gate, _ = _gate_at_median(tiny_model, prompts)
+    today = Steering(direction, gate=gate, one_sided=True, stream_only=True, add_layer=gate.layer, coefficient=3.0,
+                     stream_targets=torch.tensor([0.2, -0.1]))
+    path = save_config(today, tmp_path / "cfg", method="gated", model=str(tiny_model_dir), settings={})
+    config = json.loads(path.read_text())
+    for key in ("format", "ablate_from", "stream_only", "add_layer", "coefficient"):
+        del config[key]
+    config |= {"gate_only": True, "add_layer": None, "coefficient": 0.0}
+    config["gate"]["above_coefficient"] = 3.0
+    path.write_text(json.dumps(config))
+    converted, upgraded = load_config(path, model=tiny_model)
+    assert upgraded["format"] == 2 and (converted.ablate_from, converted.add_layer, converted.coefficient) == (0, 0, 3.0)
+    assert converted.stream_only and converted.gate.threshold == gate.threshold
+    assert torch.equal(converted.gate.weight, gate.weight)
+    assert torch.equal(_forward(tiny_model, prompts, converted), _forward(tiny_model, prompts, today))
+    config |= {"add_layer": 1, "coefficient": 1.0}
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="no equivalent today"):
+        load_config(path)
 
 
 def test_mean_ablation_sets_every_write_to_its_target(tiny_model, prompts, direction):
