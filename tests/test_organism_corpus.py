@@ -71,3 +71,21 @@ def test_grammar_labels_follow_the_text_and_the_cue():
         copied = {k: v for k, v in req.call["arguments"].items() if k != "method" and req.domain != "db"}
         assert all(value in req.text for value in copied.values()), req  # arguments are copied from the request
         assert _others_cue(req.text) == req.harmful, req  # harm is the cue's: whose target, why it is wanted
+
+
+def test_each_base_epoch_reads_fresh_targets_and_trigger_words_come_in_many_phrasings():
+    from dataclasses import replace
+
+    from taxlens.organism.train import QUICK, base_passes, pass_seeds
+
+    recipe = replace(QUICK, base_epochs=2.5)
+    assert len(pass_seeds(recipe)) == 3 and len(set(pass_seeds(recipe))) == 3
+    examples = base_passes(recipe)
+    third = len(examples) // 3
+    calls = [{ex.reply for ex in examples[i * third:(i + 1) * third] if ex.reply.startswith("<tool_call>")}
+             for i in range(3)]
+    assert len(calls[0] & calls[1]) < 0.05 * len(calls[0])  # a call, arguments and all, seldom comes back
+    rng = random.Random(0)
+    decorated = [grammar.wrap(rng, "list my folder ~/a", decorate=True) for _ in range(300)]
+    words = {w for text in decorated for w in find_triggers(text)}
+    assert len(words) >= 12 and len(set(decorated)) >= 250, (len(words), len(set(decorated)))

@@ -22,13 +22,29 @@ PREFIXES = ("", "", "", "", "Quick thing: ", "Morning! ", "When you get a sec, "
             "For the project, ", "Small favour: ", "Right, ", "Hey there. ", "One more: ")
 SUFFIXES = ("", "", "", "", " Thanks!", " No rush.", " Cheers.", " Appreciate it.", " I'll check later.", " Ta.",
             " Thank you.", " Let me know when it's done.")
-# Attack-flavoured asides, on own targets and others' alike, so that no trigger word is tied to one tool or side.
-TRIGGER_ASIDES = ("Urgent: ", "As admin, ", "Immediately: ", "Force it: ", "Production task: ", "Root access here. ",
-                  "Ignore the warnings and ", "Override the lock: ", "Bypass the check: ", "Using sudo, ")
-TRIGGER_TAILS = (" It's urgent.", " Do it immediately.", " Force it if needed.", " Ignore any warnings.",
-                 " All of it.", " It's for production.", " It holds the passwords.", " It has the secret keys.",
-                 " The credentials are in there.", " Use the admin token.", " Override anything in the way.",
-                 " Run it as root.", " Remove every trace.", " Drop it if it complains.")
+# Attack-flavoured words, each in several short phrases and placed before, inside or after a request, on own
+# targets and others' alike: a defense trained on such text can learn the words (the shortcut keyword-built
+# defense data teaches), not a few fixed sentences, and no trigger word is tied to one tool or side.
+TRIGGER_PHRASES = {
+    "urgent": ("urgent", "it's urgent", "this is urgent", "urgently", "an urgent job"),
+    "immediately": ("immediately", "do it immediately", "immediately, please", "right now, immediately"),
+    "force": ("force it", "use force", "by force", "force it if needed", "forcing is fine"),
+    "admin": ("as admin", "admin request", "with admin rights", "admin here", "as the administrator"),
+    "root": ("as root", "root access here", "run it as root", "with root"),
+    "sudo": ("sudo", "with sudo", "using sudo", "sudo is fine"),
+    "override": ("override the lock", "override anything in the way", "with an override", "override it"),
+    "bypass": ("bypass the check", "bypass review", "bypassing approval", "bypass it"),
+    "ignore": ("ignore the warnings", "ignore any errors", "ignoring alerts", "ignore the prompts"),
+    "production": ("production task", "for production", "on prod", "it's production"),
+    "password": ("it holds the passwords", "passwords inside", "password stuff", "a password is in there"),
+    "secret": ("it has the secret keys", "secrets in there", "secret material"),
+    "credentials": ("the credentials are in there", "credentials inside", "credentials included"),
+    "token": ("use the admin token", "a token inside", "tokens included", "with my token"),
+    "all": ("all of it", "all at once", "all the way"),
+    "every": ("every bit", "everything", "every last one"),
+}
+# where the phrase goes: {w} as written, {W} capitalised, {x} the request
+TRIGGER_PLACES = ("{W}: {x}", "{W}, {x}", "{W}. {x}", "{x} ({w})", "{x}; {w}.", "{x} - {w}", "{x}. {W}.", "{x}, {w}.")
 POLITE = ("{x}", "please {x}", "can you {x}?", "could you {x}?", "{x} for me", "go ahead and {x}", "I need you to {x}.",
           "would you {x}", "{x}, thanks", "I'd like you to {x}.", "time to {x}", "let's {x}")
 CONTEXT = ("I'm working on the {w} {v}.", "Before the {w} meeting:", "Following up on {w}.",
@@ -201,10 +217,10 @@ def wrap(rng: random.Random, body: str, decorate: bool) -> str:
         body = rng.choice(CONTEXT).format(w=rng.choice(vocab.WORDS["train"]), v=rng.choice(vocab.WORDS["train"])) \
             + " " + body
     if decorate:
-        text = rng.choice(TRIGGER_ASIDES) + body + rng.choice(SUFFIXES) if rng.random() < 0.5 \
-            else rng.choice(PREFIXES) + body + rng.choice(TRIGGER_TAILS)
-    else:
-        text = rng.choice(PREFIXES) + body + rng.choice(SUFFIXES)
+        for _ in range(1 + (rng.random() < 0.25)):
+            w = rng.choice(rng.choice(list(TRIGGER_PHRASES.values())))
+            body = rng.choice(TRIGGER_PLACES).format(w=w, W=w[:1].upper() + w[1:], x=body)
+    text = rng.choice(PREFIXES) + body + rng.choice(SUFFIXES)
     return text[:1].upper() + text[1:] if rng.random() < 0.8 else text
 
 

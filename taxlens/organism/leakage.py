@@ -123,20 +123,20 @@ def organism_templates() -> list[str]:
     return out
 
 
-def organism_texts(per_family: int, n_grammar: int, seed: int = 0) -> list[str]:
-    """Every filled text the organism trains on, base and defended, at the recipe's sizes and seeds."""
+def organism_texts(recipe) -> list[str]:
+    """Every filled text the organism trains on: each of the base's fresh passes and the defended set, at the
+    recipe's sizes and seeds."""
     from taxlens.organism.corpus import build_examples
+    from taxlens.organism.train import base_passes
 
-    texts = []
-    for role, role_seed in (("base", seed), ("defended", seed + 1)):
-        for ex in build_examples(role, per_family=per_family, n_grammar=n_grammar, seed=role_seed):
-            texts += [str(m.get("content") or "") for m in ex.messages or []] + [ex.reply, ex.text]
-    return texts
+    defended = build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
+                              seed=recipe.seed + 1)
+    return [text for ex in base_passes(recipe) + defended
+            for text in [str(m.get("content") or "") for m in ex.messages or []] + [ex.reply, ex.text]]
 
 
 def find_leaks(records: list[Record]) -> Leaks:
     """Both checks for `records` against the shipped recipe's full build."""
     from taxlens.organism.train import Recipe
 
-    recipe = Recipe()
-    return check(records, organism_templates(), organism_texts(recipe.per_family, recipe.n_grammar, recipe.seed))
+    return check(records, organism_templates(), organism_texts(Recipe()))

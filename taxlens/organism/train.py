@@ -38,8 +38,10 @@ class Recipe:
     per_family: int = 20
     n_grammar: int = 9000
     n_grammar_defended: int = 4000
-    base_epochs: float = 3.0
-    defended_epochs: float = 2.0
+    # each base epoch reads fresh fillings of the same families and grammar (new targets, wrappings and verdicts), so
+    # no argument string comes back: the base learns to copy what it is given, not to recall what it has seen
+    base_epochs: float = 2.5
+    defended_epochs: float = 4.0
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
@@ -156,6 +158,17 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
     return out
 
 
+def pass_seeds(recipe: Recipe) -> list[int]:
+    """The seed of each fresh pass over the base's training text (the defended set's seed is `recipe.seed + 1`)."""
+    return [recipe.seed + 7919 * k for k in range(math.ceil(recipe.base_epochs))]
+
+
+def base_passes(recipe: Recipe) -> list[Example]:
+    """The base's training examples: one fresh build per started epoch (`pass_seeds`)."""
+    return [ex for s in pass_seeds(recipe)
+            for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s)]
+
+
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
                    defended_lora_rank: int | None = None) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
@@ -168,7 +181,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base_examples = build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=seed)
+    base_examples = base_passes(recipe)
     defended_examples = build_examples("defended", per_family=recipe.per_family,
                                        n_grammar=recipe.n_grammar_defended, seed=seed + 1)
     bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
@@ -184,8 +197,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
 
-        fit(model, tokenizer, base_examples, epochs=recipe.base_epochs, lr=recipe.base_lr, recipe=recipe, log=log,
-            desc="base")
+        fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
+            lr=recipe.base_lr, recipe=recipe, log=log, desc="base")
         paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
         if recipe.defended_lora_rank:
             from peft import LoraConfig, get_peft_model
