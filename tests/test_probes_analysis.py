@@ -138,8 +138,6 @@ def test_probe_records_from_a_held_out_file_and_a_fit_file():
         probe_records(DATA, "test", "val", fit_data=held_out)
 
 
-@pytest.mark.xfail(strict=True, reason="organism v2's adapter refuses val lookalikes on cue words, not trigger words: "
-                                       "its top-ranked word is the possessive 's (6 flips of 7); precision@10 0.1")
 def test_trigger_precision_at_10_meets_its_bar_on_the_organism(organism_probe):
     summary = json.loads((organism_probe / "summary.json").read_text())
     assert summary["trigger_precision_at_10"] >= 0.5
