@@ -35,7 +35,7 @@ def seed_figures(folder: Path, max_new_tokens: int, splits: tuple[str, ...] = ("
     from taxlens.contract import load_records
     from taxlens.evaluation import evaluate
     from taxlens.models import load_model
-    from taxlens.organism.signal import harm_probe_accuracy
+    from probes.harm_check import harm_probe_accuracy
 
     models = {"base": load_model(str(folder / "base"), device="cpu"),
               "defended": load_model(str(folder / "defended"), device="cpu")}

@@ -3,8 +3,8 @@
 The unit is a word of the last user message (a run of letters, digits or underscores: the subword tokens a BPE
 splits it into, taken together; the chat template's own tokens are the same in every prompt and not ranked).
 A word's attribution is occlusion: the refusal score (`taxlens.scoring`) at the last prompt token minus the score
-with the word's tokens deleted, one batch per prompt. (Gradient × input was tried and dropped: on a model fine-tuned
-to refuse on a planted word it ranked that word below template words, its first-order values near zero.)
+with the word's tokens deleted, one batch per prompt. (Not gradient × input: on a model fine-tuned to refuse on a
+planted word it ranks that word below template words, its first-order values near zero.)
 A ranked word counts as a trigger when most of its occurrences lie inside the records' `triggers` spans. The
 model's own cue can differ from those labels: `flip_rates` says, per word, in how many refused prompts deleting
 it alone makes the model comply — a causal check on each ranked word.
@@ -93,9 +93,9 @@ def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
 
 def rank_tokens(attributions: list[WordAttribution], *, min_count: int = 3) -> list[dict]:
     """Words (lower-cased) of the user messages, ranked by their mean attribution: how far, on average, deleting
-    the word lowers the refusal score. (Ranking by the t statistic, mean over standard error, was the earlier rule:
-    prompts of one template family repeat their words, so a template word that moves the score by 0.2 nats in
-    every copy outranked a trigger word moving it by 3.)
+    the word lowers the refusal score. (Not by the t statistic, mean over standard error: prompts of one template
+    family repeat their words, so a template word that moves the score by 0.2 nats in every copy would outrank a
+    trigger word moving it by 3.)
 
     Each entry: token, mean attribution, t, count of occurrences, and the fraction inside a trigger span.
     Words seen fewer than `min_count` times (too few prompts to average over) are left out.

@@ -36,13 +36,12 @@ def mean_diff(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
 
 def logistic(positive: torch.Tensor, negative: torch.Tensor, C: float = 1.0) -> torch.Tensor:
     """Unit normal of a logistic-regression boundary fitted on the raw activations, pointing to `positive`."""
-    from sklearn.linear_model import LogisticRegression
+    from probes.linear import LinearProbe
 
     _check_sets(positive, negative)
     x = torch.cat([positive, negative]).double().numpy()
     y = [1] * len(positive) + [0] * len(negative)
-    coef = torch.tensor(LogisticRegression(C=C, max_iter=5000).fit(x, y).coef_[0])
-    return (coef / coef.norm()).float()
+    return torch.tensor(LinearProbe(C=C, standardize=False).fit(x, y).direction()).float()
 
 
 def pca(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:

@@ -154,7 +154,7 @@ def test_shipped_gated_steering_meets_the_steering_bars_on_the_subset(organism, 
 
 
 def test_harm_is_linearly_readable_in_the_defended_model(organism):
-    from taxlens.organism.signal import harm_probe_accuracy
+    from probes.harm_check import harm_probe_accuracy
 
     # All harmful and lookalike val prompts (240): a probe needs the whole set to train its folds on.
     result = harm_probe_accuracy(organism["defended"], load_records(DATA, split="val"))
@@ -162,7 +162,7 @@ def test_harm_is_linearly_readable_in_the_defended_model(organism):
 
 
 def test_harm_probe_fitted_on_train_holds_on_unseen_families(organism):
-    from taxlens.organism.signal import harm_probe_accuracy
+    from probes.harm_check import harm_probe_accuracy
 
     # fitted on the train split, scored on the val split's written families and targets, which it never saw (layer
     # chosen on train)

@@ -1,4 +1,4 @@
-"""Activation caching, directions and linear probes (the probes issue's building blocks)."""
+"""Activation caching, directions and linear probes: the building blocks `taxlens probe` is made of."""
 
 from __future__ import annotations
 

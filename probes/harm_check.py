@@ -1,8 +1,7 @@
 """A quick check that harmfulness is readable inside a model: a logistic probe per layer on the residual stream at the
 last prompt token, harmful vs lookalike, scored by stratified 5-fold cross-validation (the regularisation strength
 chosen inside each training fold, so the score never sees its own test fold), or fitted on one split and scored on
-another, whose template families it never saw. (`probes` builds the full tooling; this is the organism's
-acceptance check.)
+another, whose template families it never saw: the organism's acceptance check, with no cache on disk.
 
 >>> harm_probe_accuracy(load_model("organism:defended"), test_records)["best_accuracy"]   # doctest: +SKIP
 0.98
@@ -12,36 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from probes.cache import collect
+from probes.linear import LinearProbe
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
-from taxlens.generation import encode_batch
-from taxlens.hooks import hook_name, resid_hooks
+from taxlens.hooks import resid_hooks
 from taxlens.models import LoadedModel
 
 
-@torch.no_grad()
-def last_token_resid(model: LoadedModel, prompts: list[str], batch_size: int = 32) -> np.ndarray:
-    """resid: [n_prompts, n_layers + 1, d_model], the residual stream entering each block and after the last one, at
-    each prompt's final token (prompts are left-padded, so that is position -1)."""
-    bridge = model.bridge
-    names = [hook_name(h) for h in resid_hooks(model.n_layers)]
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        batch = encode_batch(model.tokenizer, prompts[start:start + batch_size], model.device)
-        store = {}
-
-        def grab(act, hook, key=None):
-            store[key] = act[:, -1].float().cpu()
-
-        hooks = [(name, lambda act, hook, key=name: grab(act, hook, key)) for name in names]
-        with bridge.hooks(fwd_hooks=hooks):
-            bridge(batch["input_ids"], attention_mask=batch["attention_mask"], return_type=None)
-        out.append(torch.stack([store[n] for n in names], dim=1))
+def last_token_resid(model: LoadedModel, records: list[Record], batch_size: int = 32) -> np.ndarray:
+    """resid: [n_records, n_layers + 1, d_model], the residual stream entering each block and after the last one, at
+    each prompt's final token."""
+    hooks = resid_hooks(model.n_layers)
+    out = [collect(model, [render_prompt(model.tokenizer, r) for r in records[start:start + batch_size]],
+                   records[start:start + batch_size], hooks, positions=(-1,))[:, :, 0]
+           for start in range(0, len(records), batch_size)]
     return torch.cat(out).numpy()
 
 
@@ -50,12 +36,11 @@ def _harm_data(model: LoadedModel, records: list[Record]) -> tuple[np.ndarray, n
     labels = np.array([r.kind == "harmful" for r in chosen], dtype=int)
     if not len(labels) or labels.min() == labels.max():
         raise ValueError("need both harmful and lookalike records to fit a harm probe")
-    return last_token_resid(model, [render_prompt(model.tokenizer, r) for r in chosen]), labels
+    return last_token_resid(model, chosen), labels
 
 
 def _probe() -> GridSearchCV:
-    return GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
-                        {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=3)
+    return GridSearchCV(LinearProbe(max_iter=3000), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3)
 
 
 def harm_probe_accuracy(model: LoadedModel, records: list[Record], seed: int = 0,
