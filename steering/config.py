@@ -71,9 +71,10 @@ def upgrade(config: dict, path: Path | str = "steer.json") -> dict:
         return config
     if config.get("format", 1) != 1:
         raise ValueError(f"{path}: format {config['format']!r} is newer than this taxlens reads ({FORMAT})")
-    out = {k: v for k, v in config.items() if k != "gate_only"} | {"format": FORMAT,
-                                                                     "stream_only": bool(config.get("gate_only"))}
     gate = config.get("gate")
+    # gate_only meant nothing without a gate
+    out = {k: v for k, v in config.items() if k != "gate_only"} | {
+        "format": FORMAT, "stream_only": bool(config.get("gate_only")) and gate is not None}
     out["ablate_from"] = None if gate is None else gate["layer"]
     if gate is not None:
         above = float(gate.get("above_coefficient", 0.0))
