@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from taxlens.metrics import autonomy_tax, defense_retained, format_rate, tax_recovered
+from taxlens.models import ModelSource
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
         ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
@@ -74,7 +75,8 @@ def write_run_report(run_dir: str | Path) -> Path:
         missing.append("probe/summary.md")
     config = _load(run / "steer" / "steer.json")
     if config:
-        lines += ["", "## Steering config", "", f"Method `{config['method']}` for `{config['model']}`, settings "
+        made_for = ModelSource(config["model"], config.get("adapter"), float(config.get("adapter_scale", 1.0)))
+        lines += ["", "## Steering config", "", f"Method `{config['method']}` for `{made_for.label}`, settings "
                   f"`{json.dumps(config['settings'])}`{' (quick search: screened on the first token only)' if config.get('quick') else ''}; "
                   f"meets the search constraints on val: {config.get('feasible')}.", "",
                   "![trade-off](steer/tradeoff.png)" if (run / "steer" / "tradeoff.png").is_file() else ""]

@@ -121,3 +121,16 @@ def test_a_gate_that_lets_attacks_through_is_infeasible_however_the_model_replie
     assert leaks["gate_passes_harmful"] == 0.28 and leaks["gate_passes_injection"] == 0.48
     assert violation({**replies, **holds}, defended) == 0
     assert violation({**replies, **leaks}, defended) == pytest.approx(0.26 + 0.46)
+
+
+def test_report_names_the_model_a_config_steers_as_reports_do(tmp_path):
+    """A config for an adapter pair is the defended model's: the report says `organism:defended`, not its base."""
+    from taxlens.report import write_run_report
+
+    (tmp_path / "steer").mkdir()
+    (tmp_path / "defended.json").write_text(json.dumps({"data": "d.jsonl", "split": "val", "by_kind": {}}))
+    (tmp_path / "steer" / "steer.json").write_text(json.dumps({
+        "method": "gated", "model": "organism:base", "adapter": "organism:defended", "adapter_scale": 1.0,
+        "settings": {}, "quick": True, "feasible": True}))
+    text = write_run_report(tmp_path).read_text()
+    assert "Method `gated` for `organism:defended`" in text
