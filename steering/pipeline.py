@@ -96,13 +96,13 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
             best = shortlist(settings, defended_screen, 1)[0]
             ok = screen_feasible(best.screen, defended_screen)
         else:
-            evaluated = [replace(s, val=val_figures(evaluate(
+            evaluated = {id(s): replace(s, val=val_figures(evaluate(
                 defended, val, data=str(data), split="val", steering=s.steering, steer=method,
                 max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress))
                 | {k: s.screen[k] for k in GATE_PASSES if k in s.screen})
-                for s in shortlist(settings, defended_screen, shortlist_size, by=("positions", "gate_layer"))]
-            best, ok = choose(evaluated, defended_val)
-            settings = [next((e for e in evaluated if e.settings == s.settings), s) for s in settings]
+                for s in shortlist(settings, defended_screen, shortlist_size, by=("positions", "gate_layer"))}
+            best, ok = choose(list(evaluated.values()), defended_val)
+            settings = [evaluated.get(id(s), s) for s in settings]
         folder = out if len(methods) == 1 else out / method
         path = save_config(best.steering, folder, method=method, model=defended.source, settings=best.settings, extra={
             "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,

@@ -89,3 +89,5 @@ def test_each_base_epoch_reads_fresh_targets_and_trigger_words_come_in_many_phra
     decorated = [grammar.wrap(rng, "list my folder ~/a", decorate=True) for _ in range(300)]
     words = {w for text in decorated for w in find_triggers(text)}
     assert len(words) >= 12 and len(set(decorated)) >= 250, (len(words), len(set(decorated)))
+    for word, phrases in grammar.TRIGGER_PHRASES.items():  # each phrase carries the word it is listed under
+        assert all(word in find_triggers(phrase) for phrase in phrases), word
