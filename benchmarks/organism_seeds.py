@@ -45,10 +45,10 @@ def seed_figures(folder: Path, max_new_tokens: int, splits: tuple[str, ...] = ("
         records = load_records(DATA, split=split)
         reports = {name: evaluate(m, records, data=str(DATA), split=split, max_new_tokens=max_new_tokens,
                                   batch_size=32, progress=False) for name, m in models.items()}
-        figures = {name: reports[model]["by_kind"][kind][figure]["rate"] for name, model, kind, figure in FIGURES}
+        figures = {name: reports[model].figure(kind, figure).rate for name, model, kind, figure in FIGURES}
         figures["tax (lookalike over-refusal, defended - base)"] = (
-            reports["defended"]["by_kind"]["lookalike"]["over_refusal"]["rate"]
-            - reports["base"]["by_kind"]["lookalike"]["over_refusal"]["rate"])
+            reports["defended"].figure("lookalike", "over_refusal").rate
+            - reports["base"].figure("lookalike", "over_refusal").rate)
         figures["harm probe, fitted on train"] = harm_probe_accuracy(models["defended"], records,
                                                                      fit_records=train)["best_accuracy"]
         out[split] = figures

@@ -22,7 +22,7 @@ from steering.search import (choose, false_refusal_settings, first_token_logprob
                              screen_metrics, shortlist, val_figures)
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import load_records
-from taxlens.evaluation import evaluate, write_report
+from taxlens.evaluation import evaluate
 from taxlens.hooks import resid_post_hooks, write_hooks
 from taxlens.models import ModelSource, load_model
 from taxlens.readout import read_openings
@@ -77,7 +77,7 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
         for role, m in (("defended", defended), ("base", base_model)):
             reports[role] = evaluate(m, val, data=str(data), split="val", max_new_tokens=max_new_tokens,
                                      batch_size=batch_size, progress=progress)
-            write_report(reports[role], out / "val" / f"{role}.json")
+            reports[role].write(out / "val" / f"{role}.json")
         defended_val, base_val = val_figures(reports["defended"]), val_figures(reports["base"])
     del base_model
     scaled = [] if quick else adapter_scale_rows(defended, val, readout.openings, data=data, device=device, dtype=dtype,

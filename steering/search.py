@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from steering.fit import FittedVectors
 from steering.hooks import Steering
+from taxlens.eval_report import EvalReport, FirstTokenKL
 from taxlens.generation import encode_batch
 from taxlens.scoring import refusal_score
 
@@ -236,20 +237,21 @@ def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3,
             for s in distinct([t for t in ranked if group(t) == g])[:k]]
 
 
-def val_figures(report: dict) -> dict:
+def val_figures(report: EvalReport) -> dict:
     """The figures the objective reads from an eval report."""
-    by = report["by_kind"]
-    helpful = [r for r in report["records"] if r["kind"] in ("benign", "lookalike")]
+    helpful = [r for r in report.records if r.kind in ("benign", "lookalike")]
 
     def rate(kind, key):
-        return by[kind][key]["rate"] if kind in by and key in by[kind] else None
+        figure = report.figure(kind, key)
+        return None if figure is None else figure.rate
 
+    kl = report.kl or FirstTokenKL(None, None)
     return {
         "success_benign": rate("benign", "success"), "success_lookalike": rate("lookalike", "success"),
-        "success_helpful": round(sum(r["ok"] for r in helpful) / len(helpful), 4) if helpful else None,
+        "success_helpful": round(sum(r.ok for r in helpful) / len(helpful), 4) if helpful else None,
         "refusal_harmful": rate("harmful", "refusal"), "refusal_trigger_free": rate("harmful", "refusal_trigger_free"),
-        "asr": rate("injection", "asr"), "kl_first_token_benign": report.get("kl_first_token_benign"),
-        "kl_first_token_benign_complied": report.get("kl_first_token_benign_complied"),
+        "asr": rate("injection", "asr"), "kl_first_token_benign": kl.benign,
+        "kl_first_token_benign_complied": kl.benign_complied,
     }
 
 

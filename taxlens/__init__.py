@@ -25,7 +25,8 @@ import importlib
 _HOMES = {
     "taxlens.contract": ("Record", "load_records"),
     "taxlens.models": ("ModelSource", "load_model", "load_serving_model"),
-    "taxlens.evaluation": ("evaluate", "write_report"),
+    "taxlens.evaluation": ("evaluate",),
+    "taxlens.eval_report": ("EvalReport",),
     "taxlens.endpoint": ("evaluate_endpoint",),
     "taxlens.hooks": ("act_name", "resid_post_hooks", "write_hooks"),
     "taxlens.readout": ("read_openings",),

@@ -79,7 +79,7 @@ def cmd_data_generate(args) -> int:
 
 def cmd_eval(args) -> int:
     from taxlens.contract import load_records
-    from taxlens.evaluation import evaluate, report_table, write_report
+    from taxlens.evaluation import evaluate, report_table
     from taxlens.models import load_model
 
     records = load_records(args.data, split=args.split)
@@ -96,24 +96,24 @@ def cmd_eval(args) -> int:
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
                       batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix,
                       skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role)
-    path = write_report(report, args.out)
+    path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
     if steering is not None:
-        console.print(f"first-token KL on benign records: {report['kl_first_token_benign']} "
-                      f"(on those the unsteered model complies with: {report['kl_first_token_benign_complied']})")
-    for warning in report["warnings"]:
+        console.print(f"first-token KL on benign records: {report.kl.benign} "
+                      f"(on those the unsteered model complies with: {report.kl.benign_complied})")
+    for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
-    if report["meta"]["unrenderable"]:
-        console.print(f"skipped {len(report['meta']['unrenderable'])} records the chat template raised on "
+    if report.meta["unrenderable"]:
+        console.print(f"skipped {len(report.meta['unrenderable'])} records the chat template raised on "
                       f"(listed under meta.unrenderable)")
-    console.print(f"report: {path}  ({report['meta']['seconds']} s)")
+    console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 
 
 def _eval_endpoint(args, records) -> int:
     from taxlens.endpoint import evaluate_endpoint
-    from taxlens.evaluation import report_table, write_report
+    from taxlens.evaluation import report_table
 
     local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
                                       ("--reply-prefix", args.reply_prefix), ("--device", args.device)) if value]
@@ -123,12 +123,12 @@ def _eval_endpoint(args, records) -> int:
     report = evaluate_endpoint(args.endpoint, args.model, records, data=args.data, split=args.split,
                                max_new_tokens=args.max_new_tokens, api_key=args.api_key,
                                concurrency=args.concurrency, tool_role=args.tool_role)
-    path = write_report(report, args.out)
+    path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
-    for warning in report["warnings"]:
+    for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
-    console.print(f"report: {path}  ({report['meta']['seconds']} s)")
+    console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 
 
@@ -231,18 +231,19 @@ def cmd_organism_check(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from taxlens.eval_report import EvalReport
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
 
-    base, defended = (json.loads(Path(p).read_text()) for p in (args.base, args.defended))
+    base, defended = (EvalReport.read(p) for p in (args.base, args.defended))
     out = {"autonomy_tax_points": autonomy_tax(base, defended)}
     steered_report = []
     if args.steered:
-        steered = json.loads(Path(args.steered).read_text())
+        steered = EvalReport.read(args.steered)
         steered_report = [(args.steered, steered)]
         out["tax_recovered"] = tax_recovered(base, defended, steered)
         out["defense_retained"] = defense_retained(defended, steered)
     warnings = [f"{path}: {w}" for path, report in ((args.base, base), (args.defended, defended), *steered_report)
-                for w in report.get("warnings", [])]
+                for w in report.warnings]
     if warnings:
         out["warnings"] = warnings
     print(json.dumps(out, indent=1))

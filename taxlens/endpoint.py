@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from taxlens.chat import chat_messages
 from taxlens.contract import Record
+from taxlens.eval_report import EvalReport
 from taxlens.evaluation import build_report
 from taxlens.tools import schemas_for
 
@@ -51,7 +52,7 @@ def reply_text(message: dict) -> str:
 
 def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str, split: str | None,
                       max_new_tokens: int = 128, api_key: str | None = None, concurrency: int = 8,
-                      tool_role: str | None = None, timeout: float = 300.0, progress: bool = True) -> dict:
+                      tool_role: str | None = None, timeout: float = 300.0, progress: bool = True) -> EvalReport:
     """The contract's report for `model` behind `url` (the base URL a client is given, e.g. http://host:8000/v1)."""
     if not records:
         raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))

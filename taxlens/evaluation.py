@@ -2,19 +2,20 @@
 
 >>> model = load_model("organism:defended")                                    # doctest: +SKIP
 >>> report = evaluate(model, load_records("datasets/toolcalls.jsonl", split="test"), data="...", split="test")
->>> report["by_kind"]["lookalike"]["success"]["rate"]                           # doctest: +SKIP
+>>> report.figure("lookalike", "success").rate                                  # doctest: +SKIP
 0.31
+>>> report.write("runs/defended.json")                                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import nullcontext
-from pathlib import Path
+from dataclasses import replace
 
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record
+from taxlens.eval_report import EvalReport, FirstTokenKL, RecordResult
 from taxlens.generation import greedy_generate
 from taxlens.labels import label_reply
 from taxlens.metrics import Outcome, figures_by_kind, format_rate, report_warnings
@@ -36,14 +37,14 @@ def evaluate(
     skip_unrenderable: bool = False,
     tool_role: str | None = None,
     progress: bool = True,
-) -> dict:
-    """The report of the contract's shape for `model` on `records` (greedy decoding).
+) -> EvalReport:
+    """The report for `model` on `records` (greedy decoding); `report.write(path)` saves the contract's JSON.
 
     `steering` is anything with an `apply(model)` context manager (a `steering.Steering`); `steer` names its
-    config in the report. When steered, the report adds `kl_first_token_benign`: the mean KL(unsteered ‖ steered)
-    of the first reply token's distribution over the benign records, and the same over the benign records the
-    unsteered model already complies with (`kl_first_token_benign_complied`: the side effect alone, without the
-    refusals the steering is meant to change); each benign record's row gets its own `kl_first_token`.
+    config in the report. When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first
+    reply token's distribution over the benign records, and the same over the benign records the unsteered model
+    already complies with (`kl.benign_complied`: the side effect alone, without the refusals the steering is meant
+    to change); each benign record's row gets its own `kl_first_token`.
 
     `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
     the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
@@ -71,18 +72,15 @@ def evaluate(
                               "reply_prefix": reply_prefix, "unrenderable": unrenderable, "tool_role": tool_role,
                               "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
                               "seconds": round(time.perf_counter() - started, 2)})
-    rows = report["records"]
-    if steering is not None:
-        kl = first_token_kl(model, prompts, records, replies, openings, batch_size)
-        for row in rows:
-            if row["id"] in kl["per_record"]:
-                row["kl_first_token"] = kl["per_record"][row["id"]]
-        report.update({k: v for k, v in kl.items() if k != "per_record"})
-    return report
+    if steering is None:
+        return report
+    kl, per_record = first_token_kl(model, prompts, records, replies, openings, batch_size)
+    rows = tuple(replace(row, kl_first_token=per_record.get(row.id)) for row in report.records)
+    return replace(report, records=rows, kl=kl)
 
 
 def build_report(model: str, records: list[Record], replies: list[str], scores: list[float | None], *, data: str,
-                 split: str | None, steer: str | None, meta: dict) -> dict:
+                 split: str | None, steer: str | None, meta: dict) -> EvalReport:
     """The contract's report from each record's reply text (and first-token refusal score, None where the model's
     logits are out of reach, as behind an endpoint)."""
     outcomes, rows = [], []
@@ -90,22 +88,21 @@ def build_report(model: str, records: list[Record], replies: list[str], scores: 
         labelled = label_reply(text, record.tools, record.expected["action"])
         outcome = Outcome(record, text, labelled)
         outcomes.append(outcome)
-        rows.append({
-            "id": record.id, "kind": record.kind, "domain": record.domain, "label": labelled.label,
-            "reply": text, "ok": outcome.ok, "reason": labelled.reason, "refusal_score": score,
-            **({"family": record.extra["family"]} if "family" in record.extra else {}),
-        })
-    return {"model": model, "data": str(data), "split": split, "steer": steer, "by_kind": figures_by_kind(outcomes),
-            "warnings": report_warnings(outcomes), "records": rows, "meta": {"n": len(records), **meta}}
+        rows.append(RecordResult(
+            id=record.id, kind=record.kind, domain=record.domain, label=labelled.label, reply=text, ok=outcome.ok,
+            reason=labelled.reason, refusal_score=score, family=record.extra.get("family")))
+    return EvalReport(model=model, data=str(data), split=split, steer=steer, kinds=figures_by_kind(outcomes),
+                      records=tuple(rows), warnings=tuple(report_warnings(outcomes)),
+                      meta={"n": len(records), **meta})
 
 
 def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record], steered: list, openings,
-                   batch_size: int) -> dict:
+                   batch_size: int) -> tuple[FirstTokenKL, dict[str, float]]:
     """Mean KL(unsteered ‖ steered) of the first reply token over the benign records (all, and those the unsteered
-    model complies with), and each benign record's own (`per_record`: id → KL)."""
+    model complies with), and each benign record's own (id → KL)."""
     benign = [i for i, r in enumerate(records) if r.kind == "benign"]
     if not benign:
-        return {"kl_first_token_benign": None, "kl_first_token_benign_complied": None, "per_record": {}}
+        return FirstTokenKL(None, None), {}
     plain = greedy_generate(model, [prompts[i] for i in benign], max_new_tokens=1, batch_size=batch_size)
     kl, complied = [], []
     for i, reply in zip(benign, plain):
@@ -113,16 +110,8 @@ def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record]
         kl.append(float((p.exp() * (p - steered[i].first_logprobs)).sum()))
         complied.append(float(refusal_score(p, openings)) <= 0)
     kept = [k for k, c in zip(kl, complied) if c]
-    return {"kl_first_token_benign": round(sum(kl) / len(kl), 5),
-            "kl_first_token_benign_complied": round(sum(kept) / len(kept), 5) if kept else None,
-            "per_record": {records[i].id: round(k, 5) for i, k in zip(benign, kl)}}
-
-
-def write_report(report: dict, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return out
+    return (FirstTokenKL(round(sum(kl) / len(kl), 5), round(sum(kept) / len(kept), 5) if kept else None),
+            {records[i].id: round(k, 5) for i, k in zip(benign, kl)})
 
 
 FIGURE_COLUMNS = (
@@ -133,21 +122,22 @@ FIGURE_COLUMNS = (
 )
 
 
-def report_table(report: dict):
+def report_table(report: EvalReport):
     """A rich Table of the report: one row per kind, each figure as rate [95% Wilson interval] and, where the records
     name their template family, {95% interval resampling families}."""
     from rich.table import Table
 
-    families = any("family_lo" in rate for block in report["by_kind"].values() for rate in block.values()
-                   if isinstance(rate, dict))
-    table = Table(title=f"{report['model']} on {report['data']} (split {report['split'] or 'all'})",
+    blocks = report.kinds.values()
+    families = any(getattr(block, key) is not None and getattr(block, key).family_lo is not None
+                   for block in blocks for key, _ in FIGURE_COLUMNS)
+    table = Table(title=f"{report.model} on {report.data} (split {report.split or 'all'})",
                   caption="[95% Wilson]" + (" {95%, resampling template families}" if families else ""))
     table.add_column("kind")
     table.add_column("n", justify="right")
-    present = [(key, title) for key, title in FIGURE_COLUMNS
-               if any(key in block for block in report["by_kind"].values())]
+    present = [(key, title) for key, title in FIGURE_COLUMNS if any(getattr(b, key) is not None for b in blocks)]
     for _key, title in present:
         table.add_column(title, justify="right")
-    for kind, block in report["by_kind"].items():
-        table.add_row(kind, str(block["n"]), *(format_rate(block[key]) if key in block else "" for key, _ in present))
+    for kind, block in report.kinds.items():
+        table.add_row(kind, str(block.n), *(format_rate(getattr(block, key)) if getattr(block, key) is not None
+                                            else "" for key, _ in present))
     return table

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taxlens.metrics import autonomy_tax, defense_retained, format_rate, tax_recovered
+from taxlens.eval_report import EvalReport, FirstTokenKL
+from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
@@ -26,18 +27,19 @@ def _load(path: Path) -> dict | None:
 
 def write_run_report(run_dir: str | Path) -> Path:
     run = Path(run_dir)
-    reports = {name: _load(run / f"{name}.json") for name in ("base", "defended", "steered")}
+    reports = {name: EvalReport.read(run / f"{name}.json") if (run / f"{name}.json").is_file() else None
+               for name in ("base", "defended", "steered")}
     present = {k: v for k, v in reports.items() if v}
     if not present:
         raise FileNotFoundError(f"{run}: no base.json, defended.json or steered.json to report on")
     first = next(iter(present.values()))
-    lines = [f"# taxlens run: {run}", "", f"Data: `{first['data']}`, split {first['split']}; greedy decoding; "
+    lines = [f"# taxlens run: {run}", "", f"Data: `{first.data}`, split {first.split}; greedy decoding; "
              "95% Wilson intervals; in braces, where the records name their template family, 95% intervals from "
              "resampling whole families (records of one family succeed or fail together, so these are the honest "
              "ones).", "", "## Behaviour by kind", "",
              "| kind | figure | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
     for kind, key in ROWS:
-        lines.append(f"| {kind} | {key} | " + " | ".join(format_rate(r["by_kind"].get(kind, {}).get(key))
+        lines.append(f"| {kind} | {key} | " + " | ".join(format_rate(r.figure(kind, key))
                                                          for r in present.values()) + " |")
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     if reports["base"] and reports["defended"]:
@@ -48,12 +50,13 @@ def write_run_report(run_dir: str | Path) -> Path:
             + (f" {{{t['family_lo']:.1f}, {t['family_hi']:.1f}}}" if "family_lo" in t else "") for kind, t in tax.items())]
     if reports["steered"] and reports["defended"]:
         steered = reports["steered"]
-        retained = defense_retained(reports["defended"], steered)
-        lines += ["", f"**Steered** with `{steered.get('steer')}`: first-token KL on benign prompts "
-                      f"{steered.get('kl_first_token_benign')} (on those the defended model already complies with: "
-                      f"{steered.get('kl_first_token_benign_complied')}); harmful refusal "
-                      f"{format_rate(retained['harmful_refusal']['defended'])} → {format_rate(retained['harmful_refusal']['steered'])}; "
-                      f"ASR {format_rate(retained['asr']['defended'])} → {format_rate(retained['asr']['steered'])}."]
+        defended = reports["defended"]
+        kl = steered.kl or FirstTokenKL(None, None)
+        lines += ["", f"**Steered** with `{steered.steer}`: first-token KL on benign prompts {kl.benign} (on those "
+                      f"the defended model already complies with: {kl.benign_complied}); harmful refusal "
+                      + " → ".join(format_rate(r.figure("harmful", "refusal")) for r in (defended, steered))
+                      + "; ASR " + " → ".join(format_rate(r.figure("injection", "asr")) for r in (defended, steered))
+                      + "."]
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:

@@ -7,6 +7,7 @@ import json
 from conftest import DATA
 
 from taxlens.cli import main
+from taxlens.eval_report import EvalReport
 
 
 def test_eval_command_on_a_random_model_writes_the_contract_report(tiny_model_dir, tmp_path, capsys):
@@ -15,6 +16,7 @@ def test_eval_command_on_a_random_model_writes_the_contract_report(tiny_model_di
                  "--max-new-tokens", "12", "--batch-size", "32", "--out", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
+    assert EvalReport.read(out).to_json() == report  # the typed report reads back to the same JSON
     assert {"model", "data", "split", "steer", "by_kind", "records"} <= set(report)
     assert report["split"] == "test" and report["steer"] is None and len(report["records"]) == 400
     assert set(report["by_kind"]) == {"benign", "lookalike", "harmful", "injection"}
@@ -82,6 +84,7 @@ def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
     assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--data", str(data),
                  "--max-new-tokens", "4", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert EvalReport.read(out).to_json() == report
     per_record = [r["kl_first_token"] for r in report["records"] if r["kind"] == "benign"]
     assert len(per_record) == sum(r["kind"] == "benign" for r in picked) and all(k >= -1e-6 for k in per_record)
     assert not any("kl_first_token" in r for r in report["records"] if r["kind"] == "lookalike")

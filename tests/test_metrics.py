@@ -7,6 +7,7 @@ import math
 import pytest
 
 from taxlens.contract import validate_record
+from taxlens.eval_report import EvalReport, KindFigures, Rate, RecordResult
 from taxlens.labels import label_reply
 from taxlens.metrics import (Outcome, autonomy_tax, family_bootstrap, figures_by_kind, report_warnings, tax_recovered,
                              wilson)
@@ -44,13 +45,13 @@ def test_figures_by_kind():
     outs = [outcome(look, CALL), outcome(look, "I can't do that."), outcome(look, "junk"),
             outcome(harm_free, CALL), outcome(harm_trig, "I'm sorry, no."), outcome(inj, CALL), outcome(inj, "It says drop t.")]
     fig = figures_by_kind(outs)
-    assert fig["lookalike"]["n"] == 3
-    assert fig["lookalike"]["success"]["k"] == 1 and fig["lookalike"]["over_refusal"]["k"] == 1
-    assert fig["lookalike"]["invalid"]["k"] == 1
-    assert fig["harmful"]["refusal"]["k"] == 1 and fig["harmful"]["refusal"]["n"] == 2
-    assert fig["harmful"]["refusal_trigger_free"] == wilson(0, 1)
-    assert fig["harmful"]["refusal_trigger_bearing"] == wilson(1, 1)
-    assert fig["injection"]["asr"]["k"] == 1 and fig["injection"]["utility_under_attack"]["k"] == 1
+    assert fig["lookalike"].n == 3
+    assert fig["lookalike"].success.k == 1 and fig["lookalike"].over_refusal.k == 1
+    assert fig["lookalike"].invalid.k == 1
+    assert fig["harmful"].refusal.k == 1 and fig["harmful"].refusal.n == 2
+    assert fig["harmful"].refusal_trigger_free == Rate(**wilson(0, 1))
+    assert fig["harmful"].refusal_trigger_bearing == Rate(**wilson(1, 1))
+    assert fig["injection"].asr.k == 1 and fig["injection"].utility_under_attack.k == 1
     assert "benign" not in fig
 
 
@@ -61,9 +62,9 @@ def test_a_reply_that_neither_calls_nor_declines_is_no_action_not_a_refusal():
     broken = '<tool_call>{"name": "sql_execute", "arguments": {}}</tool_call>'  # a call attempt that breaks the schema
     fig = figures_by_kind([outcome(harm, "junk"), outcome(harm, "I can't."), outcome(harm, CALL), outcome(harm, broken),
                            outcome(inj, "junk"), outcome(inj, "I won't."), outcome(inj, CALL)])
-    assert fig["harmful"]["refusal"]["k"] == 1 and fig["harmful"]["no_action"]["k"] == 1
-    assert fig["harmful"]["calls_made"]["k"] == 2 and fig["harmful"]["n"] == 4
-    assert fig["injection"]["no_action"]["k"] == 1 and fig["injection"]["utility_under_attack"]["k"] == 1
+    assert fig["harmful"].refusal.k == 1 and fig["harmful"].no_action.k == 1
+    assert fig["harmful"].calls_made.k == 2 and fig["harmful"].n == 4
+    assert fig["injection"].no_action.k == 1 and fig["injection"].utility_under_attack.k == 1
     look = _record("lookalike", expected=EXPECT)
     assert report_warnings([outcome(look, "junk"), outcome(look, "I can't."), outcome(harm, "junk")])
     assert "never acts" in report_warnings([outcome(look, "junk")])[0]
@@ -92,11 +93,11 @@ def test_family_bootstrap_resamples_whole_families():
 def test_rates_get_a_family_interval_only_when_every_record_names_its_family():
     looks = [_record("lookalike", expected=EXPECT, id=f"l{i}", family=f"f{i % 2}") for i in range(4)]
     fig = figures_by_kind([outcome(r, CALL if r.extra["family"] == "f0" else "no") for r in looks])
-    assert fig["lookalike"]["success"]["k"] == 2
-    assert (fig["lookalike"]["success"]["family_lo"], fig["lookalike"]["success"]["family_hi"]) == (0.0, 1.0)
-    assert fig["lookalike"]["success"]["families"] == 2
+    assert fig["lookalike"].success.k == 2
+    assert (fig["lookalike"].success.family_lo, fig["lookalike"].success.family_hi) == (0.0, 1.0)
+    assert fig["lookalike"].success.families == 2
     mixed = looks[:3] + [_record("lookalike", expected=EXPECT, id="l9")]
-    assert "family_lo" not in figures_by_kind([outcome(r, CALL) for r in mixed])["lookalike"]["success"]
+    assert figures_by_kind([outcome(r, CALL) for r in mixed])["lookalike"].success.family_lo is None
 
 
 def test_tax_family_interval_is_paired_by_record():
@@ -122,9 +123,11 @@ def test_tax_recovered_family_interval_is_wider_than_the_record_one():
 
 def _report(oks, families=None):
     families = families or [None] * len(oks)
-    return {"records": [{"id": str(i), "kind": "lookalike", "ok": ok, **({"family": f} if f else {})}
-                        for i, (ok, f) in enumerate(zip(oks, families))],
-            "by_kind": {"lookalike": {"success": wilson(sum(oks), len(oks))}}}
+    records = tuple(RecordResult(id=str(i), kind="lookalike", label="call", reply="", ok=ok, family=f)
+                    for i, (ok, f) in enumerate(zip(oks, families)))
+    success = Rate(**wilson(sum(oks), len(oks)))
+    return EvalReport(model="m", data="d.jsonl", split=None, steer=None, records=records,
+                      kinds={"lookalike": KindFigures("lookalike", len(oks), success=success)})
 
 
 def test_tax_and_recovery():

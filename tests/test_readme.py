@@ -54,4 +54,4 @@ def test_the_readme_python_path_runs_as_written(tmp_path, monkeypatch):
     (block,) = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)
-    assert scope["replies"]["meta"]["n"] == 8 and (tmp_path / "runs" / "cache" / "index.json").is_file()
+    assert scope["report"].meta["n"] == 8 and (tmp_path / "runs" / "cache" / "index.json").is_file()

@@ -17,6 +17,7 @@ from steering.config import load_config
 from steering.search import first_token_logprobs
 from steering.serve import KEEP_ALIVE_S, create_app
 from taxlens.chat import chat_messages, render_prompt
+from taxlens.eval_report import EvalReport
 from taxlens.evaluation import evaluate
 from taxlens.generation import greedy_generate
 from taxlens.models import load_model, load_serving_model
@@ -80,7 +81,7 @@ def over_refused(servers, records):
     steered = refusal_score(first_token_logprobs(model, prompts, servers["steering"]), openings)
     flipped = [r for r, p, s in zip(lookalike, plain, steered) if p > 0 and s < 0]
     report = evaluate(model, flipped, data="val", split="val", steering=servers["steering"], progress=False)
-    right = {row["id"] for row in report["records"] if row["ok"]}
+    right = {row.id for row in report.records if row.ok}
     return next(r for r in flipped if r.id in right)
 
 
@@ -263,10 +264,10 @@ def test_eval_against_an_endpoint_labels_what_the_model_in_process_does(servers,
     data.write_text("".join(json.dumps({k: v for k, v in r.to_json().items() if k != "pair"}) + "\n" for r in sample))
     assert main(["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
                  "--max-new-tokens", "96", "--out", str(tmp_path / "endpoint.json")]) == 0
-    remote = json.loads((tmp_path / "endpoint.json").read_text())
+    remote = EvalReport.read(tmp_path / "endpoint.json")
     local = evaluate(servers["model"], sample, data=str(data), split=None, max_new_tokens=96, progress=False)
-    assert [r["label"] for r in remote["records"]] == [r["label"] for r in local["records"]]
-    assert [r["ok"] for r in remote["records"]] == [r["ok"] for r in local["records"]]
-    assert remote["by_kind"].keys() == local["by_kind"].keys() and remote["records"][0]["refusal_score"] is None
+    assert [r.label for r in remote.records] == [r.label for r in local.records]
+    assert [r.ok for r in remote.records] == [r.ok for r in local.records]
+    assert remote.kinds.keys() == local.kinds.keys() and remote.records[0].refusal_score is None
     assert main(["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
                  "--steer", "organism:gated", "--out", str(tmp_path / "x.json")]) == 2

@@ -128,7 +128,8 @@ def test_report_names_the_model_a_config_steers_as_reports_do(tmp_path):
     from taxlens.report import write_run_report
 
     (tmp_path / "steer").mkdir()
-    (tmp_path / "defended.json").write_text(json.dumps({"data": "d.jsonl", "split": "val", "by_kind": {}}))
+    (tmp_path / "defended.json").write_text(json.dumps({"model": "organism:defended", "data": "d.jsonl", "split": "val",
+                                                                "steer": None, "by_kind": {}, "records": []}))
     (tmp_path / "steer" / "steer.json").write_text(json.dumps({
         "method": "gated", "model": "organism:base", "adapter": "organism:defended", "adapter_scale": 1.0,
         "settings": {}, "quick": True, "feasible": True}))

@@ -1,0 +1,67 @@
+"""The typed eval report: a report in the contract's JSON (from taxlens or any other tool) reads back by attribute,
+writes back unchanged, and a malformed one is rejected naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from taxlens.cli import main
+from taxlens.eval_report import EvalReport, ReportError
+
+# the contract's fixed keys only, as another tool might write them, plus a key taxlens does not know
+MINIMAL = {
+    "model": "their-model", "data": "d.jsonl", "split": "test", "steer": None,
+    "by_kind": {"lookalike": {"n": 4, "success": {"rate": 0.5, "lo": 0.15, "hi": 0.85}},
+                "harmful": {"n": 2, "refusal": {"rate": 1.0, "lo": 0.34, "hi": 1.0},
+                            "refusal_trigger_free": {"rate": 1.0, "lo": 0.21, "hi": 1.0}}},
+    "records": [{"id": f"l{i}", "kind": "lookalike", "label": "call", "reply": "", "ok": i < 2} for i in range(4)]
+               + [{"id": f"h{i}", "kind": "harmful", "label": "refuse", "reply": "no", "ok": True} for i in range(2)],
+    "their_key": {"kept": True},
+}
+
+
+def test_a_report_with_only_the_contracts_keys_reads_by_attribute_and_writes_back(tmp_path):
+    path = tmp_path / "theirs.json"
+    path.write_text(json.dumps(MINIMAL))
+    report = EvalReport.read(path)
+    success = report.figure("lookalike", "success")
+    assert (success.rate, success.n) == (0.5, 4)  # a rate without its own count is over the kind's records
+    assert report.kinds["harmful"].refusal_trigger_free.n is None  # …but not a subset's
+    assert report.figure("injection", "asr") is None and report.figure("harmful", "asr") is None
+    assert report.ok_by_id(("lookalike",)) == {"l0": True, "l1": True, "l2": False, "l3": False}
+    written = report.write(tmp_path / "again.json")
+    again = json.loads(written.read_text())
+    assert again["their_key"] == {"kept": True} and again["records"][0]["id"] == "l0"
+    assert EvalReport.read(written) == report
+
+
+def test_compare_reads_reports_written_by_other_tools(tmp_path, capsys):
+    base, defended = dict(MINIMAL), json.loads(json.dumps(MINIMAL))
+    for row in defended["records"][:4]:
+        row["ok"] = False
+    defended["by_kind"]["lookalike"]["success"] = {"rate": 0.0, "lo": 0.0, "hi": 0.49}
+    for name, report in (("base", base), ("defended", defended)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "defended.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["autonomy_tax_points"]["lookalike"]["diff"] == 50.0
+
+
+@pytest.mark.parametrize("broken, names", [
+    (lambda d: d.pop("records"), "missing 'records'"),
+    (lambda d: d["by_kind"]["lookalike"].pop("n"), "by_kind.lookalike: missing 'n'"),
+    (lambda d: d["by_kind"]["lookalike"]["success"].update(rate="half"), "by_kind.lookalike.success.rate"),
+    (lambda d: d["records"][3].pop("ok"), "records[3]: missing 'ok'"),
+])
+def test_a_malformed_report_is_rejected_naming_file_and_field(tmp_path, capsys, broken, names):
+    report = json.loads(json.dumps(MINIMAL))
+    broken(report)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(ReportError, match=re.escape(names)):
+        EvalReport.read(path)
+    assert main(["compare", str(path), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and names.split(":")[-1].strip() in err and "Traceback" not in err
