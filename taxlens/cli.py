@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = org_sub.add_parser("train", help="train the base agent and its defended twin from fixed seeds")
     train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=None, help="default: the recipe's (the shipped pair's)")
     train.add_argument("--defended-lora", type=int, default=None, metavar="RANK",
                        help="rank of the defended twin's LoRA adapter on the base (default: the recipe's 16, as "
                             "shipped; 0 fine-tunes every weight instead)")

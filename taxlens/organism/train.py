@@ -45,13 +45,13 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 0
+    seed: int = 1  # the shipped pair's: val picked it among seeds 0-2 (docs/results.md gives all three)
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
                n_grammar_defended=200,
-               base_epochs=1.0, defended_epochs=1.0, batch_size=32)
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -169,15 +169,18 @@ def base_passes(recipe: Recipe) -> list[Example]:
             for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s)]
 
 
-def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
+def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
                    defended_lora_rank: int | None = None) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
-    as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`."""
+    as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
+    the recipe's own (the shipped pair's, or the quick recipe's)."""
     from transformers import LlamaForCausalLM
 
     recipe = QUICK if quick else Recipe()
-    overrides = {"seed": seed} | ({} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
+    overrides = ({} if seed is None else {"seed": seed}) | (
+        {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
     recipe = Recipe(**{**asdict(recipe), **overrides})
+    seed = recipe.seed
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
