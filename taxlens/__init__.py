@@ -27,6 +27,7 @@ _HOMES = {
     "taxlens.models": ("ModelSource", "load_model", "load_serving_model"),
     "taxlens.evaluation": ("evaluate",),
     "taxlens.eval_report": ("EvalReport",),
+    "taxlens.metrics": ("autonomy_tax", "defense_retained", "tax_recovered"),
     "taxlens.endpoint": ("evaluate_endpoint",),
     "taxlens.hooks": ("act_name", "resid_post_hooks", "write_hooks"),
     "taxlens.readout": ("read_openings",),
