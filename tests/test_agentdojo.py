@@ -68,7 +68,9 @@ def test_agentdojo_runs_user_tasks_with_and_without_an_attack_against_taxlens_se
         for task in TASKS:
             result = json.loads((tmp_path / "vllm_parsed" / "banking" / task / f"{name}.json").read_text())
             assert isinstance(result["utility"], bool) and isinstance(result["security"], bool), result
-            assert result["error"] is None, result["error"]
+            # the organism may keep calling tools until the conversation outgrows its 1,024 positions; AgentDojo
+            # then records the task as failed with the server's error, which is the wire working
+            assert result["error"] is None or "context_length_exceeded" in result["error"], result["error"]
     assert seen and all(r["status"] == 200 for r in seen if not _context_error(r)), [r["status"] for r in seen]
     first = seen[0]["body"]["messages"]
     assert first[0]["role"] == "developer" and isinstance(first[0]["content"], list)
