@@ -196,7 +196,7 @@ class EvalReport:
             kl = FirstTokenKL(d["kl_first_token_benign"], d.get("kl_first_token_benign_complied"))
         known = {"model", "data", "split", "steer", "by_kind", "records", "warnings", "meta",
                  "kl_first_token_benign", "kl_first_token_benign_complied"}
-        return cls(model=_get(d, "model", source, str), data=str(d.get("data")), split=d.get("split"),
+        return cls(model=_get(d, "model", source, str), data=_get(d, "data", source, str), split=d.get("split"),
                    steer=d.get("steer"),
                    kinds={kind: KindFigures.from_json(kind, block, f"{source}: by_kind.{kind}")
                           for kind, block in by_kind.items()},

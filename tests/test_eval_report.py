@@ -51,6 +51,7 @@ def test_compare_reads_reports_written_by_other_tools(tmp_path, capsys):
 
 @pytest.mark.parametrize("broken, names", [
     (lambda d: d.pop("records"), "missing 'records'"),
+    (lambda d: d.pop("data"), "missing 'data'"),
     (lambda d: d["by_kind"]["lookalike"].pop("n"), "by_kind.lookalike: missing 'n'"),
     (lambda d: d["by_kind"]["lookalike"]["success"].update(rate="half"), "by_kind.lookalike.success.rate"),
     (lambda d: d["records"][3].pop("ok"), "records[3]: missing 'ok'"),
