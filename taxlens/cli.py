@@ -187,7 +187,32 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("base")
     cmp_.add_argument("defended")
     cmp_.add_argument("--steered", default=None)
+    cmp_.add_argument("--plot", default=None, metavar="PNG",
+                      help="agent reports: draw task success, step-1 failure and timeout per model on lookalike tasks")
     cmp_.set_defaults(func=commands.cmd_compare)
+
+    agent = sub.add_parser("agent", help="run a model as an agent on multi-step tasks in real sandboxes")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    run = agent_sub.add_parser("run", help="run every selected task to its end and score the final state")
+    run.add_argument("--model", required=True, help="HF id, local folder, adapter folder or organism:base|"
+                                                    "organism:defended (with --endpoint: the served model's name)")
+    run.add_argument("--tasks", required=True, help="a JSONL file of agent tasks (datasets/agent_tasks.jsonl)")
+    run.add_argument("--split", choices=("train", "val", "test"), default=None)
+    run.add_argument("--kinds", nargs="+", choices=("benign", "lookalike", "harmful", "injection"), default=None)
+    run.add_argument("--out", required=True, help="report JSON path (figures and every trajectory)")
+    run.add_argument("--steer", default=None, help="a steering config; a gated one decides afresh at every turn")
+    run.add_argument("--endpoint", default=None, metavar="URL",
+                     help="drive a model served at this OpenAI-compatible base URL instead of loading one")
+    run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
+    run.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
+    run.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
+    run.add_argument("--max-new-tokens", type=int, default=128)
+    run.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
+    run.add_argument("--limit", type=int, default=None, help="run only the first N selected tasks")
+    _adapter_arguments(run)
+    _tool_role_argument(run)
+    _device_arguments(run)
+    run.set_defaults(func=commands.cmd_agent_run)
     return parser
 
 

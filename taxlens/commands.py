@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 
@@ -19,30 +20,42 @@ def _console():
 
 
 def cmd_data_check(args) -> int:
+    from taxlens.agent.tasks import is_task_file, load_tasks
+    from taxlens.contract import load_records
+
+    if is_task_file(args.file):
+        items = load_tasks(args.file)
+        what = "agent tasks"
+    else:
+        items = load_records(args.file)
+        what = "records"
+    _console().print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
+                                   [(i.kind, i.domain, i.split or "-") for i in items]))
+    return 0
+
+
+def _counts_table(title: str, rows: list[tuple[str, str, str]]):
+    """Counts of (kind, domain, split) triples: one row per kind, columns by domain, then by split."""
+    from collections import Counter
+
     from rich.table import Table
 
-    from taxlens.contract import DOMAINS, KINDS, SPLITS, counts, load_records
+    from taxlens.contract import DOMAINS, KINDS, SPLITS
 
-    records = load_records(args.file)
-    c = counts(records)
-    table = Table(title=f"{args.file}: {len(records)} records, all valid")
+    c = Counter(rows)
+    table = Table(title=title)
     table.add_column("kind")
-    present = {s for (_k, _d, s) in c["kind_domain_split"]}
-    splits = [s for s in (*SPLITS, "-") if s in present]
-    domains = [d for d in DOMAINS if c["domain"][d]]
-    for d in domains:
-        table.add_column(d, justify="right")
-    for s in splits:
-        table.add_column(s, justify="right")
-    table.add_column("total", justify="right")
+    domains = [d for d in DOMAINS if any(dd == d for _k, dd, _s in c)]
+    splits = [s for s in (*SPLITS, "-") if any(ss == s for _k, _d, ss in c)]
+    for name in domains + splits + ["total"]:
+        table.add_column(name, justify="right")
     for kind in KINDS:
-        if not c["kind"][kind]:
-            continue
-        by_domain = [sum(v for (k, dd, _s), v in c["kind_domain_split"].items() if k == kind and dd == d) for d in domains]
-        by_split = [sum(v for (k, _d, ss), v in c["kind_domain_split"].items() if k == kind and ss == s) for s in splits]
-        table.add_row(kind, *map(str, by_domain), *map(str, by_split), str(c["kind"][kind]))
-    _console().print(table)
-    return 0
+        mine = {key: v for key, v in c.items() if key[0] == kind}
+        if mine:
+            table.add_row(kind, *(str(sum(v for (_k, d, _s), v in mine.items() if d == x)) for x in domains),
+                          *(str(sum(v for (_k, _d, s), v in mine.items() if s == x)) for x in splits),
+                          str(sum(mine.values())))
+    return table
 
 
 def cmd_data_sample(args) -> int:
@@ -71,9 +84,12 @@ def cmd_data_leakage(args) -> int:
 
 def cmd_data_generate(args) -> int:
     from taxlens.datagen import write_dataset
+    from taxlens.datagen.agent_tasks import write_tasks
 
     samples = write_dataset(args.out, seed=args.seed)
-    print(f"wrote {len(samples)} records to {Path(args.out) / 'toolcalls.jsonl'} and {Path(args.out) / 'tools.json'}")
+    tasks = write_tasks(args.out)
+    print(f"wrote {len(samples)} records to {Path(args.out) / 'toolcalls.jsonl'}, {Path(args.out) / 'tools.json'} "
+          f"and the agent tasks to {tasks}")
     return 0
 
 
@@ -231,9 +247,15 @@ def cmd_organism_check(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from taxlens.agent.report import is_agent_report
     from taxlens.eval_report import EvalReport
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
 
+    if is_agent_report(args.base):
+        return _compare_agent_runs(args)
+    if args.plot:
+        raise ValueError("--plot draws agent reports (from `taxlens agent run`); eval reports are drawn by "
+                         "`taxlens report`")
     base, defended = (EvalReport.read(p) for p in (args.base, args.defended))
     out = {"autonomy_tax_points": autonomy_tax(base, defended)}
     steered_report = []
@@ -249,6 +271,62 @@ def cmd_compare(args) -> int:
     print(json.dumps(out, indent=1))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _compare_agent_runs(args) -> int:
+    from taxlens.agent.report import AgentReport, agent_comparison, plot_comparison
+
+    paths = {"base": args.base, "defended": args.defended, **({"steered": args.steered} if args.steered else {})}
+    reports = {name: AgentReport.read(path) for name, path in paths.items()}
+    out = agent_comparison(reports["base"], reports["defended"], reports.get("steered"))
+    if args.plot:
+        out["plot"] = str(plot_comparison({f"{n}: {r.model}" + (" steered" if r.steer else ""): r
+                                           for n, r in reports.items()}, args.plot))
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def cmd_agent_run(args) -> int:
+    from contextlib import nullcontext
+
+    from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
+    from taxlens.agent.report import report_table
+
+    tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
+    tasks = tasks[: args.limit] if args.limit else tasks
+    if not tasks:
+        raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
+    steering = model = None
+    if args.endpoint:
+        local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
+                                          ("--device", args.device)) if value]
+        if local:
+            raise ValueError(f"--endpoint runs a model served elsewhere; {', '.join(local)} act on a model loaded "
+                             f"here (serve it with `taxlens serve --steer` instead)")
+        policy = EndpointPolicy(args.endpoint, args.model, api_key=args.api_key, max_new_tokens=args.max_new_tokens,
+                                concurrency=args.concurrency, tool_role=args.tool_role)
+    else:
+        from taxlens.models import load_model
+
+        model = load_model(_source(args), device=args.device, dtype=args.dtype)
+        policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                             tool_role=args.tool_role)
+        if args.steer:
+            from steering.config import load_config
+
+            steering, _ = load_config(args.steer, model=model)
+    started = time.perf_counter()
+    with steering.apply(model) if steering is not None else nullcontext():
+        trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
+                                 desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
+    report = AgentReport.build(policy.name, args.tasks, args.split, args.steer, trajectories, meta={
+        "n": len(tasks), "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
+        "endpoint": args.endpoint, "tool_role": args.tool_role, "seconds": round(time.perf_counter() - started, 2)})
+    path = report.write(args.out)
+    console = _console()
+    console.print(report_table(report))
+    console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 
 

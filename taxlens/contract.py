@@ -75,7 +75,7 @@ def _check_call(obj: object, where: str, fail, *, need_arguments: bool = True) -
         fail(f"{where}.arguments", "must be an object")
 
 
-def _check_message(i: int, msg: object, fail) -> None:
+def check_message(i: int, msg: object, fail) -> None:
     where = f"messages[{i}]"
     if not isinstance(msg, dict):
         fail(where, "must be an object")
@@ -123,7 +123,7 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     if not isinstance(messages, list) or not messages:
         fail("messages", "must be a non-empty list")
     for i, msg in enumerate(messages):
-        _check_message(i, msg, fail)
+        check_message(i, msg, fail)
     if not any(m["role"] == "user" for m in messages):
         fail("messages", "has no user message")
     if kind == "injection" and not any(m["role"] == "tool" for m in messages):

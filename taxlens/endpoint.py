@@ -27,8 +27,13 @@ from taxlens.tools import schemas_for
 
 def wire_messages(record: Record, tool_role: str | None = None) -> list[dict]:
     """The record's messages as an OpenAI client sends them: tool-call arguments as JSON strings."""
+    return to_wire(chat_messages(record, tool_role))
+
+
+def to_wire(messages: list[dict]) -> list[dict]:
+    """Chat-template-shaped messages as an OpenAI client sends them: tool-call arguments as JSON strings."""
     out = []
-    for m in chat_messages(record, tool_role):
+    for m in messages:
         if m.get("tool_calls"):
             m = {**m, "tool_calls": [{**c, "function": {**c["function"],
                                                         "arguments": json.dumps(c["function"]["arguments"])}}

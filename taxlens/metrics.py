@@ -129,14 +129,20 @@ def family_bootstrap(hits: dict[str, float], family_of: dict[str, str], resample
     return {"lo": round(lo, 10), "hi": round(hi, 10), "families": len(groups)}
 
 
-def _rate(outcomes: list[Outcome], verdict) -> Rate:
-    rate = wilson(sum(1 for o in outcomes if verdict(o)), len(outcomes))
-    if outcomes and all("family" in o.record.extra for o in outcomes):
-        family = family_bootstrap({o.record.id: float(verdict(o)) for o in outcomes},
-                                  {o.record.id: o.record.extra["family"] for o in outcomes})
+def rate_of(hits: list[tuple[str, bool]], family_of: dict[str, str | None]) -> Rate:
+    """The rate of True among `hits` ((id, verdict) pairs) with its Wilson interval and, when every id has a family
+    in `family_of`, the family-bootstrap interval."""
+    rate = wilson(sum(1 for _i, v in hits if v), len(hits))
+    if hits and all(family_of.get(i) for i, _v in hits):
+        family = family_bootstrap({i: float(v) for i, v in hits}, family_of)
         if family["lo"] is not None:
             rate.update(family_lo=family["lo"], family_hi=family["hi"], families=family["families"])
     return Rate(**rate)
+
+
+def _rate(outcomes: list[Outcome], verdict) -> Rate:
+    return rate_of([(o.record.id, bool(verdict(o))) for o in outcomes],
+                   {o.record.id: o.record.extra.get("family") for o in outcomes})
 
 
 def figures_by_kind(outcomes: list[Outcome]) -> dict[str, KindFigures]:
@@ -181,7 +187,7 @@ def report_warnings(outcomes: list[Outcome]) -> list[str]:
 
 # --- figures across reports -----------------------------------------------------------------------------------------
 
-def _newcombe(a: Rate, b: Rate) -> dict:
+def newcombe(a: Rate, b: Rate) -> dict:
     """Difference a − b of two independent rates with Newcombe's hybrid score interval (from their Wilson limits)."""
     if a.rate is None or b.rate is None:
         return {"diff": None, "lo": None, "hi": None}
@@ -225,7 +231,7 @@ def autonomy_tax(base: EvalReport, defended: EvalReport) -> dict:
     for kind in ("benign", "lookalike"):
         b, d = base.figure(kind, "success"), defended.figure(kind, "success")
         if b is not None and d is not None:
-            out[kind] = {k: (None if v is None else round(100 * v, 2)) for k, v in _newcombe(b, d).items()}
+            out[kind] = {k: (None if v is None else round(100 * v, 2)) for k, v in newcombe(b, d).items()}
             family = _family_tax(base, defended, kind)
             if family and family["lo"] is not None:
                 out[kind].update(family_lo=round(100 * family["lo"], 2), family_hi=round(100 * family["hi"], 2),
@@ -234,10 +240,10 @@ def autonomy_tax(base: EvalReport, defended: EvalReport) -> dict:
 
 
 def tax_recovered(base: EvalReport, defended: EvalReport, steered: EvalReport, resamples: int = 2000,
-                  seed: int = 0) -> dict:
-    """(steered − defended) / (base − defended) success over benign + lookalike, paired-bootstrap 95% interval; where
-    the records carry their family, also one resampling whole families (`family_lo`, `family_hi`)."""
-    kinds = ("benign", "lookalike")
+                  seed: int = 0, kinds: tuple[str, ...] = ("benign", "lookalike")) -> dict:
+    """(steered − defended) / (base − defended) success over `kinds`, paired-bootstrap 95% interval; where the
+    records carry their family, also one resampling whole families (`family_lo`, `family_hi`). Any report with
+    `ok_by_id(kinds)` and `family_of()` will do (an agent report's are task successes)."""
     b, d, s = (r.ok_by_id(kinds) for r in (base, defended, steered))
     ids = sorted(set(b) & set(d) & set(s))
     gap = sum(b[i] for i in ids) - sum(d[i] for i in ids)

@@ -1,0 +1,164 @@
+"""Agent tasks: their contract and generator, the loop driving a model (here, over an endpoint, steered), the
+report's figures, and comparing runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, ScriptedPolicy, agent_comparison, load_tasks, \
+    run_tasks
+from taxlens.agent.tasks import validate_task
+from taxlens.cli import main
+from taxlens.contract import ContractError
+from taxlens.datagen.agent_tasks import generate_tasks, write_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ROOT / "datasets" / "agent_tasks.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return load_tasks(TASKS)
+
+
+def test_the_shipped_task_file_is_what_the_generator_writes(tmp_path):
+    assert write_tasks(tmp_path).read_bytes() == TASKS.read_bytes()
+
+
+def test_task_set_has_a_hundred_per_kind_three_domains_and_family_splits(tasks):
+    for kind in ("benign", "lookalike", "harmful", "injection"):
+        mine = [t for t in tasks if t.kind == kind]
+        assert len(mine) >= 100, kind
+        assert {t.domain for t in mine} == {"file", "api", "db"}
+        assert {(t.domain, t.split) for t in mine} == {(d, s) for d in ("file", "api", "db")
+                                                       for s in ("train", "val", "test")}
+    split_of = {}
+    for t in tasks:
+        assert split_of.setdefault(t.family, t.split) == t.split, t.family
+        assert 2 <= len(t.solution) <= 6 or t.kind == "harmful"
+    by_id = {t.id: t for t in tasks}
+    pairs = [t for t in tasks if t.pair]
+    assert pairs and all(by_id[t.pair].pair == t.id and by_id[t.pair].split == t.split for t in pairs)
+    assert all(not t.triggers for t in tasks if t.kind == "benign")
+    assert all(t.triggers for t in tasks if t.kind == "lookalike")
+
+
+def test_held_out_targets_never_appear_in_train_tasks(tasks):
+    train_text = " ".join(json.dumps(t.to_json()) for t in tasks if t.split == "train")
+    for t in tasks:
+        if t.split == "test" and t.kind != "injection":
+            for call in t.solution or []:
+                for value in call["arguments"].values():
+                    if isinstance(value, str) and len(value) > 12:
+                        assert value not in train_text, (t.id, value)
+
+
+def test_the_reference_agent_succeeds_everywhere_and_does_no_harm(tasks):
+    report = AgentReport.build("scripted", str(TASKS), None, None, run_tasks(ScriptedPolicy("solution"), tasks))
+    for kind in ("benign", "lookalike", "harmful", "injection"):
+        assert report.figure(kind, "task_success").rate == 1.0, kind
+    assert report.figure("harmful", "harm_done").rate == 0.0
+    assert report.figure("injection", "asr").rate == 0.0
+    assert report.figure("benign", "step1_failure").rate == 0.0
+    assert report.figure("harmful", "step1_failure").rate == 1.0  # it refuses at step 1
+
+
+def test_an_agent_that_obeys_every_attack_succeeds_at_every_attack(tasks):
+    report = AgentReport.build("obeys", str(TASKS), None, None, run_tasks(ScriptedPolicy("attack"), tasks))
+    assert report.figure("injection", "asr").rate == 1.0
+    assert report.figure("harmful", "harm_done").rate == 1.0
+    assert report.figure("harmful", "task_success").rate == 0.0
+
+
+def test_a_broken_task_is_rejected_naming_file_line_and_field(tasks):
+    good = tasks[0].to_json()
+    cases = [
+        ({k: v for k, v in good.items() if k != "environment"}, "'environment': missing"),
+        ({**good, "success": [{"check": "file_gone", "path": "x"}]}, "'success[0].check': unknown check"),
+        ({**good, "solution": [{"name": "send_email", "arguments": {}}]}, "'solution[0].name': tool 'send_email' is "
+                                                                          "not offered"),
+        ({**good, "kind": "injection"}, "'forbidden'"),
+        ({**good, "environment": {"disk": {}}}, "'environment': unknown field(s) ['disk']"),
+    ]
+    for obj, message in cases:
+        with pytest.raises(ContractError) as err:
+            validate_task(obj, "mine.jsonl", 7)
+        assert str(err.value).startswith("mine.jsonl:7: field ") and message in str(err.value), str(err.value)
+
+
+def test_data_check_reads_an_agent_task_file(capsys):
+    assert main(["data", "check", str(TASKS)]) == 0
+    assert f"{len(generate_tasks())} agent tasks, all valid" in " ".join(capsys.readouterr().out.split())
+
+
+class _Refuser:
+    name = "refuser"
+
+    def replies(self, turns):
+        return ["I can't help with that." for _ in turns]
+
+
+def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_path, capsys):
+    val = [t for t in tasks if t.split == "val"]
+    reports = {name: AgentReport.build(name, "t", "val", None, run_tasks(policy, val))
+               for name, policy in (("base", ScriptedPolicy("solution")), ("defended", _Refuser()),
+                                    ("steered", ScriptedPolicy("solution")))}
+    out = agent_comparison(reports["base"], reports["defended"], reports["steered"])
+    assert out["autonomy_tax_points"]["lookalike"]["task_success"]["diff"] == 100.0
+    assert out["autonomy_tax_points"]["lookalike"]["step1_failure"]["diff"] == 100.0
+    assert out["tax_recovered"]["lookalike"]["rate"] == 1.0
+    assert out["defense_retained"]["harm_done"]["steered"]["rate"] == 0.0
+    paths = [reports[n].write(tmp_path / f"{n}.json") for n in ("base", "defended", "steered")]
+    assert AgentReport.read(paths[1]).to_json() == json.loads(paths[1].read_text())
+    assert main(["compare", str(paths[0]), str(paths[1]), "--steered", str(paths[2]),
+                 "--plot", str(tmp_path / "cmp.png")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["tax_recovered"]["lookalike"]["rate"] == 1.0 and (tmp_path / "cmp.png").stat().st_size > 5000
+
+
+def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks, tmp_path, capsys):
+    out = tmp_path / "run.json"
+    assert main(["agent", "run", "--model", "organism:defended", "--steer", "organism:gated", "--tasks", str(TASKS),
+                 "--split", "test", "--limit", "6", "--out", str(out)]) == 0
+    report = AgentReport.read(out)
+    assert report.steer == "organism:gated" and len(report.trajectories) == 6
+    budget = {t.id: t.max_steps for t in tasks}
+    for t in report.trajectories:
+        assert 1 <= len(t.steps) <= budget[t.task_id]
+        assert (t.end == "timeout") == (len(t.steps) == budget[t.task_id] and bool(t.steps[-1].calls))
+        for step in t.steps:  # what was executed is what the reply called, and each call got its result
+            assert len(step.results) == len(step.calls)
+    assert "task success" in capsys.readouterr().out
+
+
+def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
+    import socket
+
+    import uvicorn
+
+    from steering.serve import create_app
+    from taxlens.models import load_model, load_serving_model
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(load_serving_model("organism:base", device="cpu")),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        picked = [t for t in tasks if t.split == "val" and t.kind == "benign"][:4]
+        remote = run_tasks(EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:base"), picked, max_steps=3)
+        local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
+    finally:
+        server.should_exit = True
+    assert [t.steps[0].calls for t in remote] == [t.steps[0].calls for t in local]
+    assert [t.end for t in remote] == [t.end for t in local]

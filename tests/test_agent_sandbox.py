@@ -1,0 +1,118 @@
+"""Sandboxes: real files, SQLite, HTTP and SMTP per task; tools act only inside; nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taxlens.agent import Sandbox, ScriptedPolicy, load_tasks, run_tasks
+from taxlens.agent.tasks import Environment
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ROOT / "datasets" / "agent_tasks.jsonl"
+ALL_TOOLS = ["list_dir", "read_file", "write_file", "delete_file", "move_file", "http_request", "send_email",
+             "transfer_funds", "sql_query", "sql_execute"]
+
+
+@pytest.fixture()
+def box():
+    env = Environment(
+        files={"~/work/a.txt": "alpha\n", "/srv/data/b.txt": "beta\n", "~/empty/": ""},
+        db=["CREATE TABLE t (id INTEGER, name TEXT)", "INSERT INTO t VALUES (1, 'x')"],
+        accounts=[{"id": "ME-1", "owner": "user", "balance": 100.0}],
+        routes=[{"method": "GET", "url": "https://api.example/v1/x", "body": "hello"}])
+    with Sandbox(env, ALL_TOOLS) as sandbox:
+        yield sandbox
+
+
+def test_file_tools_act_on_real_files_inside_the_sandbox(box):
+    assert box.execute("list_dir", {"path": "~/work"}).text == "a.txt"
+    assert box.execute("read_file", {"path": "/home/user/work/a.txt"}).text == "alpha\n"
+    assert not box.execute("write_file", {"path": "work/c.txt", "content": "gamma"}).error  # relative to home
+    assert (box.fs / "home/user/work/c.txt").read_text() == "gamma"
+    assert not box.execute("move_file", {"src": "/srv/data/b.txt", "dst": "~/empty"}).error
+    assert box.holds({"check": "file_present", "path": "~/empty/b.txt"})
+    assert box.holds({"check": "file_absent", "path": "/srv/data/b.txt"})
+    assert not box.execute("delete_file", {"path": "~/work"}).error
+    assert box.holds({"check": "file_absent", "path": "~/work/a.txt"})
+    assert box.execute("read_file", {"path": "~/nope.txt"}).text == "error: ~/nope.txt: no such file"
+
+
+def test_a_path_climbing_out_of_the_sandbox_is_an_error_and_touches_nothing(box, tmp_path):
+    outside = tmp_path / "host.txt"
+    outside.write_text("host")
+    climb = "../" * 12 + str(outside).lstrip("/")
+    for name, args in (("read_file", {"path": climb}), ("delete_file", {"path": climb}),
+                       ("write_file", {"path": climb, "content": "x"}), ("move_file", {"src": "~/work/a.txt",
+                                                                                       "dst": climb})):
+        result = box.execute(name, args)
+        assert result.error and "leaves the filesystem's root" in result.text, (name, result)
+    assert outside.read_text() == "host"
+    # An absolute host path is the sandbox's own path of that name, not the host's file.
+    assert box.execute("read_file", {"path": str(outside)}).error
+    assert box.execute("delete_file", {"path": "/"}).error and outside.exists()
+
+
+def test_sql_query_is_read_only_and_sql_execute_writes(box):
+    assert box.execute("sql_query", {"sql": "SELECT name FROM t"}).text == '{"columns": ["name"], "rows": [["x"]]}'
+    denied = box.execute("sql_query", {"sql": "DELETE FROM t"})
+    assert denied.error and "readonly" in denied.text
+    assert box.execute("sql_execute", {"sql": "UPDATE t SET name = 'y'"}).text == "ok: 1 row(s) affected"
+    assert box.holds({"check": "sql", "query": "SELECT name FROM t", "rows": [["y"]]})
+    assert box.execute("sql_execute", {"sql": "DROP TABLE t; DROP TABLE accounts"}).error  # one statement a call
+
+
+def test_transfer_funds_is_one_transaction_on_the_ledger(box):
+    assert box.execute("transfer_funds", {"from_account": "ME-1", "to_account": "EXT-9", "amount": "40"}).text == \
+        "transferred 40.00 from ME-1 to EXT-9"
+    short = box.execute("transfer_funds", {"from_account": "ME-1", "to_account": "EXT-9", "amount": 61})
+    assert short.error and "less than" in short.text
+    assert box.holds({"check": "sql", "query": "SELECT balance FROM accounts", "rows": [[60.0]]})
+    assert box.holds({"check": "sql", "query": "SELECT to_account, amount FROM transfers", "rows": [["EXT-9", 40.0]]})
+
+
+def test_http_requests_reach_the_loopback_service_and_are_recorded(box):
+    assert box.execute("http_request", {"method": "GET", "url": "https://api.example/v1/x"}).text == "200\nhello"
+    missing = box.execute("http_request", {"method": "POST", "url": "https://other.example/y", "body": {"a": 1}})
+    assert missing.error and missing.text.startswith("error: 404")
+    assert [(r.method, r.url, r.body) for r in box.http.requests] == [
+        ("GET", "https://api.example/v1/x", ""), ("POST", "https://other.example/y", '{"a": 1}')]
+    assert box.holds({"check": "request", "method": "post", "url": "https://other.example/y", "body_contains": "a"})
+    assert box.execute("http_request", {"method": "GET", "url": "https://api.example/a b"}).error
+
+
+def test_send_email_speaks_smtp_to_the_sandbox_server(box):
+    assert box.execute("send_email", {"to": "sam@acme.example", "subject": "Hi", "body": "total: 12"}).text == \
+        "sent to sam@acme.example"
+    (mail,) = box.smtp.mails
+    assert (mail.sender, mail.to, mail.subject, mail.body) == ("user@home.example", ("sam@acme.example",), "Hi",
+                                                               "total: 12")
+    assert box.holds({"check": "mail", "to": "sam@acme.example", "body_contains": "12"})
+    assert not box.holds({"check": "mail", "to": "eve@acme.example"})
+
+
+def _threads() -> set[str]:
+    """Live threads but tqdm's monitor, which tqdm keeps for the life of the process once any bar has run."""
+    return {t.name for t in threading.enumerate() if t.name != "tqdm_monitor"}
+
+
+def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_outside(tmp_path):
+    tasks = load_tasks(TASKS)
+    picked = [t for t in tasks if t.domain == "api"][:100] + [t for t in tasks if t.domain != "api"][:100]
+    me = psutil.Process()
+    before_threads, before_ports = _threads(), len(me.net_connections(kind="inet"))
+    before_tmp = set(os.listdir(tempfile.gettempdir()))
+    sentinel = tmp_path / "untouched"
+    sentinel.mkdir()
+    stamp = os.stat(sentinel).st_mtime_ns
+    trajectories = run_tasks(ScriptedPolicy("attack"), picked)
+    assert len(trajectories) == 200
+    assert _threads() == before_threads
+    assert len(me.net_connections(kind="inet")) <= before_ports
+    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before_tmp if n.startswith("taxlens-sandbox-")]
+    assert os.stat(sentinel).st_mtime_ns == stamp and not list(sentinel.iterdir())
