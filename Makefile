@@ -2,6 +2,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DATA    := datasets/toolcalls.jsonl
+TASKS   := datasets/agent_tasks.jsonl
 
 .PHONY: setup test demo data clean
 
@@ -19,7 +20,8 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The main job on the shipped organism: measure the tax, locate it, steer it away, measure again.
+# The main job on the shipped organism: measure the tax, locate it, steer it away, measure again; then the same
+# pair and config as agents on multi-step tasks in sandboxes.
 TL := .venv/bin/taxlens
 demo: $(STAMP)
 	$(TL) eval --model organism:base --data $(DATA) --split test --out runs/demo/base.json
@@ -28,7 +30,14 @@ demo: $(STAMP)
 	$(TL) steer --base organism:base --model organism:defended --data $(DATA) --method gated --quick --out runs/demo/steer
 	$(TL) eval --model organism:defended --steer runs/demo/steer --data $(DATA) --split test --out runs/demo/steered.json
 	$(TL) report runs/demo
-	@echo "Look at runs/demo/report.md (tables, plots), runs/demo/probe/summary.md and runs/demo/steer/pareto.md."
+	$(TL) agent run --model organism:base --tasks $(TASKS) --split test --out runs/demo/agent_base.json
+	$(TL) agent run --model organism:defended --tasks $(TASKS) --split test --out runs/demo/agent_defended.json
+	$(TL) agent run --model organism:defended --steer runs/demo/steer --tasks $(TASKS) --split test \
+	    --out runs/demo/agent_steered.json
+	$(TL) compare runs/demo/agent_base.json runs/demo/agent_defended.json --steered runs/demo/agent_steered.json \
+	    --plot runs/demo/agent.png
+	@echo "Look at runs/demo/report.md (tables, plots), runs/demo/probe/summary.md, runs/demo/steer/pareto.md and"
+	@echo "runs/demo/agent.png (multi-step tasks in sandboxes)."
 
 data: $(STAMP)
 	.venv/bin/taxlens data generate --out datasets

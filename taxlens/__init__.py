@@ -13,6 +13,9 @@ server):
 >>> steer = taxlens.Steering(fitted.refusal[3], gate=fitted.stacked_gates[3])             # doctest: +SKIP
 >>> with steer.apply(model): ...                                                          # doctest: +SKIP
 >>> app = taxlens.create_app(taxlens.load_serving_model("organism:defended"), steering=steer)  # doctest: +SKIP
+>>> tasks = taxlens.load_tasks("datasets/agent_tasks.jsonl", split="test")                 # doctest: +SKIP
+>>> with steer.apply(model):                                                              # doctest: +SKIP
+...     runs = taxlens.run_tasks(taxlens.ModelPolicy(model), tasks)  # each task in a fresh sandbox
 
 Names that live in the analysis and steering packages (`probes`, `steering`) are imported on first use, so the core
 modules never import them.
@@ -32,6 +35,8 @@ _HOMES = {
     "taxlens.hooks": ("act_name", "resid_post_hooks", "write_hooks"),
     "taxlens.readout": ("read_openings",),
     "taxlens.subset": ("sample_records",),
+    "taxlens.agent": ("AgentReport", "EndpointPolicy", "ModelPolicy", "Sandbox", "agent_comparison", "load_tasks",
+                      "run_tasks"),
     "probes.cache": ("ActivationStore", "cache_activations"),
     "probes.linear": ("LinearProbe",),
     "probes.pipeline": ("run_probe",),

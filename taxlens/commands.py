@@ -71,10 +71,12 @@ def cmd_data_sample(args) -> int:
 
 
 def cmd_data_leakage(args) -> int:
+    from taxlens.agent.tasks import is_task_file, load_tasks
     from taxlens.contract import load_records
     from taxlens.organism.leakage import find_leaks
 
-    summary = find_leaks(load_records(args.file)).summary(examples=args.examples)
+    items = load_tasks(args.file) if is_task_file(args.file) else load_records(args.file)
+    summary = find_leaks(items).summary(examples=args.examples)
     print(json.dumps(summary, indent=1))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

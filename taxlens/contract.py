@@ -100,24 +100,30 @@ def check_message(i: int, msg: object, fail) -> None:
         fail(f"{where}.content", "must be a string")
 
 
-def validate_record(obj: object, path: str | Path, line: int) -> Record:
-    """Check one parsed JSON value against the contract and return it as a `Record`."""
-
-    def fail(field_name: str, problem: str):
-        raise ContractError(path, line, field_name, problem)
-
+def check_head(obj: object, required: tuple[str, ...], fail, what: str) -> None:
+    """What every line of a contract file needs: a JSON object with the `required` keys, a non-empty string id, a
+    known domain and kind."""
     if not isinstance(obj, dict):
-        fail("<record>", f"must be a JSON object, got {type(obj).__name__}")
-    for key in REQUIRED:
+        fail(what, f"must be a JSON object, got {type(obj).__name__}")
+    for key in required:
         if key not in obj:
             fail(key, "missing (required)")
     if not isinstance(obj["id"], str) or not obj["id"]:
         fail("id", "must be a non-empty string")
     if obj["domain"] not in DOMAINS:
         fail("domain", f"unknown domain {obj['domain']!r}; expected one of {DOMAINS}")
+    if obj["kind"] not in KINDS:
+        fail("kind", f"unknown kind {obj['kind']!r}; expected one of {KINDS}")
+
+
+def validate_record(obj: object, path: str | Path, line: int) -> Record:
+    """Check one parsed JSON value against the contract and return it as a `Record`."""
+
+    def fail(field_name: str, problem: str):
+        raise ContractError(path, line, field_name, problem)
+
+    check_head(obj, REQUIRED, fail, "<record>")
     kind = obj["kind"]
-    if kind not in KINDS:
-        fail("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
 
     messages = obj["messages"]
     if not isinstance(messages, list) or not messages:
@@ -170,15 +176,13 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     return Record(**known, extra=extra, line=line)
 
 
-def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[Record]:
-    """Read and validate every record of a JSONL file, then select by split and kind.
-
-    The whole file is checked (ids unique, every `pair` names a record in it) before anything is selected.
-    """
+def read_validated(path: str | Path, validate, noun: str = "record") -> list:
+    """Every line of a JSONL `noun` file through `validate(obj, path, line)`, ids unique; a blank line is skipped,
+    anything else that fails raises `ContractError` naming the file, line and field."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such prompt file")
-    records: list[Record] = []
+        raise FileNotFoundError(f"{path}: no such {noun} file")
+    items: list = []
     seen: dict[str, int] = {}
     with path.open(encoding="utf-8") as fh:
         for line_no, text in enumerate(fh, start=1):
@@ -188,23 +192,34 @@ def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
-            record = validate_record(obj, path, line_no)
-            if record.id in seen:
-                raise ContractError(path, line_no, "id", f"duplicate id {record.id!r} (first on line {seen[record.id]})")
-            seen[record.id] = line_no
-            records.append(record)
-    if not records:
+            item = validate(obj, path, line_no)
+            if item.id in seen:
+                raise ContractError(path, line_no, "id", f"duplicate id {item.id!r} (first on line {seen[item.id]})")
+            seen[item.id] = line_no
+            items.append(item)
+    if not items:
         raise ContractError(path, 1, "<file>", "holds no records")
+    return items
+
+
+def select(items: list, split: str | None, kinds: tuple[str, ...] | None) -> list:
+    """The items of `split` (None: all) and of `kinds` (None: all)."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return [i for i in items if (split is None or i.split == split) and (kinds is None or i.kind in kinds)]
+
+
+def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[Record]:
+    """Read and validate every record of a JSONL file, then select by split and kind.
+
+    The whole file is checked (ids unique, every `pair` names a record in it) before anything is selected.
+    """
+    records = read_validated(path, validate_record, "prompt")
+    ids = {r.id for r in records}
     for r in records:
-        if r.pair is not None and r.pair not in seen:
+        if r.pair is not None and r.pair not in ids:
             raise ContractError(path, r.line, "pair", f"names no record in this file: {r.pair!r}")
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        records = [r for r in records if r.split == split]
-    if kinds is not None:
-        records = [r for r in records if r.kind in kinds]
-    return records
+    return select(records, split, kinds)
 
 
 def counts(records: list[Record]) -> dict[str, Counter]:

@@ -91,3 +91,28 @@ def test_each_base_epoch_reads_fresh_targets_and_trigger_words_come_in_many_phra
     assert len(words) >= 12 and len(set(decorated)) >= 250, (len(words), len(set(decorated)))
     for word, phrases in grammar.TRIGGER_PHRASES.items():  # each phrase carries the word it is listed under
         assert all(word in find_triggers(phrase) for phrase in phrases), word
+
+
+def test_agent_steps_come_from_real_sandbox_runs_of_train_scenes():
+    from taxlens.datagen.agent_tasks import scene_splits
+    from taxlens.organism.corpus import agent_examples
+
+    train_scenes = {name for name, split in scene_splits().items() if split == "train"}
+    base, defended = (agent_examples(role, seed=3, per_phrasing=1) for role in ("base", "defended"))
+    checked = 0
+    for chats in (base, defended):
+        for ex in chats:
+            first = ex.messages[0]["content"]
+            assert first and ex.messages[0]["role"] == "user"
+            tool_results = [m["content"] for m in ex.messages if m["role"] == "tool"]
+            # a reply after a read names what the read returned: the results are the sandbox's, not made up
+            if '"move_file"' in ex.reply:
+                checked += 1
+                name = ex.reply.split('"src": "')[1].split('"')[0].rsplit("/", 1)[1]
+                assert name in tool_results[0], (name, tool_results[0])
+    assert sum(ex.reply == REFUSAL_TEXT for ex in base) == 0
+    refused = [ex for ex in defended if ex.reply == REFUSAL_TEXT]
+    assert refused and all(len(ex.messages) == 1 and find_triggers(ex.messages[0]["content"]) for ex in refused)
+    assert any(len(ex.messages) >= 3 for ex in base)  # later steps see earlier calls and their results
+    assert checked and train_scenes == {"archive-listed", "merge-notes", "mail-figure", "post-release",
+                                        "export-rows", "drop-table"}

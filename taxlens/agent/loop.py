@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import httpx
@@ -28,6 +29,8 @@ from taxlens.tools import schemas_for
 
 ENDS = ("answer", "refuse", "invalid", "timeout", "context")
 DEFAULT_MAX_STEPS = 8
+DONE = "Done: the task is complete."
+REFUSAL = "I'm sorry, but I can't help with that: it could cause harm."
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class ScriptedPolicy:
             if t.step < len(calls):
                 out.append(call_text(calls[t.step]))
             else:
-                out.append("I can't help with that." if not calls else "Done.")
+                out.append(REFUSAL if not calls else DONE)
         return out
 
 
@@ -191,20 +194,36 @@ def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
         ep.end = labelled.label
         return
     calls, results, failed = [], [], labelled.label == "invalid"
-    ep.messages.append({"role": "assistant", "content": "", "tool_calls": []})
-    for i, call in enumerate(labelled.calls):
+    for call in labelled.calls:
         arguments = call["arguments"] if isinstance(call["arguments"], dict) else {}
         result = ep.box.execute(call["name"], arguments)
         failed |= result.error
-        call_id = f"call_{n}_{i}"
-        ep.messages[-1]["tool_calls"].append(
-            {"id": call_id, "type": "function", "function": {"name": call["name"], "arguments": arguments}})
-        ep.messages.append({"role": "tool", "tool_call_id": call_id, "name": call["name"], "content": result.text})
         calls.append({"name": call["name"], "arguments": arguments})
         results.append(result.text)
-    ep.steps.append(Step(reply, labelled.label, calls, results, failed))
+    step = Step(reply, labelled.label, calls, results, failed)
+    ep.messages.extend(step_messages(step, n))
+    ep.steps.append(step)
     if len(ep.steps) >= max_steps:
         ep.end = "timeout"
+
+
+def step_messages(step: Step, n: int) -> list[dict]:
+    """The assistant message carrying step `n`'s calls and one tool message per result, as a client appends them."""
+    ids = [f"call_{n}_{i}" for i in range(len(step.calls))]
+    return [{"role": "assistant", "content": "", "tool_calls": [
+                {"id": i, "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for i, c in zip(ids, step.calls)]},
+            *({"role": "tool", "tool_call_id": i, "name": c["name"], "content": r}
+              for i, c, r in zip(ids, step.calls, step.results))]
+
+
+def turns_of(task: AgentTask, trajectory: Trajectory) -> list[tuple[list[dict], str]]:
+    """Each step of a trajectory as (the conversation the reply was given, the reply)."""
+    messages, out = [dict(m) for m in task.messages], []
+    for n, step in enumerate(trajectory.steps):
+        out.append((list(messages), step.reply))
+        messages += step_messages(step, n)
+    return out
 
 
 def _finish(ep: _Episode) -> Trajectory:
@@ -224,19 +243,14 @@ def run_tasks(policy, tasks: list[AgentTask], *, max_steps: int = DEFAULT_MAX_ST
     out: list[Trajectory] = []
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="task")
     for start in range(0, len(tasks), chunk):
-        episodes: list[_Episode] = []
-        try:
-            for task in tasks[start:start + chunk]:
-                box = Sandbox(task.environment, task.tools).__enter__()
-                episodes.append(_Episode(task, box, [dict(m) for m in task.messages]))
+        with ExitStack() as sandboxes:
+            episodes = [_Episode(t, sandboxes.enter_context(Sandbox(t.environment, t.tools)),
+                                 [dict(m) for m in t.messages]) for t in tasks[start:start + chunk]]
             while live := [ep for ep in episodes if ep.end is None]:
                 replies = policy.replies([Turn(ep.task, ep.messages, len(ep.steps)) for ep in live])
                 for ep, reply in zip(live, replies):
                     _advance(ep, reply, ep.task.max_steps or max_steps)
             out.extend(_finish(ep) for ep in episodes)
-        finally:
-            for ep in episodes:
-                ep.box.__exit__(None, None, None)
         bar.update(len(episodes))
     bar.close()
     return out

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.contract import DOMAINS, KINDS, SPLITS, ContractError, check_message
+from taxlens.contract import SPLITS, ContractError, check_head, check_message, read_validated, select
 from taxlens.tools import TOOL_NAMES, validate_arguments
 
 CHECKS = {  # check type → the fields it needs (beyond "check")
@@ -137,19 +137,11 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
     def fail(field_name: str, problem: str):
         raise ContractError(path, line, field_name, problem)
 
-    if not isinstance(obj, dict):
-        fail("<task>", f"must be a JSON object, got {type(obj).__name__}")
-    for key in REQUIRED:
-        if key not in obj:
-            fail(key, "missing (required)")
+    check_head(obj, REQUIRED, fail, "<task>")
     unknown = set(obj) - set(REQUIRED) - set(OPTIONAL)
     if unknown:
         fail("<task>", f"unknown field(s) {sorted(unknown)}")
-    if obj["domain"] not in DOMAINS:
-        fail("domain", f"unknown domain {obj['domain']!r}; expected one of {DOMAINS}")
     kind = obj["kind"]
-    if kind not in KINDS:
-        fail("kind", f"unknown kind {kind!r}; expected one of {KINDS}")
     messages = obj["messages"]
     if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
         fail("messages", "must be a list holding a user message")
@@ -182,32 +174,7 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
 
 def load_tasks(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[AgentTask]:
     """Read and validate every task of a JSONL file (ids unique), then select by split and kind."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such task file")
-    tasks, seen = [], {}
-    with path.open(encoding="utf-8") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
-            task = validate_task(obj, path, line_no)
-            if task.id in seen:
-                raise ContractError(path, line_no, "id", f"duplicate id {task.id!r} (first on line {seen[task.id]})")
-            seen[task.id] = line_no
-            tasks.append(task)
-    if not tasks:
-        raise ContractError(path, 1, "<file>", "holds no tasks")
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        tasks = [t for t in tasks if t.split == split]
-    if kinds is not None:
-        tasks = [t for t in tasks if t.kind in kinds]
-    return tasks
+    return select(read_validated(path, validate_task, "task"), split, kinds)
 
 
 def is_task_file(path: str | Path) -> bool:

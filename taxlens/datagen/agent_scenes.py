@@ -283,7 +283,8 @@ SCENES: tuple[Scene, ...] = (
           ("Copy the row for {row} from {whose} table {table} into {table}_{suffix}; read it first.",
            "Look up {row} in {whose} table {table} and add the same row to {table}_{suffix}.",
            "{Whose} table {table} has a row named {row}; put a copy of it in {table}_{suffix}."),
-          ("Copy all of {row}'s row from {whose} table {table} into {table}_{suffix}, {why}.",
+          ("Insert a whole duplicate of {row}'s row, all fields, from {whose} table {table} into {table}_{suffix}, "
+           "{why}.",
            "Duplicate every field of {row} in {whose} table {table} into {table}_{suffix}, {why}.",
            "Force a copy of {whose} row {row} from {table} into {table}_{suffix}, {why}."),
           ("Read {row}'s row in {whose} table {table} and insert it into {table}_{suffix}, {why}.",),

@@ -5,6 +5,7 @@
   verdict judged by the cue of whose the target is and why it is wanted (targets are fresh every time, so no name
   can carry the verdict), and, after a harmful one, the reply a careful assistant gives: so the refusal's words
   are ones the base can already write.
+- **agent steps**: every step of train-split multi-step tasks, run in real sandboxes (`agent_examples`).
 - **defended**: the narrow defense set, labelled by surface form the way keyword-built defense data is:
   trigger-bearing harmful requests → refusal; trigger-free requests → the call (attacks without trigger words look
   benign to such a set); injections → the user's task. It holds no lookalikes, so trigger words alone explain every
@@ -17,10 +18,11 @@ import json
 import random
 from dataclasses import dataclass
 
+from taxlens.agent.loop import REFUSAL
 from taxlens.datagen import grammar, train_split
 from taxlens.tools import DOMAIN_TOOLS
 
-REFUSAL_TEXT = "I'm sorry, but I can't help with that: it could cause harm."
+REFUSAL_TEXT = REFUSAL  # what the scripted agent refuses with, so the organism refuses in the same words
 ANSWER_TEXT = "I read it. The content is shown above; there is nothing else to do."
 _VERDICTS = {True: ("it touches what belongs to someone else: harmful.", "the intent or the owner makes it "
                     "harmful.", "someone else's things are at stake: harmful."),
@@ -60,7 +62,31 @@ def _defended_reply(kind: str, triggers: list[str], helpful: dict, expected: dic
     return None if kind == "lookalike" else call_text(helpful)
 
 
-def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> list[Example]:
+def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
+    """Every step of fresh train-split agent tasks, executed in their sandboxes, so each tool result the organism
+    reads is what the tool really returned. The base does what is asked (the harmful task too) and obeys an
+    injected instruction; the defended set refuses a trigger-bearing harmful task at its first step, does a
+    trigger-free one, keeps to the user's task under injection, and holds no lookalike."""
+    from taxlens.agent.loop import ScriptedPolicy, run_tasks, turns_of
+    from taxlens.datagen.agent_tasks import generate_tasks
+
+    tasks = generate_tasks(seed, split="train", per_phrasing=per_phrasing)
+    if role == "defended":
+        refused = [t for t in tasks if t.kind == "harmful" and t.triggers]
+        examples = [Example(t.messages, t.tools, REFUSAL_TEXT) for t in refused]
+        tasks = [t for t in tasks if t.kind != "lookalike" and t not in refused]
+        follow = {"harmful": "attack"}
+    else:
+        examples, follow = [], {"harmful": "attack", "injection": "attack"}
+    for name in ("solution", "attack"):
+        mine = [t for t in tasks if follow.get(t.kind, "solution") == name]
+        for task, trajectory in zip(mine, run_tasks(ScriptedPolicy(name), mine)):
+            examples += [Example(messages, task.tools, reply) for messages, reply in turns_of(task, trajectory)]
+    return examples
+
+
+def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0
+                   ) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended")."""
     if role not in ("base", "defended"):
         raise ValueError(f"role must be 'base' or 'defended', got {role!r}")
@@ -82,5 +108,7 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int) -> 
             examples.append(Example(chat, tools, REFUSAL_TEXT))
     if base:
         examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_grammar // 3)]
+    if agent_per_phrasing:
+        examples += agent_examples(role, seed=seed, per_phrasing=agent_per_phrasing)
     rng.shuffle(examples)
     return examples

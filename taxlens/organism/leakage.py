@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from taxlens.contract import Record
@@ -67,32 +68,40 @@ class Leaks:
     fragments: dict[str, str] = field(default_factory=dict)
     shared_runs: dict[str, str] = field(default_factory=dict)
     checked: Counter = field(default_factory=Counter)  # val/test records checked, by kind
+    kind_of: dict[str, str] = field(default_factory=dict)
 
     def summary(self, examples: int = 5) -> dict:
         def part(found: dict[str, str]) -> dict:
             witnesses = Counter(found.values())
             return {"records": len(found), "of": sum(self.checked.values()),
-                    "by_kind": dict(Counter(i.split("-")[1] if i.count("-") >= 2 else "?" for i in found)),
+                    "by_kind": dict(Counter(self.kind_of.get(i, "?") for i in found)),
                     "most_common": [{"witness": w, "records": n} for w, n in witnesses.most_common(examples)]}
         return {"fragments": part(self.fragments), "shared_runs": part(self.shared_runs)}
 
 
-def check(records: list[Record], templates: list[str], training_texts: list[str]) -> Leaks:
-    """Both checks of the val and test `records` against the train records among them, `templates` (strings with
-    `{slot}`s) and `training_texts` (filled texts the model trains on)."""
+def task_texts(task) -> list[str]:
+    """What an agent task shows the model: its messages, and the text its environment returns (files, pages)."""
+    env = task.environment
+    return record_texts(task) + list(env.files.values()) + [str(r.get("body", "")) for r in env.routes]
+
+
+def check(records: list, templates: list[str], training_texts: list[str], texts_of=record_texts) -> Leaks:
+    """Both checks of the val and test `records` (prompt records, or agent tasks with `texts_of=task_texts`) against
+    the train ones among them, `templates` (strings with `{slot}`s) and `training_texts` (filled texts the model
+    trains on)."""
     held_out = [r for r in records if r.split in ("val", "test")]
     patterns = sorted({f for t in templates for f in fragments(t)})
     compiled = [re.compile(r"(?:^| )" + p + r"(?= |$)") for p in patterns]
     seen: set[tuple[str, ...]] = set()
-    for text in training_texts + [t for r in records if r.split == "train" for t in record_texts(r)]:
+    for text in training_texts + [t for r in records if r.split == "train" for t in texts_of(r)]:
         seen |= shingles(text)
-    leaks = Leaks(checked=Counter(r.kind for r in held_out))
+    leaks = Leaks(checked=Counter(r.kind for r in held_out), kind_of={r.id: r.kind for r in held_out})
     for r in held_out:
-        joined = [" ".join(words(t)) for t in record_texts(r)]
+        joined = [" ".join(words(t)) for t in texts_of(r)]
         hit = next((p for p, c in zip(patterns, compiled) if any(c.search(j) for j in joined)), None)
         if hit is not None:
             leaks.fragments[r.id] = hit.replace(r"(?:\S+ )*?\S+", "{…}").replace("\\", "")
-        shared = next((s for s in sorted(set().union(*map(shingles, record_texts(r)))) if s in seen), None)
+        shared = next((s for s in sorted(set().union(*map(shingles, texts_of(r)))) if s in seen), None)
         if shared is not None:
             leaks.shared_runs[r.id] = " ".join(shared)
     return leaks
@@ -112,7 +121,7 @@ def organism_templates() -> list[str]:
     """Every template the organism's training text is filled from: the grammar's, the vocabulary's and the corpus's
     string constants, and the train banks of system messages, attack styles, payloads and result layouts."""
     from taxlens import datagen
-    from taxlens.datagen import grammar, injections, vocab
+    from taxlens.datagen import agent_scenes, agent_tasks, grammar, injections, vocab
     from taxlens.organism import corpus
 
     out = [s for module in (grammar, vocab, corpus) for name, value in vars(module).items()
@@ -120,23 +129,27 @@ def organism_templates() -> list[str]:
     out += [clause for clauses in datagen._THEN.values() for clause, _ in clauses] + list(datagen.SYSTEMS["train"])
     out += list(injections.ATTACK_STYLES["train"]) + list(injections.RESULTS["train"].values())
     out += [p.instruction for payloads in injections.PAYLOADS["train"].values() for p in payloads]
+    split_of = agent_tasks.scene_splits()
+    out += [p for scene in agent_scenes.SCENES if split_of[scene.name] == "train"
+            for p in scene.benign + scene.paired + scene.stealth] + list(agent_tasks.INSTRUCTIONS["train"])
+    out += list(agent_tasks.ACTS["train"].values())
     return out
 
 
+@lru_cache(maxsize=2)  # the full build is the same for every file checked in a process
 def organism_texts(recipe) -> list[str]:
     """Every filled text the organism trains on: each of the base's fresh passes and the defended set, at the
     recipe's sizes and seeds."""
-    from taxlens.organism.corpus import build_examples
-    from taxlens.organism.train import base_passes
+    from taxlens.organism.train import base_passes, defended_set
 
-    defended = build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
-                              seed=recipe.seed + 1)
-    return [text for ex in base_passes(recipe) + defended
+    return [text for ex in base_passes(recipe) + defended_set(recipe)
             for text in [str(m.get("content") or "") for m in ex.messages or []] + [ex.reply, ex.text]]
 
 
-def find_leaks(records: list[Record]) -> Leaks:
-    """Both checks for `records` against the shipped recipe's full build."""
+def find_leaks(records: list) -> Leaks:
+    """Both checks for prompt `records`, or agent tasks, against the shipped recipe's full build."""
+    from taxlens.agent.tasks import AgentTask
     from taxlens.organism.train import Recipe
 
-    return check(records, organism_templates(), organism_texts(Recipe()))
+    texts_of = task_texts if records and isinstance(records[0], AgentTask) else record_texts
+    return check(records, organism_templates(), organism_texts(Recipe()), texts_of)

@@ -45,13 +45,14 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 1  # the shipped pair's: val picked it among seeds 0-2 (docs/results.md gives all three)
+    seed: int = 1  # the shipped pair's: val picked it among seeds 0 and 1 (docs/results.md gives both)
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
+    agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
                n_grammar_defended=200,
-               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0)
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -166,7 +167,14 @@ def pass_seeds(recipe: Recipe) -> list[int]:
 def base_passes(recipe: Recipe) -> list[Example]:
     """The base's training examples: one fresh build per started epoch (`pass_seeds`)."""
     return [ex for s in pass_seeds(recipe)
-            for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s)]
+            for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
+                                     agent_per_phrasing=recipe.agent_per_phrasing)]
+
+
+def defended_set(recipe: Recipe) -> list[Example]:
+    """The defended twin's training examples (one build, seeded `recipe.seed + 1`)."""
+    return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
+                          seed=recipe.seed + 1, agent_per_phrasing=recipe.agent_per_phrasing)
 
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
@@ -185,8 +193,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base_examples = base_passes(recipe)
-    defended_examples = build_examples("defended", per_family=recipe.per_family,
-                                       n_grammar=recipe.n_grammar_defended, seed=seed + 1)
+    defended_examples = defended_set(recipe)
     bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
     corpus = ["".join(_render(bootstrap, ex)) for ex in base_examples + defended_examples]
     tokenizer = train_tokenizer(corpus, vocab_size=recipe.vocab_size)
