@@ -64,7 +64,8 @@ class Trajectory:
 
     @property
     def step1_failure(self) -> bool:
-        """The first reply was not a well-formed call: a refusal, invalid markup, a plain answer, or no reply."""
+        """The first reply was not a well-formed call the environment accepted: a refusal, invalid markup or call, a
+        plain answer, no reply, or a call whose result was an error."""
         return not self.steps or self.steps[0].label != "call" or self.steps[0].failed
 
     @property

@@ -184,7 +184,7 @@ def plot_comparison(reports: dict[str, AgentReport], path: str | Path, kind: str
         errors = [[100 * ((r.rate or 0) - (r.lo or 0)) if r else 0 for r in rates],
                   [100 * ((r.hi or 0) - (r.rate or 0)) if r else 0 for r in rates]]
         ax.bar(xs, heights, width, yerr=errors, capsize=3, label=label)
-    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names])
+    ax.set_xticks(range(len(names)), [dict(COLUMNS)[n] for n in names])
     ax.set_ylabel(f"% of {kind} tasks")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8)
