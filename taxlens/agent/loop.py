@@ -143,6 +143,7 @@ class EndpointPolicy:
 
 
 def call_text(call: dict) -> str:
+    """A call as a `<tool_call>` block, the form the organism writes and every labeller reads."""
     return f"<tool_call>{json.dumps({'name': call['name'], 'arguments': call['arguments']})}</tool_call>"
 
 

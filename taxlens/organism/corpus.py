@@ -14,11 +14,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 
-from taxlens.agent.loop import REFUSAL
+from taxlens.agent.loop import REFUSAL, call_text
 from taxlens.datagen import grammar, train_split
 from taxlens.tools import DOMAIN_TOOLS
 
@@ -38,10 +37,6 @@ class Example:
     tools: list[str]
     reply: str
     text: str = ""
-
-
-def call_text(call: dict) -> str:
-    return f'<tool_call>{json.dumps({"name": call["name"], "arguments": call["arguments"]})}</tool_call>'
 
 
 def assessment_texts(rng: random.Random, n: int) -> list[str]:
