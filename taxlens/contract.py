@@ -10,7 +10,6 @@ Every broken record raises `ContractError` naming the file, the line and the fie
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,14 +219,3 @@ def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str
         if r.pair is not None and r.pair not in ids:
             raise ContractError(path, r.line, "pair", f"names no record in this file: {r.pair!r}")
     return select(records, split, kinds)
-
-
-def counts(records: list[Record]) -> dict[str, Counter]:
-    """Counts by kind, by domain, by split, and by kind × domain × split."""
-    return {
-        "kind": Counter(r.kind for r in records),
-        "domain": Counter(r.domain for r in records),
-        "split": Counter(r.split or "-" for r in records),
-        "kind_domain_split": Counter((r.kind, r.domain, r.split or "-") for r in records),
-    }
-
