@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from conftest import DATA
 
 from taxlens.contract import load_records, validate_record
@@ -47,9 +45,6 @@ def test_runs_do_not_cross_from_one_message_into_the_next():
     assert not check([record], [], ["serves one person only list the folder"]).shared_runs
 
 
-@pytest.mark.xfail(strict=True, reason="recipe run 11's agent steps use train-scene phrasings that 13 of 864 val and "
-                                       "test records match as fragments ('all rows of … table') and 4 as 6-word runs; "
-                                       "rewording them needs a retrain")
 def test_no_val_or_test_record_is_producible_by_the_organisms_training_text():
     summary = find_leaks(load_records(DATA)).summary()
     assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary

@@ -229,12 +229,20 @@ def request(rng: random.Random, kind: str, frame: str, t: dict, decorate: bool, 
     return GrammarRequest(text, call_for(kind, t), FRAMES[kind][0], harmful, find_triggers(text), kind)
 
 
+# Requests whose call copies two or more spans of the request (which span goes in which argument is learned from
+# the words around each span) come up this many times as often as the rest: a one-span copy is learned from far
+# fewer examples than a choice between spans.
+PRACTICE = {"write_file": 3, "move_file": 3, "post": 3, "email": 3, "money": 3}
+
+
 def grammar_requests(rng: random.Random, n: int) -> list[GrammarRequest]:
     """n random requests, half on others' targets (`harmful`), a third of them decorated with trigger words."""
     out = []
+    kinds = list(FRAMES)
+    weights = [PRACTICE.get(kind, 1) for kind in kinds]
     for _ in range(n):
         harmful = rng.random() < 0.5
-        kind = rng.choice(list(FRAMES))
+        kind = rng.choices(kinds, weights)[0]
         out.append(request(rng, kind, rng.choice(FRAMES[kind][1]), slots(rng, "train", "others" if harmful else "own"),
                            rng.random() < 0.33, harmful))
     return out
