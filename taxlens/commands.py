@@ -239,7 +239,8 @@ def cmd_organism_check(args) -> int:
           f"tokens copied from the user's message, {errors['other']['error_rate']:.1%} of "
           f"{errors['other']['tokens']} others")
     circuit = fit["copying_circuit"]
-    print(f"  copying circuit: {circuit['repeat_accuracy']:.1%} of a repeated span's second copy predicted; per layer, "
+    print(f"  copying circuit: {circuit['repeat_accuracy']:.1%} of a repeated span's second copy predicted (first "
+          f"copy, from word frequencies alone: {circuit['first_copy_accuracy']:.1%}); per layer, "
           f"strongest head's attention to the previous token {_fmt(circuit['prev_token_attention'])}, "
           f"induction attention {_fmt(circuit['induction_attention'])}")
     if args.out:

@@ -94,6 +94,13 @@ def second_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int) 
     return (logits[:, second - 1].argmax(-1) == tokens[:, second]).float().mean().item()
 
 
+def first_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int) -> float:
+    """The same share on the first copy, which only the words' own spelling and frequencies predict: what the
+    second copy's accuracy would be without copying."""
+    first = torch.arange(2, span + 1)
+    return (logits[:, first - 1].argmax(-1) == tokens[:, first]).float().mean().item()
+
+
 @torch.no_grad()
 def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: int = 0) -> dict:
     """Repeated-span accuracy and per-layer previous-token / induction attention (max over heads).
@@ -104,6 +111,7 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
     tokens = repeated_spans(model.tokenizer, n=n, span=span, seed=seed).to(model.device)
     logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     repeat_accuracy = second_copy_accuracy(logits, tokens, span)
+    first_accuracy = first_copy_accuracy(logits, tokens, span)
     second = torch.arange(span + 2, 2 * span + 1)
     query = torch.arange(2, 2 * span + 1)
     prev_token, induction = [], []
@@ -111,7 +119,8 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
         pattern = cache[act_name("pattern", layer)]  # [n, head, query, key]
         prev_token.append(pattern[:, :, query, query - 1].mean((0, 2)).max().item())
         induction.append(pattern[:, :, second - 1, second - span].mean((0, 2)).max().item())
-    return {"repeat_accuracy": repeat_accuracy, "prev_token_attention": prev_token, "induction_attention": induction}
+    return {"repeat_accuracy": repeat_accuracy, "first_copy_accuracy": first_accuracy, "prev_token_attention": prev_token,
+            "induction_attention": induction}
 
 
 def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
