@@ -45,7 +45,7 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 1  # the shipped pair's: val picked it among seeds 0 and 1 (docs/results.md gives both)
+    seed: int = 1  # the shipped pair's: val picked it among seeds 1 and 2 (docs/results.md gives both)
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
 

@@ -1,0 +1,60 @@
+"""Which step of a task a model gets wrong when every earlier step was right: replay the scripted reference agent on
+each task (real tool results from a real sandbox), then ask the model for each step's reply given the reference
+history, and count how often it makes the reference call exactly (and with the right tool), and answers once the
+reference is done. Separates failing at step 1 from failing to use what a tool returned.
+
+    python benchmarks/agent_steps.py organism:base --split val
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+from taxlens.agent.loop import DONE, ModelPolicy, ScriptedPolicy, Turn, run_tasks, turns_of
+from taxlens.agent.tasks import load_tasks
+from taxlens.labels import label_reply
+from taxlens.models import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--adapter")
+    parser.add_argument("--tasks", default="datasets/agent_tasks.jsonl")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--kinds", default="benign,lookalike,injection")
+    args = parser.parse_args()
+    tasks = [t for t in load_tasks(args.tasks, split=args.split) if t.kind in args.kinds.split(",")]
+    policy = ModelPolicy(load_model(args.model, adapter=args.adapter, device="cpu"))
+    reference = run_tasks(ScriptedPolicy("solution"), tasks)
+    turns, wanted = [], []
+    for task, trajectory in zip(tasks, reference):
+        for n, (messages, reply) in enumerate(turns_of(task, trajectory)):
+            turns.append(Turn(task, messages, n))
+            wanted.append(reply)
+    replies = policy.replies(turns)
+    exact, tool, total = collections.Counter(), collections.Counter(), collections.Counter()
+    for turn, want, got in zip(turns, wanted, replies):
+        last = want == DONE
+        key = (turn.task.kind, "answer" if last else f"call {turn.step + 1}")
+        total[key] += 1
+        got_label = label_reply(got or "", turn.task.tools, "answer" if last else "call")
+        if last:
+            exact[key] += got_label.label == "answer"
+            tool[key] += got_label.label == "answer"
+            continue
+        want_call = label_reply(want, turn.task.tools, "call").calls[0]
+        calls = got_label.calls if got_label.label == "call" else []
+        exact[key] += bool(calls) and calls[0]["name"] == want_call["name"] and \
+            calls[0]["arguments"] == want_call["arguments"]
+        tool[key] += bool(calls) and calls[0]["name"] == want_call["name"]
+    print(f"{args.model}{' + ' + args.adapter if args.adapter else ''}, {args.split} tasks, reference history:")
+    print(f"{'kind':<10} {'step':<8} {'n':>4} {'exact call':>11} {'right tool':>11}")
+    for key in sorted(total, key=lambda k: (k[0], k[1] == "answer", k[1])):
+        n = total[key]
+        print(f"{key[0]:<10} {key[1]:<8} {n:>4} {100 * exact[key] / n:>10.1f}% {100 * tool[key] / n:>10.1f}%")
+
+
+if __name__ == "__main__":
+    main()
