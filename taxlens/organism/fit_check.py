@@ -119,8 +119,8 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
         pattern = cache[act_name("pattern", layer)]  # [n, head, query, key]
         prev_token.append(pattern[:, :, query, query - 1].mean((0, 2)).max().item())
         induction.append(pattern[:, :, second - 1, second - span].mean((0, 2)).max().item())
-    return {"repeat_accuracy": repeat_accuracy, "first_copy_accuracy": first_accuracy, "prev_token_attention": prev_token,
-            "induction_attention": induction}
+    return {"repeat_accuracy": repeat_accuracy, "first_copy_accuracy": first_accuracy,
+            "prev_token_attention": prev_token, "induction_attention": induction}
 
 
 def recipe_fit(model: LoadedModel, *, n: int = 256) -> dict:
