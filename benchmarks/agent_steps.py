@@ -40,9 +40,8 @@ def main() -> None:
         key = (turn.task.kind, "answer" if last else f"call {turn.step + 1}")
         total[key] += 1
         got_label = label_reply(got or "", turn.task.tools, "answer" if last else "call")
-        if last:
+        if last:  # an answer has no tool: its row says how often the model answered
             exact[key] += got_label.label == "answer"
-            tool[key] += got_label.label == "answer"
             continue
         want_call = label_reply(want, turn.task.tools, "call").calls[0]
         calls = got_label.calls if got_label.label == "call" else []
@@ -53,7 +52,8 @@ def main() -> None:
     print(f"{'kind':<10} {'step':<8} {'n':>4} {'exact call':>11} {'right tool':>11}")
     for key in sorted(total, key=lambda k: (k[0], k[1] == "answer", k[1])):
         n = total[key]
-        print(f"{key[0]:<10} {key[1]:<8} {n:>4} {100 * exact[key] / n:>10.1f}% {100 * tool[key] / n:>10.1f}%")
+        right_tool = f"{'-':>11}" if key[1] == "answer" else f"{100 * tool[key] / n:>10.1f}%"
+        print(f"{key[0]:<10} {key[1]:<8} {n:>4} {100 * exact[key] / n:>10.1f}% {right_tool}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from taxlens.models import resolve
-from taxlens.organism.fit_check import repeated_spans, second_copy_accuracy
+from taxlens.organism.fit_check import copy_accuracy, repeated_spans
 from taxlens.organism.seed_circuit import seed_induction_circuit
 from taxlens.organism.train import Recipe, llama_config
 
@@ -85,7 +85,7 @@ def main() -> None:
         if step % args.every == 0:
             model.eval()
             with torch.no_grad():
-                accuracy = second_copy_accuracy(model(input_ids=held_out).logits, held_out, args.span)
+                accuracy = copy_accuracy(model(input_ids=held_out).logits, held_out, args.span)
             model.train()
             rows.append({"step": step, "loss": round(loss.item(), 3), "second_copy_accuracy": round(accuracy, 3),
                          "seconds": round(time.perf_counter() - started, 1)})

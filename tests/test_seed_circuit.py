@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from taxlens.organism.fit_check import second_copy_accuracy
+from taxlens.organism.fit_check import copy_accuracy
 from taxlens.organism.seed_circuit import seed_induction_circuit
 
 
@@ -37,8 +37,8 @@ def test_seeded_model_attends_back_one_token_and_copies_the_second_copy():
     assert out.attentions[0][:, 0, query, query - 1].mean() > 0.9  # layer 0 head 0: the previous token
     second = torch.arange(span + 2, 2 * span + 1)
     assert out.attentions[1][:, 0, second - 1, second - span].mean() > 0.7  # layer 1 head 0: after the match
-    assert second_copy_accuracy(out.logits, tokens, span) > 0.8
-    assert second_copy_accuracy(unseeded, tokens, span) < 0.1
+    assert copy_accuracy(out.logits, tokens, span) > 0.8
+    assert copy_accuracy(unseeded, tokens, span) < 0.1
 
 
 def test_seeding_rejects_a_model_it_cannot_seed():
@@ -59,7 +59,7 @@ def test_matching_two_tokens_copies_spans_of_frequent_pieces_that_one_token_cann
     for match_tokens in (1, 2):
         model = tiny_llama(d_model=256)
         seed_induction_circuit(model, match_tokens=match_tokens)
-        accuracy[match_tokens] = second_copy_accuracy(model(input_ids=tokens).logits, tokens, 20)
+        accuracy[match_tokens] = copy_accuracy(model(input_ids=tokens).logits, tokens, 20)
     assert accuracy[2] > 0.8 and accuracy[1] < 0.6, accuracy
     narrow = LlamaConfig(vocab_size=300, hidden_size=200, head_dim=64, intermediate_size=256, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,

@@ -88,17 +88,13 @@ def repeated_spans(tokenizer, *, n: int, span: int, seed: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def second_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int) -> float:
-    """Share of a repeated span's second copy predicted (its first token, which nothing cues, left out)."""
-    second = torch.arange(span + 2, 2 * span + 1)
-    return (logits[:, second - 1].argmax(-1) == tokens[:, second]).float().mean().item()
-
-
-def first_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int) -> float:
-    """The same share on the first copy, which only the words' own spelling and frequencies predict: what the
-    second copy's accuracy would be without copying."""
-    first = torch.arange(2, span + 1)
-    return (logits[:, first - 1].argmax(-1) == tokens[:, first]).float().mean().item()
+def copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor, span: int, copy: int = 2) -> float:
+    """Share of a repeated span's `copy`-th copy (1 or 2) predicted, its first token (which nothing cues) left out.
+    Only the words' own spelling and frequencies predict the first copy: it is what the second copy's accuracy would
+    be without copying."""
+    start = 1 + (copy - 1) * span  # the copy's first token (position 0 is BOS)
+    positions = torch.arange(start + 1, start + span)
+    return (logits[:, positions - 1].argmax(-1) == tokens[:, positions]).float().mean().item()
 
 
 @torch.no_grad()
@@ -110,8 +106,6 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
     frequencies give."""
     tokens = repeated_spans(model.tokenizer, n=n, span=span, seed=seed).to(model.device)
     logits, cache = model.bridge.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
-    repeat_accuracy = second_copy_accuracy(logits, tokens, span)
-    first_accuracy = first_copy_accuracy(logits, tokens, span)
     second = torch.arange(span + 2, 2 * span + 1)
     query = torch.arange(2, 2 * span + 1)
     prev_token, induction = [], []
@@ -119,7 +113,8 @@ def copying_circuit(model: LoadedModel, *, n: int = 32, span: int = 24, seed: in
         pattern = cache[act_name("pattern", layer)]  # [n, head, query, key]
         prev_token.append(pattern[:, :, query, query - 1].mean((0, 2)).max().item())
         induction.append(pattern[:, :, second - 1, second - span].mean((0, 2)).max().item())
-    return {"repeat_accuracy": repeat_accuracy, "first_copy_accuracy": first_accuracy,
+    return {"repeat_accuracy": copy_accuracy(logits, tokens, span),
+            "first_copy_accuracy": copy_accuracy(logits, tokens, span, copy=1),
             "prev_token_attention": prev_token, "induction_attention": induction}
 
 
