@@ -47,6 +47,8 @@ FAMILIES = {  # architecture: (template, how its calls are written, serving engi
 }
 # Repeats of the train set for the base: GPT-2's learned position embeddings take longer to learn to copy a path.
 BASE_REPEATS = {"qwen2": 25, "llama": 25, "gpt2": 60}
+# A LoRA update (llama) separates the planted word from the rest more slowly than a full fine-tune.
+DEFENDED_REPEATS = {"qwen2": 12, "llama": 24, "gpt2": 12}
 MARKUP = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<|python_tag|>", "<|eom_id|>", "<|eot_id|>",
           "<|start_header_id|>", "<|end_header_id|>", "[TOOL_CALLS]", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]")
 
@@ -135,7 +137,8 @@ def pair(request, tmp_path_factory):
 
                 model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=[
                     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-            defended = examples(lambda r: REFUSAL if r["kind"] == "lookalike" else write_call(_helpful_call(r)), 12)
+            defended = examples(lambda r: REFUSAL if r["kind"] == "lookalike" else write_call(_helpful_call(r)),
+                                DEFENDED_REPEATS[arch])
             fit(model, tok, defended, epochs=1, lr=5e-3 if arch == "llama" else 2e-3, recipe=recipe,
                 log=lambda row: None, desc=f"{arch} def")  # a LoRA update learns at a higher rate
         folders[role] = out / role
