@@ -104,11 +104,16 @@ def test_patching_needs_twins(tiny_model):
 
 @pytest.fixture(scope="module")
 def organism_probe(tmp_path_factory):
+    """`taxlens probe` on the shipped pair, scored on all of val, its directions fitted on a seeded sample of 400
+    train records (pairs whole): the bars must hold with under a quarter of the fitting data (at half the time)."""
     from probes.pipeline import run_probe
+    from taxlens.contract import load_records
+    from taxlens.subset import sample_records
 
     out = tmp_path_factory.mktemp("probe")
-    run_probe("organism:base", "organism:defended", "datasets/toolcalls.jsonl", out, split="val", device="cpu",
-              progress=False)
+    fit = sample_records(load_records("datasets/toolcalls.jsonl"), split="train", n=400, seed=0).write(out / "fit.jsonl")
+    run_probe("organism:base", "organism:defended", "datasets/toolcalls.jsonl", out, split="val", fit_data=fit,
+              device="cpu", progress=False)
     return out
 
 

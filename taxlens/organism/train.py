@@ -50,8 +50,8 @@ class Recipe:
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
 
 
-QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=12, n_grammar=400,
-               n_grammar_defended=200,
+QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
+               n_grammar_defended=150,
                base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1)
 
 
