@@ -1,5 +1,6 @@
 """Time of one organism training step (forward, backward, AdamW; bf16 autocast on the CPU, as the recipe trains) with
-eager and with sdpa attention, at a few padded widths: which attention the recipe should train with.
+eager and with sdpa attention, and eager under `torch.compile(dynamic=True)` (one compile serves every width), at a
+few padded widths: which attention the recipe should train with, and what compiling saves.
 
     python benchmarks/train_step.py --json runs/bench/train_step.json
 """
@@ -18,10 +19,11 @@ from transformers import LlamaForCausalLM
 from taxlens.organism.train import Recipe, llama_config
 
 
-def step_seconds(attention: str, width: int, batch: int, repeats: int) -> float:
+def step_seconds(attention: str, width: int, batch: int, repeats: int, compiled: bool = False) -> float:
     recipe = Recipe()
     torch.manual_seed(0)
     model = LlamaForCausalLM(llama_config(recipe, recipe.vocab_size, attn_implementation=attention))
+    forward = torch.compile(model, dynamic=True) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(0, recipe.vocab_size, (batch, width))
     mask = torch.ones_like(ids)
@@ -31,12 +33,12 @@ def step_seconds(attention: str, width: int, batch: int, repeats: int) -> float:
     for _ in range(repeats + 2):
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])  # the first two build kernels
+    return statistics.median(times[2:])  # the first two build kernels (or compile)
 
 
 def main() -> None:
@@ -48,10 +50,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for width in map(int, args.widths.split(",")):
-        row = {"width": width, **{a: round(step_seconds(a, width, args.batch, args.repeats), 3) for a in ("sdpa", "eager")}}
+        row = {"width": width, **{a: round(step_seconds(a, width, args.batch, args.repeats), 3) for a in ("sdpa", "eager")},
+               "eager_compiled": round(step_seconds("eager", width, args.batch, args.repeats, compiled=True), 3)}
         row["sdpa_over_eager"] = round(row["sdpa"] / row["eager"], 2)
+        row["compiled_over_eager"] = round(row["eager_compiled"] / row["eager"], 2)
         rows.append(row)
-        print(f"width {width:4d}: sdpa {row['sdpa']:.3f} s  eager {row['eager']:.3f} s  ratio {row['sdpa_over_eager']}")
+        print(f"width {width:4d}: sdpa {row['sdpa']:.3f} s  eager {row['eager']:.3f} s  compiled eager "
+              f"{row['eager_compiled']:.3f} s  ratios {row['sdpa_over_eager']} {row['compiled_over_eager']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"batch": args.batch, "threads": torch.get_num_threads(), "rows": rows},

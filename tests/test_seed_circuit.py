@@ -66,3 +66,33 @@ def test_matching_two_tokens_copies_spans_of_frequent_pieces_that_one_token_cann
                          rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
     with pytest.raises(ValueError, match="matching two tokens needs"):  # 7 dims left for prev2, 13 slow pairs
         seed_induction_circuit(LlamaForCausalLM(narrow), match_tokens=2)
+
+
+def test_a_tied_copy_readout_keeps_copying_tokens_that_training_reads_but_never_writes():
+    """Trained on spans of all 299 tokens with the loss on tokens 1–149 only (150–299 are read, never written, as
+    the pieces of rare words are), the seeded circuit still copies spans of tokens 150–299 when the copy readout is
+    re-tied after every step; left free, the readout keeps their initial embeddings while training moves them."""
+    from taxlens.organism.seed_circuit import tie_copy_readout
+
+    generator = torch.Generator().manual_seed(2)
+
+    def spans(n: int, low: int = 1, width: int = 299) -> torch.Tensor:
+        first = torch.stack([torch.randperm(width, generator=generator)[:20] + low for _ in range(n)])
+        return torch.cat([torch.zeros(n, 1, dtype=torch.long), first, first], dim=1)
+
+    unseen, accuracy = spans(32, low=150, width=150), {}
+    for tied in (False, True):
+        model = tiny_llama()
+        seed_induction_circuit(model)
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+        model.train()
+        for _ in range(150):
+            tokens = spans(16)
+            model(input_ids=tokens, labels=tokens.masked_fill(tokens >= 150, -100)).loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if tied:
+                tie_copy_readout(model)
+        with torch.no_grad():
+            accuracy[tied] = copy_accuracy(model.eval()(input_ids=unseen).logits, unseen, 20)
+    assert accuracy[True] > 0.9 and accuracy[True] > accuracy[False] + 0.15, accuracy

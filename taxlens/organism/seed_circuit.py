@@ -34,6 +34,19 @@ import torch
 
 
 @torch.no_grad()
+def tie_copy_readout(model, *, copy_logit: float = 8.0) -> None:
+    """Set the unembedding's `copy` columns from the embedding's `token` block, so a token the induction head copies
+    gets `copy_logit`. Training with it re-applied after every step keeps the readout tied: left free, the readout
+    of a piece that the text reads but never asks the model to write (a piece of rare words) keeps the piece's
+    initial embedding while training moves the embedding, and the circuit stops writing it
+    (`tests/test_seed_circuit.py`)."""
+    head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
+    block = torch.arange(head_dim)
+    embed = model.get_input_embeddings().weight
+    model.get_output_embeddings().weight[:, 1 + head_dim + block] = embed[:, 1 + block] * copy_logit / head_dim
+
+
+@torch.no_grad()
 def seed_induction_circuit(model, *, prev_margin: float = 12.0, match_score: float = 16.0,
                            copy_logit: float = 8.0, max_offset: int = 512, match_tokens: int = 1) -> None:
     """Overwrite the embeddings, unembedding, layer 0 head 0 (and head 1) and layer 1 head 0 of a freshly
@@ -74,7 +87,7 @@ def seed_induction_circuit(model, *, prev_margin: float = 12.0, match_score: flo
     embed[:, torch.cat([prev, prev2, copy])] = 0.0
     rms0 = embed.pow(2).mean(-1).sqrt().mean().item()  # the first RMSNorm's divisor
     rms1 = math.sqrt((const_value ** 2 + 2 * head_dim + width2) / d_model)  # the second's: const, token, prev(2)
-    model.lm_head.weight[:, copy] = embed[:, token] * copy_logit / head_dim
+    tie_copy_readout(model, copy_logit=copy_logit)
 
     def clear(attn, head: int) -> None:
         rows = head * head_dim + block

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from taxlens.organism.corpus import Example, build_examples
-from taxlens.organism.seed_circuit import seed_induction_circuit
+from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
 
@@ -45,14 +45,18 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 1  # the shipped pair's: val picked it among seeds 1 and 2 (docs/results.md gives both)
+    seed: int = 1  # the shipped pair's (recipe run 17: its ship rule was fixed on seed 1 before it trained)
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
+    # torch.compile with dynamic shapes: a step at the recipe's widths takes 0.29 s instead of 0.41 s on 2 cores
+    # (benchmarks/train_step.py), after about a minute of compiling that a quick run would not win back
+    compile: bool = True
+    tie_copy: bool = True  # the unembedding's copy readout re-tied to the embedding after every base step
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
                n_grammar_defended=150,
-               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1)
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, compile=False)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -109,8 +113,10 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
         yield ids, labels, mask
 
 
-def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str):
-    """AdamW with linear warm-up and cosine decay, bf16 autocast on the CPU; appends a loss row to `log` per step."""
+def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
+        after_step=None):
+    """AdamW with linear warm-up and cosine decay, bf16 autocast on the CPU; appends a loss row to `log` per step and
+    calls `after_step(model)`, if given, after each optimiser step."""
     encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
@@ -120,15 +126,18 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
         opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
     rng = random.Random(recipe.seed)
     model.train()
+    forward = torch.compile(model, dynamic=True) if recipe.compile else model
     step, started = 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step")
     while step < total:
         for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ids.device.type == "cpu"):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            if after_step is not None:
+                after_step(model)
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
@@ -208,7 +217,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
             log_file.write(json.dumps(row) + "\n")
 
         fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
-            lr=recipe.base_lr, recipe=recipe, log=log, desc="base")
+            lr=recipe.base_lr, recipe=recipe, log=log, desc="base",
+            after_step=tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None)
         paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
         if recipe.defended_lora_rank:
             from peft import LoraConfig, get_peft_model
