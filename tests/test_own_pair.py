@@ -119,7 +119,7 @@ def pair(request, tmp_path_factory):
     tok.chat_template = template
     model = _model(arch, tok)
     train = [(r, text) for r in records if r["split"] == "train" for text in _variants(r["messages"][0]["content"])]
-    recipe = Recipe(batch_size=8, n_ctx=256, seed=0)
+    recipe = Recipe(batch_size=8, n_ctx=256, seed=0, compile=False)
 
     def examples(reply, times):
         return [Example([{"role": "user", "content": text}], r["tools"], reply(r)) for r, text in train] * times
