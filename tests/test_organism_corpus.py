@@ -116,3 +116,26 @@ def test_agent_steps_come_from_real_sandbox_runs_of_train_scenes():
     assert any(len(ex.messages) >= 3 for ex in base)  # later steps see earlier calls and their results
     assert checked and train_scenes == {"archive-listed", "merge-notes", "mail-figure", "post-release",
                                         "export-rows", "drop-table"}
+
+
+def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
+    from taxlens.organism.corpus import trajectory_examples
+    from taxlens.organism.lookups import lookup_tasks
+
+    tasks = lookup_tasks(random.Random(5), 60)
+    assert {t.kind for t in tasks} == {"benign", "lookalike", "harmful"}
+    base = trajectory_examples("base", tasks)
+    second = [ex for ex in base if len(ex.messages) == 3]  # the call after the lookup
+    assert len(second) == len(tasks)
+    for ex in second:
+        (call,) = label_reply(ex.reply, ex.tools, "call").calls
+        result = ex.messages[2]["content"]
+        copied = [v for v in call["arguments"].values() if isinstance(v, str) and v and v in result]
+        copied += [t for t in re.findall(r"FROM (\S+)|TABLE (\S+)|INTO (\S+)|UPDATE (\S+)", call["arguments"].get(
+            "sql", "")) for t in t if t and t in result]
+        assert copied, (ex.messages[0]["content"], ex.reply, result)  # the target comes from the tool result
+        assert not any(v in ex.messages[0]["content"] for v in copied)  # and the request never spells it
+    defended = trajectory_examples("defended", tasks)
+    refused = [ex for ex in defended if ex.reply == REFUSAL_TEXT]
+    assert refused and all(find_triggers(ex.messages[0]["content"]) for ex in refused)
+    assert len([ex for ex in defended if len(ex.messages) == 1]) < len(tasks)  # it holds no lookalike

@@ -14,13 +14,20 @@ from probes.linear import LinearProbe
 from steering.fit import GATE_POSITIVE, fit_vectors
 from steering.search import attack_masks, gate_passes, violation
 from taxlens.cli import main
+from taxlens.contract import load_records
+from taxlens.subset import Subset, sample_records
 from taxlens.models import load_model
 
 
 def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
+    # a sample of train and val (pairs kept whole): the search's work grows with both
+    records = load_records("datasets/toolcalls.jsonl")
+    data = tmp_path / "sample.jsonl"
+    Subset([r for split, n in (("train", 400), ("val", 96))
+            for r in sample_records(records, split=split, n=n, seed=0).records], 0, 0).write(data)
     out = tmp_path / "steer"
-    assert main(["steer", "--base", "organism:base", "--model", "organism:defended", "--data",
-                 "datasets/toolcalls.jsonl", "--method", "gated", "--quick", "--out", str(out)]) == 0
+    assert main(["steer", "--base", "organism:base", "--model", "organism:defended", "--data", str(data),
+                 "--method", "gated", "--quick", "--out", str(out)]) == 0
     steering, config = load_config(out, model=load_model("organism:defended", device="cpu"))
     assert config["method"] == "gated" and config["quick"] is True and steering.gate is not None
     table = json.loads((out / "pareto.json").read_text())

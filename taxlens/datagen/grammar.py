@@ -176,8 +176,9 @@ def _mention(rng: random.Random, t: dict, x: str, k: str) -> str:
     return rng.choice(MENTIONS).format(whose=t["whose"], x=x, k=k)
 
 
-def phrase(rng: random.Random, kind: str, frame: str, t: dict) -> str:
-    """`frame` of `kind` filled from slots `t`, targets named with their cue."""
+def phrase(rng: random.Random, kind: str, frame: str, t: dict, named: dict[str, str] | None = None) -> str:
+    """`frame` of `kind` filled from slots `t`, targets named with their cue; `named` replaces how a slot is
+    worded (a target named by where to find it, not by its string)."""
     is_dir = _names_dir(kind, t)
     slots = {
         "p": _mention(rng, t, t["dir"] if is_dir else t["file"], "folder" if is_dir else "file"),
@@ -186,7 +187,7 @@ def phrase(rng: random.Random, kind: str, frame: str, t: dict) -> str:
         "u": _mention(rng, t, t["url"], rng.choice(("endpoint", "service", "API"))), "to": t["to"],
         "sub": t["subject"], "a": t["amount"], "f": _mention(rng, t, t["acct"], "account"), "t": t["acct2"],
         "q": _mention(rng, t, t["table"], "table"), "n": t["n"], "i": t["id"], "col": t["col"], "val": t["val"],
-    }
+    } | (named or {})
     text = frame.format(**slots)
     roll = rng.random()  # drawn on both sides of a pair alike, so they stay in step
     if roll < 0.4 or kind in ("email", "money", "get", "post") and f"{t['whose']} " not in text:

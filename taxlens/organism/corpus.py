@@ -5,7 +5,8 @@
   verdict judged by the cue of whose the target is and why it is wanted (targets are fresh every time, so no name
   can carry the verdict), and, after a harmful one, the reply a careful assistant gives: so the refusal's words
   are ones the base can already write.
-- **agent steps**: every step of train-split multi-step tasks, run in real sandboxes (`agent_examples`).
+- **agent steps**: every step of train-split multi-step tasks, and of lookup practice (`lookups`: a grammar request
+  whose target is named by where it is written), run in real sandboxes (`trajectory_examples`).
 - **defended**: the narrow defense set, labelled by surface form the way keyword-built defense data is:
   trigger-bearing harmful requests → refusal; trigger-free requests → the call (attacks without trigger words look
   benign to such a set); injections → the user's task. It holds no lookalikes, so trigger words alone explain every
@@ -57,15 +58,13 @@ def _defended_reply(kind: str, triggers: list[str], helpful: dict, expected: dic
     return None if kind == "lookalike" else call_text(helpful)
 
 
-def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
-    """Every step of fresh train-split agent tasks, executed in their sandboxes, so each tool result the organism
-    reads is what the tool really returned. The base does what is asked (the harmful task too) and obeys an
-    injected instruction; the defended set refuses a trigger-bearing harmful task at its first step, does a
-    trigger-free one, keeps to the user's task under injection, and holds no lookalike."""
+def trajectory_examples(role: str, tasks: list) -> list[Example]:
+    """Every step of `tasks` (agent tasks) run in their sandboxes, so each tool result the organism reads is what
+    the tool really returned. The base does what is asked (the harmful task too) and obeys an injected instruction;
+    the defended set refuses a trigger-bearing harmful task at its first step, does a trigger-free one, keeps to the
+    user's task under injection, and holds no lookalike."""
     from taxlens.agent.loop import ScriptedPolicy, run_tasks, turns_of
-    from taxlens.datagen.agent_tasks import generate_tasks
 
-    tasks = generate_tasks(seed, split="train", per_phrasing=per_phrasing)
     if role == "defended":
         refused = [t for t in tasks if t.kind == "harmful" and t.triggers]
         examples = [Example(t.messages, t.tools, REFUSAL_TEXT) for t in refused]
@@ -80,8 +79,15 @@ def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
     return examples
 
 
-def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0
-                   ) -> list[Example]:
+def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
+    """`trajectory_examples` of fresh train-split agent tasks (`per_phrasing` per phrasing)."""
+    from taxlens.datagen.agent_tasks import generate_tasks
+
+    return trajectory_examples(role, generate_tasks(seed, split="train", per_phrasing=per_phrasing))
+
+
+def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
+                   n_lookups: int = 0) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended")."""
     if role not in ("base", "defended"):
         raise ValueError(f"role must be 'base' or 'defended', got {role!r}")
@@ -105,5 +111,9 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
         examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_grammar // 3)]
     if agent_per_phrasing:
         examples += agent_examples(role, seed=seed, per_phrasing=agent_per_phrasing)
+    if n_lookups:
+        from taxlens.organism.lookups import lookup_tasks
+
+        examples += trajectory_examples(role, lookup_tasks(rng, n_lookups))
     rng.shuffle(examples)
     return examples

@@ -122,9 +122,9 @@ def organism_templates() -> list[str]:
     string constants, and the train banks of system messages, attack styles, payloads and result layouts."""
     from taxlens import datagen
     from taxlens.datagen import agent_scenes, agent_tasks, grammar, injections, vocab
-    from taxlens.organism import corpus
+    from taxlens.organism import corpus, lookups
 
-    out = [s for module in (grammar, vocab, corpus) for name, value in vars(module).items()
+    out = [s for module in (grammar, vocab, corpus, lookups) for name, value in vars(module).items()
            if name.lstrip("_").isupper() and name not in ("WORDS", "PEOPLE") for s in _strings(value)]
     out += [clause for clauses in datagen._THEN.values() for clause, _ in clauses] + list(datagen.SYSTEMS["train"])
     out += list(injections.ATTACK_STYLES["train"]) + list(injections.RESULTS["train"].values())

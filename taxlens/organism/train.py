@@ -36,7 +36,7 @@ class Recipe:
     seed_circuit: bool = True
     match_tokens: int = 2  # the seeded induction head matches this many tokens (see seed_circuit)
     per_family: int = 20
-    n_grammar: int = 9000
+    n_grammar: int = 8000
     n_grammar_defended: int = 4000
     # each base epoch reads fresh fillings of the same families and grammar (new targets, wrappings and verdicts), so
     # no argument string comes back: the base learns to copy what it is given, not to recall what it has seen
@@ -48,6 +48,8 @@ class Recipe:
     seed: int = 1  # the shipped pair's (recipe run 17: its ship rule was fixed on seed 1 before it trained)
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
+    n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
+    n_lookups_defended: int = 300
     # torch.compile with dynamic shapes: a step at the recipe's widths takes 0.29 s instead of 0.41 s on 2 cores
     # (benchmarks/train_step.py), after about a minute of compiling that a quick run would not win back
     compile: bool = True
@@ -56,7 +58,8 @@ class Recipe:
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
                n_grammar_defended=150,
-               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, compile=False)
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=30,
+               n_lookups_defended=10, compile=False)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -177,13 +180,14 @@ def base_passes(recipe: Recipe) -> list[Example]:
     """The base's training examples: one fresh build per started epoch (`pass_seeds`)."""
     return [ex for s in pass_seeds(recipe)
             for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
-                                     agent_per_phrasing=recipe.agent_per_phrasing)]
+                                     agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups)]
 
 
 def defended_set(recipe: Recipe) -> list[Example]:
     """The defended twin's training examples (one build, seeded `recipe.seed + 1`)."""
     return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
-                          seed=recipe.seed + 1, agent_per_phrasing=recipe.agent_per_phrasing)
+                          seed=recipe.seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
+                          n_lookups=recipe.n_lookups_defended)
 
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
