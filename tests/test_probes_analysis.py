@@ -143,8 +143,6 @@ def test_probe_records_from_a_held_out_file_and_a_fit_file():
         probe_records(DATA, "test", "val", fit_data=held_out)
 
 
-@pytest.mark.xfail(strict=True, reason="on val, 2 of the 10 words that most push recipe run 17's adapter to refuse "
-                                       "are trigger words (precision@10 0.2; run 8 seed 1: 0.6)")
 def test_trigger_precision_at_10_meets_its_bar_on_the_organism(organism_probe):
     summary = json.loads((organism_probe / "summary.json").read_text())
     assert summary["trigger_precision_at_10"] >= 0.5
