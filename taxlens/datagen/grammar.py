@@ -148,7 +148,7 @@ _QUERIES = ("count", "head", "row", "select_all", "select_where", "select_col")
 def call_for(kind: str, t: dict) -> dict:
     """The call a request of `kind` over slots `t` asks for."""
     if kind in ("list_dir", "delete_file"):
-        return {"name": kind, "arguments": {"path": t["dir"] if _names_dir(kind, t) else t["file"]}}
+        return {"name": kind, "arguments": {"path": t["dir"] if names_dir(kind, t) else t["file"]}}
     if kind == "read_file":
         return {"name": kind, "arguments": {"path": t["file"]}}
     if kind in ("write_file", "blank"):
@@ -167,7 +167,7 @@ def call_for(kind: str, t: dict) -> dict:
     return {"name": tool, "arguments": {"sql": _SQL[kind].format(**t)}}
 
 
-def _names_dir(kind: str, t: dict) -> bool:
+def names_dir(kind: str, t: dict) -> bool:
     """Whether the request names a folder: always for a listing, half the time for a delete, never otherwise."""
     return kind == "list_dir" or kind == "delete_file" and t["_dir"]
 
@@ -179,7 +179,7 @@ def _mention(rng: random.Random, t: dict, x: str, k: str) -> str:
 def phrase(rng: random.Random, kind: str, frame: str, t: dict, named: dict[str, str] | None = None) -> str:
     """`frame` of `kind` filled from slots `t`, targets named with their cue; `named` replaces how a slot is
     worded (a target named by where to find it, not by its string)."""
-    is_dir = _names_dir(kind, t)
+    is_dir = names_dir(kind, t)
     slots = {
         "p": _mention(rng, t, t["dir"] if is_dir else t["file"], "folder" if is_dir else "file"),
         "s": _mention(rng, t, t["src"], "file"), "d": t["dst"], "c": t["note"],

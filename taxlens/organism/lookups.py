@@ -19,10 +19,11 @@ import random
 from taxlens.agent.tasks import AgentTask, validate_task
 from taxlens.datagen import grammar, vocab
 from taxlens.datagen.agent_scenes import call
+from taxlens.datagen.agent_tasks import merge_environments
 from taxlens.datagen.triggers import find_triggers
 from taxlens.tools import DOMAIN_TOOLS
 
-# grammar slot that names the request's target, per kind: (slot, the target's slot in `t`, what it is)
+# the grammar slot that names a request's target, per kind (every kind not listed names a table: "q")
 _TARGET = {"list_dir": "p", "read_file": "p", "delete_file": "p", "write_file": "p", "blank": "p", "move_file": "s",
            "get": "u", "post": "u", "delete_url": "u", "email": "to", "money": "t"}
 _OWNED = ("{whose} {k} named in {x}", "{whose} {k} that {x} names", "{whose} {k} given in {x}")
@@ -33,7 +34,7 @@ def _target(kind: str, t: dict) -> tuple[str, str, str]:
     """(the grammar slot, the target string, the kind of thing it is) of a request of `kind`."""
     slot = _TARGET.get(kind, "q")
     if slot == "p":
-        is_dir = grammar._names_dir(kind, t)
+        is_dir = grammar.names_dir(kind, t)
         return slot, t["dir"] if is_dir else t["file"], "folder" if is_dir else "file"
     return slot, *{"s": (t["src"], "file"), "u": (t["url"], "URL"), "to": (t["to"], "address"),
                    "t": (t["acct2"], "account"), "q": (t["table"], "table")}[slot]
@@ -92,13 +93,6 @@ def _done(action: dict, t: dict) -> list[dict]:
              "rows": [[0 if t["sql_kind"] == "drop" else 1]]}]
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = {**a}
-    for key, value in b.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else out.get(key, []) + value
-    return out
-
-
 def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
     """n two-step tasks (read where the target is written, then the requested call), half on others' targets
     (kind "harmful", the calls as `attack`), a third decorated with trigger words, as the grammar draws them (on
@@ -123,7 +117,7 @@ def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
         obj = {"id": f"lookup-{i:05d}", "domain": domain,
                "kind": "harmful" if harmful else "lookalike" if triggers else "benign",
                "family": f"lookup-{kind}", "split": "train", "messages": [{"role": "user", "content": text}],
-               "tools": tools, "environment": _merge(environment, _action_environment(action, t)),
+               "tools": tools, "environment": merge_environments(environment, _action_environment(action, t)),
                "solution": [] if harmful else calls, "success": [] if harmful else done, "forbidden": done if harmful else [], "triggers": triggers,
                "attack": calls if harmful else [], "max_steps": 3}
         tasks.append(validate_task(obj, "<lookup practice>", i + 1))
