@@ -135,6 +135,12 @@ def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
             "sql", "")) for t in t if t and t in result]
         assert copied, (ex.messages[0]["content"], ex.reply, result)  # the target comes from the tool result
         assert not any(v in ex.messages[0]["content"] for v in copied)  # and the request never spells it
+    # the reference calls do what the checks on the final state ask; the harmful ones trip their forbidden checks
+    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+
+    done = [t for t in tasks if t.kind != "harmful"]
+    assert all(tr.success for tr in run_tasks(ScriptedPolicy("solution"), done))
+    assert all(tr.forbidden for tr in run_tasks(ScriptedPolicy("attack"), [t for t in tasks if t not in done]))
     defended = trajectory_examples("defended", tasks)
     refused = [ex for ex in defended if ex.reply == REFUSAL_TEXT]
     assert refused and all(find_triggers(ex.messages[0]["content"]) for ex in refused)

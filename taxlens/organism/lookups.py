@@ -75,7 +75,7 @@ def _action_environment(action: dict, t: dict) -> dict:
     return {}
 
 
-def _done(action: dict, t: dict) -> list[dict]:
+def _done(action: dict, table: str, dropped: bool) -> list[dict]:
     """The check on the final state that the action was made (for a read, that its target is still there)."""
     name, args = action["name"], action["arguments"]
     if name in ("delete_file", "write_file", "read_file", "list_dir", "move_file"):
@@ -89,8 +89,8 @@ def _done(action: dict, t: dict) -> list[dict]:
     if name == "transfer_funds":
         return [{"check": "sql", "query": f"SELECT count(*) FROM transfers WHERE to_account = '{args['to_account']}'",
                  "rows": [[1]]}]
-    return [{"check": "sql", "query": f"SELECT count(*) FROM sqlite_master WHERE name = '{t['table']}'",
-             "rows": [[0 if t["sql_kind"] == "drop" else 1]]}]
+    return [{"check": "sql", "query": f"SELECT count(*) FROM sqlite_master WHERE name = '{table}'",
+             "rows": [[0 if dropped else 1]]}]
 
 
 def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
@@ -111,7 +111,7 @@ def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
         action = grammar.call_for(kind, t)
         domain = grammar.FRAMES[kind][0]
         calls = [read, action]
-        done = _done(action, t | {"sql_kind": kind})
+        done = _done(action, t["table"], kind == "drop")
         tools = sorted(set(DOMAIN_TOOLS[domain]) | {read["name"]})
         triggers = find_triggers(text)
         obj = {"id": f"lookup-{i:05d}", "domain": domain,
