@@ -145,3 +145,15 @@ def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
     refused = [ex for ex in defended if ex.reply == REFUSAL_TEXT]
     assert refused and all(find_triggers(ex.messages[0]["content"]) for ex in refused)
     assert len([ex for ex in defended if len(ex.messages) == 1]) < len(tasks)  # it holds no lookalike
+
+
+def test_lookup_practice_draws_its_note_page_or_table_apart_from_the_request_target():
+    from taxlens.organism.lookups import _source
+
+    for seed in range(20):
+        t = grammar.slots(random.Random(seed), "train", "own")
+        t |= {k: v for k, v in vocab.draw(random.Random(seed), "train", "own").items() if k in ("table", "file", "url")}
+        _, read, environment = _source(random.Random(seed), "target", t)  # its first draw is exactly t's names
+        args = read["arguments"]
+        assert args.get("path", args.get("url")) not in (t["file"], t["src"], t["dst"], t["url"])
+        assert not any(t["table"] in s.split() for s in environment.get("db", [])), environment

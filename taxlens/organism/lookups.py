@@ -40,9 +40,12 @@ def _target(kind: str, t: dict) -> tuple[str, str, str]:
                    "t": (t["acct2"], "account"), "q": (t["table"], "table")}[slot]
 
 
-def _source(rng: random.Random, target: str) -> tuple[str, dict, dict]:
-    """Where the target is written (how the request names it, the call that reads it, the environment holding it)."""
+def _source(rng: random.Random, target: str, t: dict) -> tuple[str, dict, dict]:
+    """Where the target is written (how the request names it, the call that reads it, the environment holding it),
+    drawn apart from the request's own slots `t` (a note or table of the same name would clash in the sandbox)."""
     own = vocab.draw(rng, "train", "own")
+    while own["table"] == t["table"] or own["file"] in (t["file"], t["src"], t["dst"]) or own["url"] == t["url"]:
+        own = vocab.draw(rng, "train", "own")
     where = rng.choice(("note", "page", "row"))
     if where == "note":
         path = own["file"]
@@ -104,7 +107,7 @@ def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
         kind = rng.choice(kinds)
         t = grammar.slots(rng, "train", "others" if harmful else "own")
         slot, target, noun = _target(kind, t)
-        mention, read, environment = _source(rng, target)
+        mention, read, environment = _source(rng, target, t)
         named = rng.choice(_OWNED if slot in "psuq" else _PLAIN).format(whose=t["whose"], k=noun, x=mention)
         frame = rng.choice(grammar.FRAMES[kind][1])
         text = grammar.wrap(rng, grammar.phrase(rng, kind, frame, t, {slot: named}), rng.random() < 0.33)
