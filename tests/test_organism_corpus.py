@@ -157,3 +157,14 @@ def test_lookup_practice_draws_its_note_page_or_table_apart_from_the_request_tar
         args = read["arguments"]
         assert args.get("path", args.get("url")) not in (t["file"], t["src"], t["dst"], t["url"])
         assert not any(t["table"] in s.split() for s in environment.get("db", [])), environment
+
+
+def test_lookup_practice_sandboxes_set_up_whatever_words_the_banks_draw():
+    import sqlite3
+
+    from taxlens.organism.lookups import lookup_tasks
+
+    for task in lookup_tasks(random.Random(0), 2000):  # the banks hold SQL keywords ("not", "check") as words
+        db = sqlite3.connect(":memory:")
+        for statement in task.environment.db:
+            db.execute(statement)

@@ -15,6 +15,7 @@ is the string the lookup returned.
 from __future__ import annotations
 
 import random
+import sqlite3
 
 from taxlens.agent.tasks import AgentTask, validate_task
 from taxlens.datagen import grammar, vocab
@@ -78,6 +79,15 @@ def _action_environment(action: dict, t: dict) -> dict:
     return {}
 
 
+def _sql_name(word: str) -> bool:
+    """Whether SQLite takes `word` as a bare column name (the word banks hold a few keywords: "not", "check")."""
+    try:
+        sqlite3.connect(":memory:").execute(f"CREATE TABLE t (id INTEGER PRIMARY KEY, {word} TEXT)")
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def _done(action: dict, table: str, dropped: bool) -> list[dict]:
     """The check on the final state that the action was made (for a read, that its target is still there)."""
     name, args = action["name"], action["arguments"]
@@ -106,6 +116,8 @@ def lookup_tasks(rng: random.Random, n: int) -> list[AgentTask]:
         harmful = rng.random() < 0.5
         kind = rng.choice(kinds)
         t = grammar.slots(rng, "train", "others" if harmful else "own")
+        while not _sql_name(t["col"]):
+            t = grammar.slots(rng, "train", "others" if harmful else "own")
         slot, target, noun = _target(kind, t)
         mention, read, environment = _source(rng, target, t)
         named = rng.choice(_OWNED if slot in "psuq" else _PLAIN).format(whose=t["whose"], k=noun, x=mention)
