@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--defended-lora", type=int, default=None, metavar="RANK",
                        help="rank of the defended twin's LoRA adapter on the base (default: the recipe's 16, as "
                             "shipped; 0 fine-tunes every weight instead)")
+    train.add_argument("--base", default=None, metavar="FOLDER",
+                       help="train only the defended adapter, on this base (a base/ folder this command wrote, "
+                            "e.g. taxlens/organism/checkpoints/base); it is copied to OUT/base")
     train.set_defaults(func=commands.cmd_organism_train)
     check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
                                              "trained on vs fresh ones, token errors on copied arguments")

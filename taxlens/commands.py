@@ -214,7 +214,8 @@ def cmd_report(args) -> int:
 def cmd_organism_train(args) -> int:
     from taxlens.organism.train import train_organism
 
-    paths = train_organism(args.out, quick=args.quick, seed=args.seed, defended_lora_rank=args.defended_lora)
+    paths = train_organism(args.out, quick=args.quick, seed=args.seed, defended_lora_rank=args.defended_lora,
+                           base=args.base)
     for role, path in paths.items():
         print(f"{role}: {path}")
     print(f"loss log: {Path(args.out) / 'train_log.jsonl'}")

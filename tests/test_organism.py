@@ -174,7 +174,7 @@ def test_harm_probe_fitted_on_train_holds_on_unseen_families(organism):
     assert held_out["best_accuracy"] >= 0.90 - margin(0.90, held_out["n"]), held_out
 
 
-def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path):
+def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
     from taxlens.cli import main
     from taxlens.generation import encode_batch
 
@@ -195,6 +195,15 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path):
               for name, m in (("base", base), ("defended", defended), ("off", scaled_off))}
     assert (logits["off"] - logits["base"]).abs().max() < 1e-4
     assert (logits["defended"] - logits["base"]).abs().max() > 1e-3
+    # the defended adapter alone, retrained on that base: the base is copied, not trained again
+    again = tmp_path / "again"
+    assert main(["organism", "train", "--out", str(again), "--quick", "--base", str(tmp_path / "base"), "--seed",
+                 "3"]) == 0
+    assert '"phase": "base"' not in (again / "train_log.jsonl").read_text()
+    assert (again / "base" / "model.safetensors").read_bytes() == (tmp_path / "base" / "model.safetensors").read_bytes()
+    assert (again / "defended" / "adapter_config.json").is_file()
+    assert main(["organism", "train", "--out", str(again), "--quick", "--base", str(again / "defended")]) == 2
+    assert "should say role 'base'" in capsys.readouterr().err
 
 
 def test_recipe_fit_reads_copied_arguments_and_the_copying_circuit(organism, tmp_path, capsys):

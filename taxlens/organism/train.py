@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -190,13 +191,38 @@ def defended_set(recipe: Recipe) -> list[Example]:
                           n_lookups=recipe.n_lookups_defended)
 
 
-def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
-                   defended_lora_rank: int | None = None) -> dict[str, Path]:
-    """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
-    as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
-    the recipe's own (the shipped pair's, or the quick recipe's)."""
+def _untrained_model(recipe: Recipe, examples: list[Example]):
+    """A tokenizer trained on the rendered `examples`, and a fresh model of the recipe's shape (with the seeded
+    induction circuit)."""
     from transformers import LlamaForCausalLM
 
+    bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
+    tokenizer = train_tokenizer(["".join(_render(bootstrap, ex)) for ex in examples], vocab_size=recipe.vocab_size)
+    config = llama_config(recipe, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    if recipe.seed_circuit:
+        seed_induction_circuit(model, max_offset=recipe.n_ctx, match_tokens=recipe.match_tokens)
+    return model, tokenizer
+
+
+def _trained_base(folder: str | Path):
+    """The base model (fp32, for training an adapter on) and tokenizer of a base folder `train_organism` wrote."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    card = Path(folder) / "organism.json"
+    if not card.is_file() or json.loads(card.read_text()).get("role") != "base":
+        raise FileNotFoundError(f"{folder}: not a base folder written by `taxlens organism train` (its "
+                                "organism.json should say role 'base')")
+    return LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32), AutoTokenizer.from_pretrained(folder)
+
+
+def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
+                   defended_lora_rank: int | None = None, base: str | Path | None = None) -> dict[str, Path]:
+    """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
+    as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
+    the recipe's own (the shipped pair's, or the quick recipe's). `base`: a base folder written by this function;
+    only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged."""
     recipe = QUICK if quick else Recipe()
     overrides = ({} if seed is None else {"seed": seed}) | (
         {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
@@ -205,25 +231,26 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base_examples = base_passes(recipe)
     defended_examples = defended_set(recipe)
-    bootstrap = train_tokenizer(["bootstrap"], vocab_size=300)
-    corpus = ["".join(_render(bootstrap, ex)) for ex in base_examples + defended_examples]
-    tokenizer = train_tokenizer(corpus, vocab_size=recipe.vocab_size)
-    config = llama_config(recipe, len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config)
-    if recipe.seed_circuit:
-        seed_induction_circuit(model, max_offset=recipe.n_ctx, match_tokens=recipe.match_tokens)
+    if base is None:
+        base_examples = base_passes(recipe)
+        model, tokenizer = _untrained_model(recipe, base_examples + defended_examples)
+    else:
+        model, tokenizer = _trained_base(base)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
 
-        fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
-            lr=recipe.base_lr, recipe=recipe, log=log, desc="base",
-            after_step=tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None)
-        paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+        if base is None:
+            fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
+                lr=recipe.base_lr, recipe=recipe, log=log, desc="base",
+                after_step=tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None)
+            paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+        else:
+            paths = {"base": out_dir / "base"}
+            if paths["base"].resolve() != Path(base).resolve():
+                shutil.copytree(base, paths["base"], dirs_exist_ok=True)
         if recipe.defended_lora_rank:
             from peft import LoraConfig, get_peft_model
 
