@@ -231,12 +231,12 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if base is not None:
+        model, tokenizer = _trained_base(base)  # before the minute the defense set takes to build
     defended_examples = defended_set(recipe)
     if base is None:
         base_examples = base_passes(recipe)
         model, tokenizer = _untrained_model(recipe, base_examples + defended_examples)
-    else:
-        model, tokenizer = _trained_base(base)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
