@@ -232,7 +232,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if base is not None:
-        model, tokenizer = _trained_base(base)  # before the minute the defense set takes to build
+        model, tokenizer = _trained_base(base)  # first, so a folder that is not a base fails before any work
     defended_examples = defended_set(recipe)
     if base is None:
         base_examples = base_passes(recipe)
