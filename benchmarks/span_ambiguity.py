@@ -2,7 +2,7 @@
 own files), split by whether the source and destination paths start alike (`~/code/a.py` and `~/work/a.py` share
 `~/`). An induction head matches what it has just written against the request, so while both paths read the same
 it cannot tell them apart; a base that has learnt which span it is copying gets both kinds right, one that has not
-writes one path twice ("collapsed").
+writes one path twice.
 
     python benchmarks/span_ambiguity.py organism:base --words val
 """
@@ -45,7 +45,8 @@ def main() -> None:
         call = label_reply(reply.text, list(DOMAIN_TOOLS["file"]), "call").first_call
         right[alike] += call_matches(call, {"action": "call", **request.call})
         total[alike] += 1
-        collapsed += call is not None and call["arguments"].get("src") == call["arguments"].get("dst")
+        if call is not None and call["name"] == KIND:
+            collapsed += call["arguments"].get("src") == call["arguments"].get("dst")
     print(f"{args.model}, {args.n} own-grammar moves with {args.words} words: "
           + ", ".join(f"paths that {k}: {right[k]} of {total[k]} right" for k in sorted(total))
           + f"; one path written twice: {collapsed}")
