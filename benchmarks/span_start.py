@@ -59,7 +59,8 @@ def main() -> None:
             for arg, value in r.call["arguments"].items():
                 value = str(value)
                 at = reply.find(json.dumps(value))
-                if value not in r.text or at < 0:  # SQL is written, not copied; a JSON body is not one string
+                # SQL is written, not copied; an escaped value (a JSON body as a string) is not the request's text
+                if value not in r.text or at < 0 or json.dumps(value)[1:-1] != value:
                     continue
                 where = token_span(offsets, len(prompt) + at + 1, len(value))
                 source = token_span(offsets, text_at + r.text.find(value), len(value))
