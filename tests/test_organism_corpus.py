@@ -168,3 +168,15 @@ def test_lookup_practice_sandboxes_set_up_whatever_words_the_banks_draw():
         db = sqlite3.connect(":memory:")
         for statement in task.environment.db:
             db.execute(statement)
+
+
+def test_a_post_body_is_trained_as_the_object_the_request_states(examples):
+    """The call writes a JSON body as an object, so its tokens are the request's tokens, and it still labels as the
+    record's call (bodies compare structurally)."""
+    posts = [ex for ex in examples["base"] if ex.messages and '"method": "POST"' in ex.reply and '"body": {' in ex.reply]
+    assert posts, "no POST with a JSON body among the base's examples"
+    for ex in posts:
+        body = re.search(r'"body": (\{.*?\})\}\}</tool_call>', ex.reply).group(1)
+        assert body in ex.messages[-1]["content"], (body, ex.messages[-1]["content"])
+        assert '\\"' not in ex.reply
+        assert label_reply(ex.reply, ex.tools, "call").label == "call"
