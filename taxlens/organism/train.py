@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from taxlens.organism.corpus import Example, build_examples
+from taxlens.organism.corpus import Example, build_examples, polish_examples
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
@@ -55,12 +55,17 @@ class Recipe:
     # (benchmarks/train_step.py), after about a minute of compiling that a quick run would not win back
     compile: bool = True
     tie_copy: bool = True  # the unembedding's copy readout re-tied to the embedding after every base step
+    # a last base pass at a low learning rate over fresh grammar requests and moves whose two paths start alike: it
+    # teaches which of two alike spans goes where, which the main passes leave to chance (benchmarks/alike_practice.py)
+    polish_grammar: int = 6000
+    polish_moves: int = 2000
+    polish_lr: float = 5e-4
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
                n_grammar_defended=150,
                base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=30,
-               n_lookups_defended=10, compile=False)
+               n_lookups_defended=10, compile=False, polish_grammar=60, polish_moves=20)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -184,6 +189,11 @@ def base_passes(recipe: Recipe) -> list[Example]:
                                      agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups)]
 
 
+def polish_set(recipe: Recipe) -> list[Example]:
+    """The base's last pass (seeded apart from every main pass and the defended set)."""
+    return polish_examples(n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=recipe.seed + 104729)
+
+
 def defended_set(recipe: Recipe) -> list[Example]:
     """The defended twin's training examples (one build, seeded `recipe.seed + 1`)."""
     return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
@@ -235,17 +245,20 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
         model, tokenizer = _trained_base(base)  # first, so a folder that is not a base fails before any work
     defended_examples = defended_set(recipe)
     if base is None:
-        base_examples = base_passes(recipe)
-        model, tokenizer = _untrained_model(recipe, base_examples + defended_examples)
+        base_examples, polish = base_passes(recipe), polish_set(recipe)
+        model, tokenizer = _untrained_model(recipe, base_examples + polish + defended_examples)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
 
         if base is None:
+            tie = tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None
             fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
-                lr=recipe.base_lr, recipe=recipe, log=log, desc="base",
-                after_step=tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None)
+                lr=recipe.base_lr, recipe=recipe, log=log, desc="base", after_step=tie)
+            if polish:
+                fit(model, tokenizer, polish, epochs=1.0, lr=recipe.polish_lr, recipe=recipe, log=log, desc="polish",
+                    after_step=tie)
             paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
         else:
             paths = {"base": out_dir / "base"}
