@@ -12,7 +12,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -47,6 +47,9 @@ class Recipe:
     defended_lr: float = 2e-3
     batch_size: int = 32
     seed: int = 1  # the shipped pair's (recipe run 17: its ship rule was fixed on seed 1 before it trained)
+    # the defended twin's own seed (its set, adapter initialisation and batch order), so an adapter can be retrained on
+    # a base; None: it follows `seed`, drawn after the base in one stream
+    defended_seed: int | None = None
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
     n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
@@ -195,9 +198,10 @@ def polish_set(recipe: Recipe) -> list[Example]:
 
 
 def defended_set(recipe: Recipe) -> list[Example]:
-    """The defended twin's training examples (one build, seeded `recipe.seed + 1`)."""
+    """The defended twin's training examples (one build, seeded one past its seed)."""
+    seed = recipe.seed if recipe.defended_seed is None else recipe.defended_seed
     return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
-                          seed=recipe.seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
+                          seed=seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
                           n_lookups=recipe.n_lookups_defended)
 
 
@@ -228,14 +232,16 @@ def _trained_base(folder: str | Path):
 
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
-                   defended_lora_rank: int | None = None, base: str | Path | None = None) -> dict[str, Path]:
+                   defended_lora_rank: int | None = None, base: str | Path | None = None,
+                   defended_seed: int | None = None) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
     as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
     the recipe's own (the shipped pair's, or the quick recipe's). `base`: a base folder written by this function;
     only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged."""
     recipe = QUICK if quick else Recipe()
     overrides = ({} if seed is None else {"seed": seed}) | (
-        {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
+        {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
+        {} if defended_seed is None else {"defended_seed": defended_seed})
     recipe = Recipe(**{**asdict(recipe), **overrides})
     seed = recipe.seed
     torch.manual_seed(seed)
@@ -246,7 +252,11 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     defended_examples = defended_set(recipe)
     if base is None:
         base_examples, polish = base_passes(recipe), polish_set(recipe)
-        model, tokenizer = _untrained_model(recipe, base_examples + polish + defended_examples)
+        # the vocabulary is the base's: it reads the defended set drawn at the base's seed, whatever `defended_seed`
+        # says, so an adapter retrained on a base (`base=`) is the adapter a full run trains
+        own_set = (defended_examples if recipe.defended_seed is None
+                   else defended_set(replace(recipe, defended_seed=None)))
+        model, tokenizer = _untrained_model(recipe, base_examples + polish + own_set)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
@@ -264,13 +274,17 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
             paths = {"base": out_dir / "base"}
             if paths["base"].resolve() != Path(base).resolve():
                 shutil.copytree(base, paths["base"], dirs_exist_ok=True)
+        defended_recipe = recipe
+        if recipe.defended_seed is not None:
+            torch.manual_seed(recipe.defended_seed)
+            defended_recipe = replace(recipe, seed=recipe.defended_seed)
         if recipe.defended_lora_rank:
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(
                 r=recipe.defended_lora_rank, lora_alpha=2 * recipe.defended_lora_rank, lora_dropout=0.0,
                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-        fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
-            log=log, desc="defended")
+        fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr,
+            recipe=defended_recipe, log=log, desc="defended")
         paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
     return paths
