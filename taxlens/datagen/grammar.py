@@ -267,3 +267,18 @@ def alike_moves(rng: random.Random, n: int) -> list[GrammarRequest]:
         t["dst"] = alike_destination(rng, t["src"])
         out.append(request(rng, "move_file", rng.choice(FRAMES["move_file"][1]), t, rng.random() < 0.33, False))
     return out
+
+
+START_KINDS = ("email", "money")
+
+
+def start_requests(rng: random.Random, n: int) -> list[GrammarRequest]:
+    """n mails and transfers of the user's own: values (an address, an account id) that start with nothing the
+    grammar predicts, so the call's first token of each must be found in the request from the words around it
+    (benchmarks/span_start.py)."""
+    out = []
+    for _ in range(n):
+        kind = rng.choice(START_KINDS)
+        out.append(request(rng, kind, rng.choice(FRAMES[kind][1]), slots(rng, "train", "own"), rng.random() < 0.33,
+                           False))
+    return out
