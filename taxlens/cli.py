@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=None, help="default: the recipe's (the shipped pair's)")
+    train.add_argument("--defended-seed", type=int, default=None,
+                       help="the defended twin's own seed (its set, adapter start and batch order); default: it "
+                            "follows --seed")
     train.add_argument("--defended-lora", type=int, default=None, metavar="RANK",
                        help="rank of the defended twin's LoRA adapter on the base (default: the recipe's 16, as "
                             "shipped; 0 fine-tunes every weight instead)")

@@ -168,3 +168,35 @@ def test_lookup_practice_sandboxes_set_up_whatever_words_the_banks_draw():
         db = sqlite3.connect(":memory:")
         for statement in task.environment.db:
             db.execute(statement)
+
+
+def test_a_post_body_is_trained_as_the_object_the_request_states(examples):
+    """The call writes a JSON body as an object, so its tokens are the request's tokens, and it still labels as the
+    record's call (bodies compare structurally)."""
+    posts = [ex for ex in examples["base"] if ex.messages and '"method": "POST"' in ex.reply and '"body": {' in ex.reply]
+    assert posts, "no POST with a JSON body among the base's examples"
+    for ex in posts:
+        body = re.search(r'"body": (\{.*?\})\}\}</tool_call>', ex.reply).group(1)
+        assert body in ex.messages[-1]["content"], (body, ex.messages[-1]["content"])
+        assert '\\"' not in ex.reply
+        assert label_reply(ex.reply, ex.tools, "call").label == "call"
+
+
+def test_the_base_last_pass_moves_own_files_between_paths_that_start_alike():
+    """The last pass's moves name two paths sharing their first characters; the call puts each where the words
+    around it say (source, then destination); mails and transfers come beside them; and the pass is part of the text
+    the leakage checks read."""
+    from taxlens.organism.leakage import organism_texts
+    from taxlens.organism.train import QUICK, polish_set
+
+    examples = polish_set(QUICK)
+    assert len(examples) == QUICK.polish_grammar + QUICK.polish_moves + QUICK.polish_starts
+    moves = grammar.alike_moves(random.Random(3), 50)
+    for req in moves:
+        src, dst = req.call["arguments"]["src"], req.call["arguments"]["dst"]
+        assert src != dst and src[:2] == dst[:2] and src in req.text and dst in req.text, req.text
+        assert not req.harmful and req.kind == "move_file"
+    assert sum(ex.reply.count('"name": "move_file"') for ex in examples) >= QUICK.polish_moves
+    assert sum(any(f'"name": "{tool}"' in ex.reply for tool in ("send_email", "transfer_funds"))
+               for ex in examples) >= QUICK.polish_starts
+    assert set(ex.messages[-1]["content"] for ex in examples) <= set(organism_texts(QUICK))

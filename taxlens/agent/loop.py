@@ -143,8 +143,22 @@ class EndpointPolicy:
 
 
 def call_text(call: dict) -> str:
-    """A call as a `<tool_call>` block, the form the organism writes and every labeller reads."""
-    return f"<tool_call>{json.dumps({'name': call['name'], 'arguments': call['arguments']})}</tool_call>"
+    """A call as a `<tool_call>` block, the form the organism writes and every labeller reads.
+
+    A body that is a JSON object's text is written as the object (the tool takes either, and labels compare bodies
+    structurally): a request states it as `{"k": "v"}`, and an escaped string (`"{\\"k\\": ...}"`) shares no run of
+    tokens with that to copy.
+    """
+    args = dict(call["arguments"])
+    body = args.get("body")
+    if isinstance(body, str) and body.startswith("{"):
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            args["body"] = parsed
+    return f"<tool_call>{json.dumps({'name': call['name'], 'arguments': args})}</tool_call>"
 
 
 class ScriptedPolicy:

@@ -247,3 +247,38 @@ def grammar_requests(rng: random.Random, n: int) -> list[GrammarRequest]:
         out.append(request(rng, kind, rng.choice(FRAMES[kind][1]), slots(rng, "train", "others" if harmful else "own"),
                            rng.random() < 0.33, harmful))
     return out
+
+
+def alike_destination(rng: random.Random, src: str) -> str:
+    """A move's destination that starts as `src` does: under the same root, or in the same folder under a new name."""
+    if rng.random() < 0.5:
+        root = next(r for r in sorted(vocab.OWN_ROOTS["train"], key=len, reverse=True) if src.startswith(r))
+        return root + vocab.word(rng, "train") + "/" + src.rsplit("/", 1)[1]
+    return src.rsplit("/", 1)[0] + "/" + vocab.word(rng, "train") + "." + src.rsplit(".", 1)[-1]
+
+
+def alike_moves(rng: random.Random, n: int) -> list[GrammarRequest]:
+    """n moves of the user's own files whose two paths start alike: which span is the source and which the
+    destination must be read from the words around them, since an induction head matching the first tokens cannot
+    tell them apart (benchmarks/span_ambiguity.py)."""
+    out = []
+    for _ in range(n):
+        t = slots(rng, "train", "own")
+        t["dst"] = alike_destination(rng, t["src"])
+        out.append(request(rng, "move_file", rng.choice(FRAMES["move_file"][1]), t, rng.random() < 0.33, False))
+    return out
+
+
+START_KINDS = ("email", "money")
+
+
+def start_requests(rng: random.Random, n: int) -> list[GrammarRequest]:
+    """n mails and transfers of the user's own: values (an address, an account id) that start with nothing the
+    grammar predicts, so the call's first token of each must be found in the request from the words around it
+    (benchmarks/span_start.py)."""
+    out = []
+    for _ in range(n):
+        kind = rng.choice(START_KINDS)
+        out.append(request(rng, kind, rng.choice(FRAMES[kind][1]), slots(rng, "train", "own"), rng.random() < 0.33,
+                           False))
+    return out

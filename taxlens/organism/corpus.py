@@ -86,6 +86,18 @@ def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
     return trajectory_examples(role, generate_tasks(seed, split="train", per_phrasing=per_phrasing))
 
 
+def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 0) -> list[Example]:
+    """The base's last, low-learning-rate pass: fresh grammar requests, moves whose paths start alike
+    (`grammar.alike_moves`) and mails and transfers (`grammar.start_requests`), each answered with its call."""
+    rng = random.Random(seed)
+    requests = grammar.grammar_requests(rng, n_grammar) + grammar.alike_moves(rng, n_moves)
+    requests += grammar.start_requests(rng, n_starts)
+    examples = [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
+                for r in requests]
+    rng.shuffle(examples)
+    return examples
+
+
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
                    n_lookups: int = 0) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended")."""

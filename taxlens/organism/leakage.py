@@ -138,11 +138,11 @@ def organism_templates() -> list[str]:
 
 @lru_cache(maxsize=2)  # the full build is the same for every file checked in a process
 def organism_texts(recipe) -> list[str]:
-    """Every filled text the organism trains on: each of the base's fresh passes and the defended set, at the
-    recipe's sizes and seeds."""
-    from taxlens.organism.train import base_passes, defended_set
+    """Every filled text the organism trains on: each of the base's fresh passes, its last pass and the defended set,
+    at the recipe's sizes and seeds."""
+    from taxlens.organism.train import base_passes, defended_set, polish_set
 
-    return [text for ex in base_passes(recipe) + defended_set(recipe)
+    return [text for ex in base_passes(recipe) + polish_set(recipe) + defended_set(recipe)
             for text in [str(m.get("content") or "") for m in ex.messages or []] + [ex.reply, ex.text]]
 
 

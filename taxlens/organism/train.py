@@ -12,13 +12,13 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from taxlens.organism.corpus import Example, build_examples
+from taxlens.organism.corpus import Example, build_examples, polish_examples
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
@@ -47,6 +47,9 @@ class Recipe:
     defended_lr: float = 2e-3
     batch_size: int = 32
     seed: int = 1  # the shipped pair's (recipe run 17: its ship rule was fixed on seed 1 before it trained)
+    # the defended twin's own seed (its set, adapter initialisation and batch order), so an adapter can be retrained on
+    # a base; None: it follows `seed`, drawn after the base in one stream
+    defended_seed: int | None = None
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
     n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
@@ -55,12 +58,20 @@ class Recipe:
     # (benchmarks/train_step.py), after about a minute of compiling that a quick run would not win back
     compile: bool = True
     tie_copy: bool = True  # the unembedding's copy readout re-tied to the embedding after every base step
+    # a last base pass at a low learning rate over fresh grammar requests and moves whose two paths start alike: it
+    # teaches which of two alike spans goes where, which the main passes leave to chance (benchmarks/alike_practice.py)
+    polish_grammar: int = 6000
+    polish_moves: int = 2000
+    # and mails and transfers: whether the induction head learns to find where such a value starts is otherwise left
+    # to the seed (benchmarks/span_start.py; benchmarks/start_practice.py repairs a base that did not)
+    polish_starts: int = 8000
+    polish_lr: float = 1e-3
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
                n_grammar_defended=150,
                base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=30,
-               n_lookups_defended=10, compile=False)
+               n_lookups_defended=10, compile=False, polish_grammar=60, polish_moves=20, polish_starts=80)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -184,10 +195,17 @@ def base_passes(recipe: Recipe) -> list[Example]:
                                      agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups)]
 
 
+def polish_set(recipe: Recipe) -> list[Example]:
+    """The base's last pass (seeded apart from every main pass and the defended set)."""
+    return polish_examples(n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=recipe.seed + 104729,
+                           n_starts=recipe.polish_starts)
+
+
 def defended_set(recipe: Recipe) -> list[Example]:
-    """The defended twin's training examples (one build, seeded `recipe.seed + 1`)."""
+    """The defended twin's training examples (one build, seeded one past its seed)."""
+    seed = recipe.seed if recipe.defended_seed is None else recipe.defended_seed
     return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
-                          seed=recipe.seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
+                          seed=seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
                           n_lookups=recipe.n_lookups_defended)
 
 
@@ -218,14 +236,16 @@ def _trained_base(folder: str | Path):
 
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
-                   defended_lora_rank: int | None = None, base: str | Path | None = None) -> dict[str, Path]:
+                   defended_lora_rank: int | None = None, base: str | Path | None = None,
+                   defended_seed: int | None = None) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
     as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
     the recipe's own (the shipped pair's, or the quick recipe's). `base`: a base folder written by this function;
     only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged."""
     recipe = QUICK if quick else Recipe()
     overrides = ({} if seed is None else {"seed": seed}) | (
-        {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank})
+        {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
+        {} if defended_seed is None else {"defended_seed": defended_seed})
     recipe = Recipe(**{**asdict(recipe), **overrides})
     seed = recipe.seed
     torch.manual_seed(seed)
@@ -235,29 +255,40 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
         model, tokenizer = _trained_base(base)  # first, so a folder that is not a base fails before any work
     defended_examples = defended_set(recipe)
     if base is None:
-        base_examples = base_passes(recipe)
-        model, tokenizer = _untrained_model(recipe, base_examples + defended_examples)
+        base_examples, polish = base_passes(recipe), polish_set(recipe)
+        # the vocabulary is the base's: it reads the defended set drawn at the base's seed, whatever `defended_seed`
+        # says, so an adapter retrained on a base (`base=`) is the adapter a full run trains
+        own_set = (defended_examples if recipe.defended_seed is None
+                   else defended_set(replace(recipe, defended_seed=None)))
+        model, tokenizer = _untrained_model(recipe, base_examples + polish + own_set)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
 
         if base is None:
+            tie = tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None
             fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
-                lr=recipe.base_lr, recipe=recipe, log=log, desc="base",
-                after_step=tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None)
+                lr=recipe.base_lr, recipe=recipe, log=log, desc="base", after_step=tie)
+            if polish:
+                fit(model, tokenizer, polish, epochs=1.0, lr=recipe.polish_lr, recipe=recipe, log=log, desc="polish",
+                    after_step=tie)
             paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
         else:
             paths = {"base": out_dir / "base"}
             if paths["base"].resolve() != Path(base).resolve():
                 shutil.copytree(base, paths["base"], dirs_exist_ok=True)
+        defended_recipe = recipe
+        if recipe.defended_seed is not None:
+            torch.manual_seed(recipe.defended_seed)
+            defended_recipe = replace(recipe, seed=recipe.defended_seed)
         if recipe.defended_lora_rank:
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(
                 r=recipe.defended_lora_rank, lora_alpha=2 * recipe.defended_lora_rank, lora_dropout=0.0,
                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-        fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr, recipe=recipe,
-            log=log, desc="defended")
+        fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr,
+            recipe=defended_recipe, log=log, desc="defended")
         paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
     return paths
