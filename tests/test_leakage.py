@@ -46,9 +46,9 @@ def test_runs_do_not_cross_from_one_message_into_the_next():
     assert not check([record], [], ["serves one person only list the folder"]).shared_runs
 
 
-@pytest.mark.xfail(strict=True, reason="recipe run 18's build: 1 of 864 records (db-benign-0112) shares the run 'of "
-                                       "row 524 in our team's' with a lookup-practice request (a row id drawn alike "
-                                       "between words of two frames); no fragment matches")
+@pytest.mark.xfail(strict=True, reason="recipe run 23's build: 1 of 864 records (file-harmful-0319) shares the run "
+                                       "'a customer's file remove it without' with the organism's training text; no "
+                                       "fragment matches")
 def test_no_val_or_test_record_is_producible_by_the_organisms_training_text():
     summary = find_leaks(load_records(DATA)).summary()
     assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary

@@ -46,7 +46,7 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 1  # the shipped pair's (recipe run 17: its ship rule was fixed on seed 1 before it trained)
+    seed: int = 15  # the shipped pair's (recipe run 23: its ship rule was fixed before seeds 14-16 trained)
     # the defended twin's own seed (its set, adapter initialisation and batch order), so an adapter can be retrained on
     # a base; None: it follows `seed`, drawn after the base in one stream
     defended_seed: int | None = None
