@@ -19,7 +19,7 @@ from steering.serve import KEEP_ALIVE_S, create_app
 from taxlens.models import load_serving_model
 
 pytest.importorskip("agentdojo", reason="AgentDojo is a test dependency: pip install -e '.[test]'")
-TASKS = ("user_task_0", "user_task_12")  # the shipped base answers the first without a call and calls tools in the second
+TASKS = ("user_task_0", "user_task_1")  # the shipped base answers the first without a call and calls tools in the second
 
 
 @pytest.fixture(scope="module")
