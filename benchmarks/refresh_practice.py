@@ -26,7 +26,11 @@ def practice_set(steps: int, share: float, seed: int) -> list[Example]:
     n = steps * 32
     n_other = int(n * share)
     n_texts = n_other // 4
-    records = rng.sample(train_split(seed, 20), n_other - n_texts) if n_other else []
+    pool = train_split(seed, 20) if n_other else []
+    if n_other - n_texts > len(pool):
+        raise SystemExit(f"--steps × 32 × --share × 3/4 asks for {n_other - n_texts} train records; one fresh build "
+                         f"holds {len(pool)}: lower --steps or --share")
+    records = rng.sample(pool, n_other - n_texts)
     examples = [Example(s.record.messages, s.record.tools, call_text(s.helpful_call)) for s in records]
     examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_texts)]
     examples += [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
