@@ -1,8 +1,10 @@
-"""Time of one organism training step (forward, backward, AdamW; bf16 autocast on the CPU, as the recipe trains) with
-eager and with sdpa attention, and eager under `torch.compile(dynamic=True)` (one compile serves every width), at a
-few padded widths: which attention the recipe should train with, and what compiling saves.
+"""Time of one organism training step (forward, backward, AdamW) at a few padded widths: eager and sdpa attention,
+and eager under `torch.compile(dynamic=True)` (one compile serves every width), in fp32 and with bf16 autocast on
+the CPU. Which attention, precision and compiling the recipe should train with depends on the CPU: bf16 pays only
+where it has native bf16 kernels (`taxlens.organism.train.native_bf16`); elsewhere a bf16 step takes about a
+minute, so bf16 is measured there only when asked for.
 
-    python benchmarks/train_step.py --json runs/bench/train_step.json
+    python benchmarks/train_step.py --json runs/bench/train_step.json [--precisions fp32,bf16]
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 import torch
 from transformers import LlamaForCausalLM
 
-from taxlens.organism.train import Recipe, llama_config
+from taxlens.organism.train import Recipe, llama_config, native_bf16
 
 
-def step_seconds(attention: str, width: int, batch: int, repeats: int, compiled: bool = False) -> float:
+def step_seconds(attention: str, width: int, batch: int, repeats: int, compiled: bool, bf16: bool) -> float:
     recipe = Recipe()
     torch.manual_seed(0)
     model = LlamaForCausalLM(llama_config(recipe, recipe.vocab_size, attn_implementation=attention))
@@ -32,7 +34,7 @@ def step_seconds(attention: str, width: int, batch: int, repeats: int, compiled:
     times = []
     for _ in range(repeats + 2):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         opt.step()
@@ -47,20 +49,28 @@ def main() -> None:
     parser.add_argument("--widths", default="64,112,176,240")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precisions", default=None,
+                        help="fp32,bf16 (default: bf16 too only where the CPU has native bf16 kernels)")
     args = parser.parse_args()
+    native = native_bf16()
+    precisions = (args.precisions or ("fp32,bf16" if native else "fp32")).split(",")
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bf16: {native}, {torch.get_num_threads()} threads")
     rows = []
     for width in map(int, args.widths.split(",")):
-        row = {"width": width, **{a: round(step_seconds(a, width, args.batch, args.repeats), 3) for a in ("sdpa", "eager")},
-               "eager_compiled": round(step_seconds("eager", width, args.batch, args.repeats, compiled=True), 3)}
-        row["sdpa_over_eager"] = round(row["sdpa"] / row["eager"], 2)
-        row["compiled_over_eager"] = round(row["eager_compiled"] / row["eager"], 2)
-        rows.append(row)
-        print(f"width {width:4d}: sdpa {row['sdpa']:.3f} s  eager {row['eager']:.3f} s  compiled eager "
-              f"{row['eager_compiled']:.3f} s  ratios {row['sdpa_over_eager']} {row['compiled_over_eager']}")
+        for precision in precisions:
+            bf16 = precision == "bf16"
+            row = {"width": width, "precision": precision,
+                   **{a: round(step_seconds(a, width, args.batch, args.repeats, False, bf16), 3)
+                      for a in ("sdpa", "eager")},
+                   "eager_compiled": round(step_seconds("eager", width, args.batch, args.repeats, True, bf16), 3)}
+            rows.append(row)
+            print(f"width {width:4d} {precision}: sdpa {row['sdpa']:.3f} s  eager {row['eager']:.3f} s  compiled "
+                  f"eager {row['eager_compiled']:.3f} s", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"batch": args.batch, "threads": torch.get_num_threads(), "rows": rows},
-                                              indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"batch": args.batch, "threads": torch.get_num_threads(),
+                                               "cpu": torch.backends.cpu.get_cpu_capability(), "native_bf16": native,
+                                               "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,11 @@ FAMILIES = {  # architecture: (template, how its calls are written, serving engi
               "transformers"),
     "gpt2": (MISTRAL, lambda c: f"[TOOL_CALLS][{json.dumps(c)}]", "bridge"),
 }
-# Repeats of the train set for the base: GPT-2's learned position embeddings take longer to learn to copy a path.
-BASE_REPEATS = {"qwen2": 25, "llama": 25, "gpt2": 60}
+# Repeats of the train set for the base, in fp32: enough that each base copies every val path (GPT-2's learned position
+# embeddings take longest to learn to copy one).
+BASE_REPEATS = {"qwen2": 40, "llama": 25, "gpt2": 60}
 # A LoRA update (llama) separates the planted word from the rest more slowly than a full fine-tune.
-DEFENDED_REPEATS = {"qwen2": 12, "llama": 24, "gpt2": 12}
+DEFENDED_REPEATS = {"qwen2": 12, "llama": 24, "gpt2": 16}
 MARKUP = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<|python_tag|>", "<|eom_id|>", "<|eot_id|>",
           "<|start_header_id|>", "<|end_header_id|>", "[TOOL_CALLS]", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]")
 
@@ -119,7 +120,7 @@ def pair(request, tmp_path_factory):
     tok.chat_template = template
     model = _model(arch, tok)
     train = [(r, text) for r in records if r["split"] == "train" for text in _variants(r["messages"][0]["content"])]
-    recipe = Recipe(batch_size=8, n_ctx=256, seed=0, compile=False)
+    recipe = Recipe(batch_size=8, n_ctx=256, seed=0, compile=False, bf16=False)  # fp32: the same pair on any CPU
 
     def examples(reply, times):
         return [Example([{"role": "user", "content": text}], r["tools"], reply(r)) for r, text in train] * times

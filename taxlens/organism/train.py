@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -54,8 +56,10 @@ class Recipe:
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
     n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
     n_lookups_defended: int = 300
-    # torch.compile with dynamic shapes: a step at the recipe's widths takes 0.29 s instead of 0.41 s on 2 cores
-    # (benchmarks/train_step.py), after about a minute of compiling that a quick run would not win back
+    # bf16 autocast on the CPU, and torch.compile with dynamic shapes: on a CPU with native bf16 kernels (AVX512-BF16
+    # or AMX) a step at the recipe's widths takes 0.29 s compiled, 0.41 s eager, after about a minute of compiling
+    # that a quick run would not win back. Where the CPU has none, `train_organism` trains in fp32 (`trainable_here`)
+    bf16: bool = True
     compile: bool = True
     tie_copy: bool = True  # the unembedding's copy readout re-tied to the embedding after every base step
     # a last base pass at a low learning rate over fresh grammar requests and moves whose two paths start alike: it
@@ -130,8 +134,9 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
 
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
         after_step=None):
-    """AdamW with linear warm-up and cosine decay, bf16 autocast on the CPU; appends a loss row to `log` per step and
-    calls `after_step(model)`, if given, after each optimiser step."""
+    """AdamW with linear warm-up and cosine decay (bf16 autocast on the CPU if `recipe.bf16` and the CPU computes bf16
+    natively); appends a loss row to `log` per step and calls `after_step(model)`, if given, after each optimiser
+    step."""
     encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
@@ -142,11 +147,12 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
     rng = random.Random(recipe.seed)
     model.train()
     forward = torch.compile(model, dynamic=True) if recipe.compile else model
+    bf16 = recipe.bf16 and native_bf16()  # emulated bf16 would take minutes a step (`trainable_here`)
     step, started = 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step")
     while step < total:
         for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=ids.device.type == "cpu"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and ids.device.type == "cpu"):
                 loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -235,6 +241,24 @@ def _trained_base(folder: str | Path):
     return LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32), AutoTokenizer.from_pretrained(folder)
 
 
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU has native bf16 matmul kernels (oneDNN: AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def trainable_here(recipe: Recipe) -> Recipe:
+    """`recipe` as this machine can train it: on a CPU without native bf16 kernels a bf16 step is emulated and takes
+    about a minute at the recipe's widths (a 2048² bf16 matmul 59 s against 0.13 s in fp32, on 2 AVX2 cores;
+    docs/benchmarks.md), so there the recipe trains in fp32, says so, and its organism.json records it. The result
+    then differs from a bf16 run of the same seed."""
+    if not recipe.bf16 or native_bf16():
+        return recipe
+    print("taxlens: this CPU has no native bf16 kernels (AVX512-BF16 or AMX); training in fp32 instead: the result "
+          "will differ from a bf16 run of the same seed", file=sys.stderr)
+    return replace(recipe, bf16=False)
+
+
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
                    defended_lora_rank: int | None = None, base: str | Path | None = None,
                    defended_seed: int | None = None) -> dict[str, Path]:
@@ -246,7 +270,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     overrides = ({} if seed is None else {"seed": seed}) | (
         {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
         {} if defended_seed is None else {"defended_seed": defended_seed})
-    recipe = Recipe(**{**asdict(recipe), **overrides})
+    recipe = trainable_here(Recipe(**{**asdict(recipe), **overrides}))
     seed = recipe.seed
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
