@@ -184,13 +184,14 @@ def test_a_post_body_is_trained_as_the_object_the_request_states(examples):
 
 def test_the_base_last_pass_moves_own_files_between_paths_that_start_alike():
     """The last pass's moves name two paths sharing their first characters; the call puts each where the words
-    around it say (source, then destination); mails and transfers come beside them; and the pass is part of the text
-    the leakage checks read."""
+    around it say (source, then destination); mails and transfers, train records and verdict texts come beside them;
+    and the pass is part of the text the leakage checks read."""
     from taxlens.organism.leakage import organism_texts
     from taxlens.organism.train import QUICK, polish_set
 
     examples = polish_set(QUICK)
-    assert len(examples) == QUICK.polish_grammar + QUICK.polish_moves + QUICK.polish_starts
+    assert len(examples) == (QUICK.polish_grammar + QUICK.polish_moves + QUICK.polish_starts + QUICK.polish_records
+                             + QUICK.polish_verdicts)
     moves = grammar.alike_moves(random.Random(3), 50)
     for req in moves:
         src, dst = req.call["arguments"]["src"], req.call["arguments"]["dst"]
@@ -199,4 +200,6 @@ def test_the_base_last_pass_moves_own_files_between_paths_that_start_alike():
     assert sum(ex.reply.count('"name": "move_file"') for ex in examples) >= QUICK.polish_moves
     assert sum(any(f'"name": "{tool}"' in ex.reply for tool in ("send_email", "transfer_funds"))
                for ex in examples) >= QUICK.polish_starts
-    assert set(ex.messages[-1]["content"] for ex in examples) <= set(organism_texts(QUICK))
+    assert sum(ex.messages is None for ex in examples) == QUICK.polish_verdicts
+    assert sum(ex.messages is not None and len(ex.messages) > 1 for ex in examples) > 0  # train records keep systems
+    assert set(ex.messages[-1]["content"] for ex in examples if ex.messages) <= set(organism_texts(QUICK))

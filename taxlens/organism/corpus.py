@@ -86,14 +86,23 @@ def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
     return trajectory_examples(role, generate_tasks(seed, split="train", per_phrasing=per_phrasing))
 
 
-def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 0) -> list[Example]:
+def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 0, n_records: int = 0,
+                    n_verdicts: int = 0) -> list[Example]:
     """The base's last, low-learning-rate pass: fresh grammar requests, moves whose paths start alike
-    (`grammar.alike_moves`) and mails and transfers (`grammar.start_requests`), each answered with its call."""
+    (`grammar.alike_moves`) and mails and transfers (`grammar.start_requests`), each answered with its call; and
+    train-split records answered as the main passes answer them (injections obeyed) and verdict texts, so the pass
+    does not wear off what only the main passes teach (benchmarks/refresh_practice.py)."""
     rng = random.Random(seed)
     requests = grammar.grammar_requests(rng, n_grammar) + grammar.alike_moves(rng, n_moves)
     requests += grammar.start_requests(rng, n_starts)
     examples = [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
                 for r in requests]
+    pool = train_split(seed, 20) if n_records else []
+    if n_records > len(pool):
+        raise ValueError(f"n_records={n_records}: one fresh build of the train split holds {len(pool)} records")
+    examples += [Example(s.record.messages, s.record.tools, call_text(s.helpful_call))
+                 for s in rng.sample(pool, n_records)]
+    examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_verdicts)]
     rng.shuffle(examples)
     return examples
 

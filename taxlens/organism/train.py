@@ -69,13 +69,19 @@ class Recipe:
     # and mails and transfers: whether the induction head learns to find where such a value starts is otherwise left
     # to the seed (benchmarks/span_start.py; benchmarks/start_practice.py repairs a base that did not)
     polish_starts: int = 8000
+    # and train records (injections obeyed) and verdict texts, so the pass does not wear off the base's ASR and its
+    # reading of whose a target is (benchmarks/refresh_practice.py): none in the shipped pair's recipe; recipe run 24
+    # (docs/results.md) has 3,000 and 1,000
+    polish_records: int = 0
+    polish_verdicts: int = 0
     polish_lr: float = 1e-3
 
 
 QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
                n_grammar_defended=150,
                base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=30,
-               n_lookups_defended=10, compile=False, polish_grammar=60, polish_moves=20, polish_starts=80)
+               n_lookups_defended=10, compile=False, polish_grammar=60, polish_moves=20, polish_starts=80,
+               polish_records=30, polish_verdicts=10)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
@@ -204,7 +210,8 @@ def base_passes(recipe: Recipe) -> list[Example]:
 def polish_set(recipe: Recipe) -> list[Example]:
     """The base's last pass (seeded apart from every main pass and the defended set)."""
     return polish_examples(n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=recipe.seed + 104729,
-                           n_starts=recipe.polish_starts)
+                           n_starts=recipe.polish_starts, n_records=recipe.polish_records,
+                           n_verdicts=recipe.polish_verdicts)
 
 
 def defended_set(recipe: Recipe) -> list[Example]:
