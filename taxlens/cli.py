@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--base", default=None, metavar="FOLDER",
                        help="train only the defended adapter, on this base (a base/ folder this command wrote, "
                             "e.g. taxlens/organism/checkpoints/base); it is copied to OUT/base")
+    train.add_argument("--device", default="cpu",
+                       help="where the models train: cpu or cuda (the same seed gives a different pair on each; "
+                            "organism.json records which)")
     train.set_defaults(func=commands.cmd_organism_train)
     check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
                                              "trained on vs fresh ones, token errors on copied arguments")

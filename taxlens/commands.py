@@ -215,7 +215,7 @@ def cmd_organism_train(args) -> int:
     from taxlens.organism.train import train_organism
 
     paths = train_organism(args.out, quick=args.quick, seed=args.seed, defended_lora_rank=args.defended_lora,
-                           base=args.base, defended_seed=args.defended_seed)
+                           base=args.base, defended_seed=args.defended_seed, device=args.device)
     for role, path in paths.items():
         print(f"{role}: {path}")
     print(f"loss log: {Path(args.out) / 'train_log.jsonl'}")

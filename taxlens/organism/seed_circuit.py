@@ -41,8 +41,8 @@ def tie_copy_readout(model, *, copy_logit: float = 8.0) -> None:
     initial embedding while training moves the embedding, and the circuit stops writing it
     (`tests/test_seed_circuit.py`)."""
     head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
-    block = torch.arange(head_dim)
     embed = model.get_input_embeddings().weight
+    block = torch.arange(head_dim, device=embed.device)
     model.get_output_embeddings().weight[:, 1 + head_dim + block] = embed[:, 1 + block] * copy_logit / head_dim
 
 

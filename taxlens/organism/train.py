@@ -140,8 +140,8 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
 
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
         after_step=None):
-    """AdamW with linear warm-up and cosine decay (bf16 autocast on the CPU if `recipe.bf16` and the CPU computes bf16
-    natively); appends a loss row to `log` per step and calls `after_step(model)`, if given, after each optimiser
+    """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`, on
+    a CPU only if it computes bf16 natively); appends a loss row to `log` per step and calls `after_step(model)`, if given, after each optimiser
     step."""
     encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
@@ -152,13 +152,17 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
         opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
     rng = random.Random(recipe.seed)
     model.train()
-    forward = torch.compile(model, dynamic=True) if recipe.compile else model
-    bf16 = recipe.bf16 and native_bf16()  # emulated bf16 would take minutes a step (`trainable_here`)
+    device = next(model.parameters()).device
+    on_cpu = device.type == "cpu"
+    # compiling is the CPU's speed-up (Recipe.compile); on a GPU the recipe's widths run eager
+    forward = torch.compile(model, dynamic=True) if recipe.compile and on_cpu else model
+    bf16 = recipe.bf16 and (native_bf16() or not on_cpu)  # emulated bf16 would take minutes a step (`trainable_here`)
     step, started = 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step")
     while step < total:
         for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and ids.device.type == "cpu"):
+            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = forward(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,7 +182,7 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
     model.eval()
 
 
-def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
+def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):
         # a PEFT adapter, saved as PEFT saves one; its base is the sibling folder, named relative to it so the pair
@@ -191,7 +195,9 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str) -> Path:
         model.to(torch.float16).save_pretrained(out, safe_serialization=True)
         model.to(torch.float32)
     tokenizer.save_pretrained(out)
-    (out / "organism.json").write_text(json.dumps({"role": role, "recipe": asdict(recipe)}, indent=1) + "\n")
+    # the device is part of the result: the same seed trained on another device gives a different pair
+    card = {"role": role, "recipe": asdict(recipe), "device": device}
+    (out / "organism.json").write_text(json.dumps(card, indent=1) + "\n")
     return out
 
 
@@ -254,12 +260,12 @@ def native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def trainable_here(recipe: Recipe) -> Recipe:
+def trainable_here(recipe: Recipe, device: str = "cpu") -> Recipe:
     """`recipe` as this machine can train it: on a CPU without native bf16 kernels a bf16 step is emulated and takes
     about a minute at the recipe's widths (a 2048² bf16 matmul 59 s against 0.13 s in fp32, on 2 AVX2 cores;
     docs/benchmarks.md), so there the recipe trains in fp32, says so, and its organism.json records it. The result
     then differs from a bf16 run of the same seed."""
-    if not recipe.bf16 or native_bf16():
+    if not recipe.bf16 or torch.device(device).type != "cpu" or native_bf16():
         return recipe
     print("taxlens: this CPU has no native bf16 kernels (AVX512-BF16 or AMX); training in fp32 instead: the result "
           "will differ from a bf16 run of the same seed", file=sys.stderr)
@@ -268,16 +274,18 @@ def trainable_here(recipe: Recipe) -> Recipe:
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
                    defended_lora_rank: int | None = None, base: str | Path | None = None,
-                   defended_seed: int | None = None) -> dict[str, Path]:
+                   defended_seed: int | None = None, device: str = "cpu") -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
     as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
     the recipe's own (the shipped pair's, or the quick recipe's). `base`: a base folder written by this function;
-    only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged."""
+    only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged. `device`: where
+    the models train ("cpu", "cuda"); the examples are built on the CPU either way."""
     recipe = QUICK if quick else Recipe()
     overrides = ({} if seed is None else {"seed": seed}) | (
         {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
         {} if defended_seed is None else {"defended_seed": defended_seed})
-    recipe = trainable_here(Recipe(**{**asdict(recipe), **overrides}))
+    recipe = trainable_here(Recipe(**{**asdict(recipe), **overrides}), device)
+    where = device if torch.device(device).type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
     seed = recipe.seed
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
@@ -292,6 +300,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
         own_set = (defended_examples if recipe.defended_seed is None
                    else defended_set(replace(recipe, defended_seed=None)))
         model, tokenizer = _untrained_model(recipe, base_examples + polish + own_set)
+    model.to(device)
     with (out_dir / "train_log.jsonl").open("w") as log_file:
 
         def log(row: dict) -> None:
@@ -304,7 +313,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
             if polish:
                 fit(model, tokenizer, polish, epochs=1.0, lr=recipe.polish_lr, recipe=recipe, log=log, desc="polish",
                     after_step=tie)
-            paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base")}
+            paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base", where)}
         else:
             paths = {"base": out_dir / "base"}
             if paths["base"].resolve() != Path(base).resolve():
@@ -321,5 +330,5 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
         fit(model, tokenizer, defended_examples, epochs=recipe.defended_epochs, lr=recipe.defended_lr,
             recipe=defended_recipe, log=log, desc="defended")
-        paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended")
+        paths["defended"] = _save(model, tokenizer, out_dir / "defended", recipe, "defended", where)
     return paths
