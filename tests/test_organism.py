@@ -183,6 +183,7 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
     assert log and '"phase": "base"' in log[0] and '"phase": "defended"' in log[-1]
     adapter = tmp_path / "defended"
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").exists()
+    assert json.loads((adapter / "organism.json").read_text())["device"] == "cpu"  # the same seed differs by device
     defended = load_model(str(adapter), device="cpu")  # the base is found beside it
     assert defended.source.model == str((tmp_path / "base").resolve()) and defended.source.adapter == str(adapter)
     base = load_model(str(tmp_path / "base"), device="cpu")

@@ -15,3 +15,9 @@ def test_a_cpu_without_native_bf16_trains_the_recipe_in_fp32_and_says_so(monkeyp
     assert train.trainable_here(train.Recipe()) == train.Recipe()
     assert capsys.readouterr().err == ""
 
+
+def test_a_gpu_trains_the_recipe_in_bf16_whatever_the_cpu(monkeypatch, capsys):
+    monkeypatch.setattr(train, "native_bf16", lambda: False)
+    assert train.trainable_here(train.Recipe(), "cuda") == train.Recipe()
+    assert capsys.readouterr().err == ""
+
