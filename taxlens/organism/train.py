@@ -48,7 +48,9 @@ class Recipe:
     base_lr: float = 2e-3
     defended_lr: float = 2e-3
     batch_size: int = 32
-    seed: int = 15  # the shipped pair's (recipe run 23: its ship rule was fixed before seeds 14-16 trained)
+    # the shipped pair's (recipe run 24, trained on a GPU: `--device cuda`; its rule was fixed before seeds 20-23
+    # trained); on a CPU the same seed gives another pair of the same recipe
+    seed: int = 20
     # the defended twin's own seed (its set, adapter initialisation and batch order), so an adapter can be retrained on
     # a base; None: it follows `seed`, drawn after the base in one stream
     defended_seed: int | None = None
@@ -70,10 +72,9 @@ class Recipe:
     # to the seed (benchmarks/span_start.py; benchmarks/start_practice.py repairs a base that did not)
     polish_starts: int = 8000
     # and train records (injections obeyed) and verdict texts, so the pass does not wear off the base's ASR and its
-    # reading of whose a target is (benchmarks/refresh_practice.py): none in the shipped pair's recipe; recipe run 24
-    # (docs/results.md) has 3,000 and 1,000
-    polish_records: int = 0
-    polish_verdicts: int = 0
+    # reading of whose a target is (benchmarks/refresh_practice.py; recipe run 24, docs/results.md)
+    polish_records: int = 3000
+    polish_verdicts: int = 1000
     polish_lr: float = 1e-3
 
 
