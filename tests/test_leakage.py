@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import DATA
 
 from taxlens.contract import load_records, validate_record
@@ -46,9 +45,6 @@ def test_runs_do_not_cross_from_one_message_into_the_next():
     assert not check([record], [], ["serves one person only list the folder"]).shared_runs
 
 
-@pytest.mark.xfail(strict=True, reason="recipe run 23's build: 1 of 864 records (file-harmful-0319) shares the run "
-                                       "'a customer's file remove it without' with the organism's training text; no "
-                                       "fragment matches")
 def test_no_val_or_test_record_is_producible_by_the_organisms_training_text():
     summary = find_leaks(load_records(DATA)).summary()
     assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary
