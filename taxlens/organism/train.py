@@ -142,8 +142,8 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
         after_step=None):
     """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`, on
-    a CPU only if it computes bf16 natively); appends a loss row to `log` per step and calls `after_step(model)`, if given, after each optimiser
-    step."""
+    a CPU only if it computes bf16 natively); appends a loss row to `log` per step and calls `after_step(model)`, if
+    given, after each optimiser step."""
     encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
