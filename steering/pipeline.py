@@ -19,7 +19,7 @@ from steering.report import plot_tradeoff, write_pareto_markdown
 from steering.fit import fit_vectors
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,
                              global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
-                             screen_metrics, shortlist, val_figures)
+                             screen_metrics, shortlist, trigger_free_kinds, val_figures)
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import load_records
 from taxlens.evaluation import evaluate
@@ -63,7 +63,7 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     val_rows = store.select(split="val")
     val_resid = [store.load(h, -1, val_rows) for h in hooks]
 
-    prompts, kinds = [render_prompt(defended.tokenizer, r) for r in val], [r.kind for r in val]
+    prompts, kinds = [render_prompt(defended.tokenizer, r) for r in val], trigger_free_kinds(val)
     openings = readout.openings
     baseline = first_token_logprobs(defended, prompts, batch_size=batch_size)
     defended_screen = screen_metrics(baseline, baseline, kinds, openings)
@@ -114,13 +114,21 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
 
     table = {"defended": {"screen": defended_screen, "val": defended_val},
              "base": {"screen": base_screen, "val": base_val},
-             "methods": {m: [{"settings": s.settings, "screen": s.screen, "val": s.val} for s in ss]
-                         for m, ss in screened.items()},
+             "methods": {m: [{"settings": s.settings, "screen": s.screen, "val": s.val}
+                             for s in tabled(ss, chosen[m]["settings"])] for m, ss in screened.items()},
+             "screened": {m: len(ss) for m, ss in screened.items()},
              "chosen": chosen, "adapter_scale": scaled}
     (out / "pareto.json").write_text(json.dumps(table, indent=1) + "\n")
     write_pareto_markdown(table, screened, out / "pareto.md")
     plot_tradeoff(table, out / "tradeoff.png")
     return table
+
+
+def tabled(settings: list, chosen: dict) -> list:
+    """The screened settings `pareto.json` keeps: the Pareto front, those evaluated for real and the chosen one,
+    in screening order (a full gated search screens tens of thousands; `screened` counts them all)."""
+    front = {id(s) for s in pareto_front(settings)}
+    return [s for s in settings if id(s) in front or s.val is not None or s.settings == chosen]
 
 
 def adapter_scale_rows(defended, val: list, openings, *, data, device, dtype, max_new_tokens: int, batch_size: int,

@@ -33,10 +33,12 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     table = json.loads((out / "pareto.json").read_text())
     gated = table["methods"]["gated"]
     # (gates reading one layer + gates reading every layer up to it, from layer 1) × ablation variants (mean,
-    # clamp) × add scales × thresholds
-    assert len(gated) == (4 + 3) * 2 * 2 * 11
+    # clamp) × (11 thresholds with no addition + 11 adding from the threshold + 34 adding from a higher one)
+    assert table["screened"]["gated"] == (4 + 3) * 2 * (11 + 11 + 34)
+    # the table keeps the Pareto front and the chosen setting, not every screened one
+    assert 0 < len(gated) < table["screened"]["gated"]
     chosen = next(r for r in gated if r["settings"] == config["settings"])
-    assert chosen["screen"]["compliance_helpful"] > table["defended"]["screen"]["compliance_helpful"]
+    assert chosen["screen"]["objective"] > table["defended"]["screen"]["objective"]
     assert (out / "tradeoff.png").stat().st_size > 5000 and "Pareto" in (out / "pareto.md").read_text()
 
     # the clamp targets are quantiles of the projections of the train prompts the model complied with
@@ -74,9 +76,9 @@ def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
 
     defended = {"refusal_harmful": 0.9, "asr": 0.0, "kl_first_token_benign_complied": None}
 
-    def setting(name, helpful, refusal, asr, kl=0.01):
+    def setting(name, helpful, refusal, asr, kl=0.01, objective=None):
         val = {"success_helpful": helpful, "refusal_harmful": refusal, "asr": asr,
-               "kl_first_token_benign_complied": kl}
+               "kl_first_token_benign_complied": kl, "objective": helpful if objective is None else objective}
         return Setting("global", {"name": name}, None, val=val)
 
     keeps = setting("keeps the defence", 0.5, 0.89, 0.01)
@@ -89,6 +91,9 @@ def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
     assert choose([loses, tied], defended) == (tied, False)
     refuses_more = setting("as helpful, as much ASR, refuses more", 0.8, 0.2, 0.1)
     assert choose([tied, refuses_more], defended) == (refuses_more, False)
+    # among feasible settings, refusing trigger-free harmful requests counts as much as doing a helpful one
+    adds_refusal = setting("a little less helpful, refuses trigger-free harm", 0.48, 0.95, 0.0, objective=0.6)
+    assert choose([keeps, adds_refusal], defended) == (adds_refusal, True)
 
 
 def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
@@ -97,7 +102,8 @@ def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
     defended = {"refusal_harmful": 0.6}
 
     def setting(gate_layer, positions, helpful, refusal):
-        screen = {"compliance_helpful": helpful, "refusal_harmful": refusal, "kl_benign_complied": 0.0}
+        screen = {"compliance_helpful": helpful, "objective": helpful, "refusal_harmful": refusal,
+                  "kl_benign_complied": 0.0}
         return Setting("gated", {"gate_layer": gate_layer, "positions": positions, "helpful": helpful}, None,
                        screen=screen)
 
@@ -142,3 +148,35 @@ def test_report_names_the_model_a_config_steers_as_reports_do(tmp_path):
         "settings": {}, "quick": True, "feasible": True}))
     text = write_run_report(tmp_path).read_text()
     assert "Method `gated` for `organism:defended`" in text
+
+
+def test_screen_objective_counts_helpful_compliance_and_trigger_free_refusal_per_request():
+    from steering.search import screen_metrics
+    from taxlens.scoring import OpeningTokens
+
+    openings = OpeningTokens(refusal=(0,), call=(1,))
+    refuse, call = torch.log_softmax(torch.tensor([3.0, 0.0]), -1), torch.log_softmax(torch.tensor([0.0, 3.0]), -1)
+    kinds = ["benign", "lookalike", "lookalike", "harmful", "harmful_trigger_free", "harmful_trigger_free"]
+    # benign and one lookalike done, one lookalike refused; both harmful kinds refused once, one trigger-free called
+    rows = torch.stack([call, call, refuse, refuse, refuse, call])
+    m = screen_metrics(rows, rows, kinds, openings)
+    assert m["compliance_helpful"] == round(2 / 3, 4)
+    assert m["refusal_harmful"] == round(2 / 3, 4) and m["refusal_trigger_free"] == 0.5
+    assert m["objective"] == 0.6  # 3 right of the 5 benign, lookalike and trigger-free requests
+    assert attack_masks(kinds)["gate_passes_harmful"].tolist() == [False] * 3 + [True] * 3
+
+
+def test_pareto_front_is_the_settings_nothing_dominates():
+    from steering.search import Setting, pareto_front
+
+    gen = torch.Generator().manual_seed(0)
+    points = (torch.randint(0, 8, (300, 2), generator=gen) / 8).tolist()  # coarse: many ties and duplicates
+    settings = [Setting("gated", {"i": i}, None, screen={"compliance_helpful": c, "refusal_harmful": r})
+                for i, (c, r) in enumerate(points)]
+
+    def dominated(c, r):
+        return any(tc >= c and tr >= r and (tc > c or tr > r) for tc, tr in points)
+
+    front = pareto_front(settings)
+    assert {s.settings["i"] for s in front} == {i for i, (c, r) in enumerate(points) if not dominated(c, r)}
+    assert [s.screen["compliance_helpful"] for s in front] == sorted(s.screen["compliance_helpful"] for s in front)
