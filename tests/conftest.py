@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "datasets" / "toolcalls.jsonl"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker, and for the kernels and servers it starts: two workers with a thread each per core
+    # share the CPU; two with two threads each spin against each other and run many times slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Every notebook runs top to bottom on the organism on a CPU (executed here on a copy, on a quarter of val; the
+"""Every notebook runs top to bottom on the organism on a CPU (executed here on a copy, on a sample of each split; the
 committed ones keep the outputs of a full run)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_the_four_notebooks_are_there():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
-    monkeypatch.setenv("TAXLENS_QUICK", "1")  # every 4th val record: the kernel inherits the environment
+    monkeypatch.setenv("TAXLENS_QUICK", "1")  # each notebook samples its splits; the kernel inherits the environment
     book = nbformat.read(path, as_version=4)
     NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
