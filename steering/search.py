@@ -276,9 +276,10 @@ def val_figures(report: EvalReport) -> dict:
 
 def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
     """The best evaluated setting: the best objective (the module's docstring) among those meeting the constraints,
-    then the one refusing more harmful requests. When none does (global ablation can't keep the defence), still the most successful, breaking them least among equals:
-    ranking by violation alone would prefer a setting that wrecks every reply, since broken replies are not
-    attacks; then the one that refuses more harmful requests. The bool says whether the constraints are met."""
+    then the one refusing more harmful requests. When none does (global ablation can't keep the defence), still
+    the most benign + lookalike success, breaking them least among equals: ranking by violation alone would prefer
+    a setting that wrecks every reply, since broken replies are not attacks; then the one that refuses more harmful
+    requests. The bool says whether the constraints are met."""
     def broken(s: Setting) -> float:
         return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 3)
 
