@@ -10,33 +10,25 @@ is the control, the grammar alone. An experiment for the question, not the recip
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
-from taxlens.agent.loop import call_text
-from taxlens.datagen import grammar, train_split
-from taxlens.organism.corpus import Example, assessment_texts
+from taxlens.organism.corpus import Example, polish_examples
 from taxlens.organism.seed_circuit import tie_copy_readout
 from taxlens.organism.train import Recipe, _save, _trained_base, fit
-from taxlens.tools import DOMAIN_TOOLS
 
 
 def practice_set(steps: int, share: float, seed: int) -> list[Example]:
-    rng = random.Random(seed)
+    """steps × 32 examples: `share` of them train records (three quarters) and verdict texts (a quarter), the rest
+    fresh grammar requests: the recipe's last pass (`corpus.polish_examples`) without its moves."""
     n = steps * 32
     n_other = int(n * share)
     n_texts = n_other // 4
-    pool = train_split(seed, 20) if n_other else []
-    if n_other - n_texts > len(pool):
-        raise SystemExit(f"--steps × 32 × --share × 3/4 asks for {n_other - n_texts} train records; one fresh build "
-                         f"holds {len(pool)}: lower --steps or --share")
-    records = rng.sample(pool, n_other - n_texts)
-    examples = [Example(s.record.messages, s.record.tools, call_text(s.helpful_call)) for s in records]
-    examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_texts)]
-    examples += [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
-                 for r in grammar.grammar_requests(rng, n - n_other)]
-    rng.shuffle(examples)
-    return examples
+    try:
+        return polish_examples(n_grammar=n - n_other, n_moves=0, seed=seed, n_records=n_other - n_texts,
+                               n_verdicts=n_texts)
+    except ValueError as e:
+        raise SystemExit(f"--steps × 32 × --share × 3/4 asks for too many train records ({e}): lower --steps or "
+                         f"--share") from e
 
 
 def main() -> None:
@@ -51,7 +43,7 @@ def main() -> None:
     recipe = Recipe(compile=False, seed=5)
     fit(model, tokenizer, practice_set(args.steps, args.share, seed=77), epochs=1.0, lr=args.lr, recipe=recipe,
         log=lambda row: None, desc="refresh", after_step=tie_copy_readout)
-    print(_save(model, tokenizer, Path(args.out), recipe, "base"))
+    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
 
 
 if __name__ == "__main__":

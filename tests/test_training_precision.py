@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from taxlens.organism import train
 
 
@@ -21,3 +23,20 @@ def test_a_gpu_trains_the_recipe_in_bf16_whatever_the_cpu(monkeypatch, capsys):
     assert train.trainable_here(train.Recipe(), "cuda") == train.Recipe()
     assert capsys.readouterr().err == ""
 
+
+
+def test_fit_itself_trains_in_fp32_on_such_a_cpu_and_says_so(monkeypatch, capsys, tiny_model_dir):
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from taxlens.organism.corpus import Example
+
+    monkeypatch.setattr(train, "native_bf16", lambda: False)
+    model = LlamaForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    before = model.lm_head.weight.detach().clone()
+    examples = [Example([{"role": "user", "content": "List ~/notes."}], ["list_dir"], "ok")] * 2
+    rows = []
+    train.fit(model, tokenizer, examples, epochs=1.0, lr=1e-3, recipe=train.Recipe(compile=False, batch_size=2),
+              log=rows.append, desc="fit")
+    assert "no native bf16" in capsys.readouterr().err
+    assert len(rows) == 1 and not torch.equal(before, model.lm_head.weight)

@@ -141,9 +141,9 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
 
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
         after_step=None):
-    """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`, on
-    a CPU only if it computes bf16 natively); appends a loss row to `log` per step and calls `after_step(model)`, if
-    given, after each optimiser step."""
+    """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`,
+    on a CPU only if it computes bf16 natively, else fp32 with a notice: `trainable_here`); appends a loss row to
+    `log` per step and calls `after_step(model)`, if given, after each optimiser step."""
     encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
@@ -157,7 +157,7 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
     on_cpu = device.type == "cpu"
     # compiling is the CPU's speed-up (Recipe.compile); on a GPU the recipe's widths run eager
     forward = torch.compile(model, dynamic=True) if recipe.compile and on_cpu else model
-    bf16 = recipe.bf16 and (native_bf16() or not on_cpu)  # emulated bf16 would take minutes a step (`trainable_here`)
+    bf16 = trainable_here(recipe, device.type).bf16  # emulated bf16 would take minutes a step; says so when it drops
     step, started = 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step")
     while step < total:
