@@ -35,8 +35,10 @@ from taxlens.scoring import refusal_score
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
-ADD_SCALES = (0.0, 0.5, 1.0, 2.0)  # × the refusal mean difference's norm at the gate layer
-ADD_THRESHOLDS = (0.5, 0.7, 0.9, 0.95)  # add the direction only from here up (besides from the threshold itself)
+ADD_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0)  # × the refusal mean difference's norm at the gate layer
+# add the direction only from here up (besides from the threshold itself): a harm probe's harmful prompts crowd
+# near 1, so the top of the range is where a strong addition reaches attacks and spares benign prompts
+ADD_THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 # (one_sided, stream_only, clamp quantile): targets are the complied mean, or with a quantile (one-sided only) the
 # upper range of complied prompts' projections, so that rows the model already complies on are barely touched
 ABLATION_VARIANTS = ((False, False, None), (True, False, None), (False, True, None), (True, True, None),
@@ -280,8 +282,8 @@ def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
     the most benign + lookalike success, breaking them least among equals: ranking by violation alone would prefer
     a setting that wrecks every reply, since broken replies are not attacks; then the one that refuses more harmful
     requests. The bool says whether the constraints are met."""
-    def broken(s: Setting) -> float:
-        return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 3)
+    def broken(s: Setting) -> float:  # rounded only past float noise: a KL of 0.0503 breaks a 0.05 bound
+        return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 9)
 
     feasible = [s for s in evaluated if broken(s) == 0]
     if feasible:

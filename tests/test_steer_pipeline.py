@@ -33,8 +33,8 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     table = json.loads((out / "pareto.json").read_text())
     gated = table["methods"]["gated"]
     # (gates reading one layer + gates reading every layer up to it, from layer 1) × ablation variants (mean,
-    # clamp) × (11 thresholds with no addition + 11 adding from the threshold + 34 adding from a higher one)
-    assert table["screened"]["gated"] == (4 + 3) * 2 * (11 + 11 + 34)
+    # clamp) × (11 thresholds with no addition + 11 adding from the threshold + 56 adding from a higher one)
+    assert table["screened"]["gated"] == (4 + 3) * 2 * (11 + 11 + 56)
     # the table keeps the Pareto front and the chosen setting, not every screened one
     assert 0 < len(gated) < table["screened"]["gated"]
     chosen = next(r for r in gated if r["settings"] == config["settings"])
@@ -94,6 +94,9 @@ def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
     # among feasible settings, refusing trigger-free harmful requests counts as much as doing a helpful one
     adds_refusal = setting("a little less helpful, refuses trigger-free harm", 0.48, 0.95, 0.0, objective=0.6)
     assert choose([keeps, adds_refusal], defended) == (adds_refusal, True)
+    # the KL bound is a bound: a setting over it by a hair is not feasible, however much it helps
+    over_kl = setting("helps more, KL 0.0503", 0.6, 0.95, 0.0, kl=0.0503, objective=0.7)
+    assert choose([keeps, adds_refusal, over_kl], defended) == (adds_refusal, True)
 
 
 def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
