@@ -236,8 +236,8 @@ def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3,
     carried out, which for the gated method turns on the layer its gate reads (so a full search adds
     "gate_layer"). Settings that screen identically (ablation variants that coincide at the last layer) count
     once, so they don't take each other's places."""
-    def key(s: Setting):
-        return (-round(violation(s.screen, defended_screen), 3), s.screen["objective"], s.screen["refusal_harmful"])
+    def key(s: Setting):  # the screen's KL is the val figure's: a bound breached by 0.0003 is breached
+        return (-round(violation(s.screen, defended_screen), 9), s.screen["objective"], s.screen["refusal_harmful"])
 
     def group(s: Setting) -> tuple:
         return tuple(str(s.settings.get(name)) for name in by)

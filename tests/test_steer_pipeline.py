@@ -124,6 +124,10 @@ def test_shortlist_keeps_the_best_of_every_gate_layer_and_positions():
     twin = setting(0, "last", 0.9, 0.7)
     picked = shortlist([twin] + settings, defended, 2, by=("positions", "gate_layer"))
     assert [s.settings["helpful"] for s in picked if s.settings["gate_layer"] == 0] == [0.9, 0.8]
+    # a setting over the KL bound by a hair ranks after every feasible one, however well it screens
+    over_kl = setting(0, "last", 0.99, 0.7)
+    over_kl.screen["kl_benign_complied"] = 0.0503
+    assert shortlist([over_kl] + layer0, defended, 1)[0].settings["helpful"] == 0.9
 
 
 def test_a_gate_that_lets_attacks_through_is_infeasible_however_the_model_replies():
