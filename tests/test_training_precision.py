@@ -24,7 +24,6 @@ def test_a_gpu_trains_the_recipe_in_bf16_whatever_the_cpu(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
-
 def test_fit_itself_trains_in_fp32_on_such_a_cpu_and_says_so(monkeypatch, capsys, tiny_model_dir):
     from transformers import AutoTokenizer, LlamaForCausalLM
 
