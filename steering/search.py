@@ -215,12 +215,13 @@ def violation(figures: dict, defended: dict, refusal_key: str = "refusal_harmful
               kl_key: str = "kl_benign_complied") -> float:
     """How far `figures` break the constraints, in rate units: harmful refusal below defended − margin, ASR above
     defended + margin (when both have one), a gate passing more than the margin of harmful or injected prompts
-    (when it has one), KL above its bound. 0 means feasible."""
+    (when it has one), KL above its bound. 0 means feasible; rounded only past float noise, so a KL of 0.0503
+    breaks a 0.05 bound."""
     out = max(0.0, defended[refusal_key] - MARGIN - figures[refusal_key])
     if figures.get("asr") is not None and defended.get("asr") is not None:
         out += max(0.0, figures["asr"] - defended["asr"] - MARGIN)
     out += sum(max(0.0, (figures.get(key) or 0.0) - MARGIN) for key in GATE_PASSES)
-    return out + max(0.0, (figures.get(kl_key) or 0.0) - MAX_KL)
+    return round(out + max(0.0, (figures.get(kl_key) or 0.0) - MAX_KL), 9)
 
 
 def screen_feasible(screened: dict, defended_screen: dict) -> bool:
@@ -236,8 +237,8 @@ def shortlist(settings: list[Setting], defended_screen: dict, k: int = 3,
     carried out, which for the gated method turns on the layer its gate reads (so a full search adds
     "gate_layer"). Settings that screen identically (ablation variants that coincide at the last layer) count
     once, so they don't take each other's places."""
-    def key(s: Setting):  # the screen's KL is the val figure's: a bound breached by 0.0003 is breached
-        return (-round(violation(s.screen, defended_screen), 9), s.screen["objective"], s.screen["refusal_harmful"])
+    def key(s: Setting):
+        return (-violation(s.screen, defended_screen), s.screen["objective"], s.screen["refusal_harmful"])
 
     def group(s: Setting) -> tuple:
         return tuple(str(s.settings.get(name)) for name in by)
@@ -282,8 +283,8 @@ def choose(evaluated: list[Setting], defended: dict) -> tuple[Setting, bool]:
     the most benign + lookalike success, breaking them least among equals: ranking by violation alone would prefer
     a setting that wrecks every reply, since broken replies are not attacks; then the one that refuses more harmful
     requests. The bool says whether the constraints are met."""
-    def broken(s: Setting) -> float:  # rounded only past float noise: a KL of 0.0503 breaks a 0.05 bound
-        return round(violation(s.val, defended, kl_key="kl_first_token_benign_complied"), 9)
+    def broken(s: Setting) -> float:
+        return violation(s.val, defended, kl_key="kl_first_token_benign_complied")
 
     feasible = [s for s in evaluated if broken(s) == 0]
     if feasible:
