@@ -91,6 +91,8 @@ def _measure(spec: str, mode: str, n_prompts: int, repeats: int, batch_size: int
     n = n_prompts * (4 if mode == "streaming" else 1)
     records = [records[i % n_prompts] for i in range(n)]  # streaming: the same prompts 4 times, same batch shapes
     prompts = [render_prompt(model.tokenizer, r) for r in records]
+    # the batches `cache_activations` runs: prompts of alike length together
+    prompts.sort(key=lambda p: len(model.tokenizer(p, add_special_tokens=False)["input_ids"]))
     batches = [encode_batch(model.tokenizer, prompts[i:i + batch_size], model.device) for i in range(0, n, batch_size)]
     hooks = resid_post_hooks(model.n_layers)
 

@@ -61,8 +61,8 @@ def occlusion(model: LoadedModel, prompt: str, words: list[tuple[int, int]]) -> 
                         for w in words]
     batch = model.tokenizer.pad({"input_ids": [v.tolist() for v in variants]}, padding_side="left",
                                 return_tensors="pt")
-    logits = model.bridge(batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device),
-                          return_type="logits")[:, -1]
+    logits = model.hf(input_ids=batch["input_ids"].to(model.device), logits_to_keep=1,
+                      attention_mask=batch["attention_mask"].to(model.device)).logits[:, -1]
     scores = model_refusal_score(model, logits).cpu()
     return float(scores[0]), (scores[0] - scores[1:]).tolist()
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
+from taxlens.generation import length_batches
 from taxlens.models import LoadedModel
 from taxlens.hooks import hook_name, resid_hooks
 from taxlens.scoring import model_refusal_score
@@ -168,7 +169,8 @@ class ActivationStore:
         rows = list(range(len(self))) if rows is None else list(rows)
         out = torch.empty((len(rows), self.index["d_model"]))
         for shard in self.index["shards"]:
-            inside = [(k, r - shard["start"]) for k, r in enumerate(rows) if shard["start"] <= r < shard["stop"]]
+            local = {r: j for j, r in enumerate(shard["rows"])}
+            inside = [(k, local[r]) for k, r in enumerate(rows) if r in local]
             if not inside:
                 continue
             with safe_open(self.dir / shard["file"], framework="pt") as f:
@@ -187,29 +189,31 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     hooks = hooks or resid_hooks(model.n_layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    starts = range(0, len(records), batch_size)
+    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    # batches of alike length; each shard lists the records it holds, and the store reads rows in record order
+    batches = length_batches(model.tokenizer, prompts, batch_size)
 
-    def encode(start: int) -> EncodedBatch:
-        chunk = records[start:start + batch_size]
-        return encode_for_cache(model.tokenizer, [render_prompt(model.tokenizer, r) for r in chunk], chunk,
-                                positions, padding_side)
+    def encode(rows: list[int]) -> EncodedBatch:
+        return encode_for_cache(model.tokenizer, [prompts[i] for i in rows], [records[i] for i in rows], positions,
+                                padding_side)
 
-    shards, scores, pending = [], [], None
+    shards, scores, pending = [], [0.0] * len(records), None
     # Three stages overlap: while the device runs batch k, the CPU tokenizes batch k + 1 and a thread writes
     # shard k - 1; at most one write waits, so memory stays bounded by two batches.
     with ThreadPoolExecutor(max_workers=1) as writer, torch.no_grad():
-        following = encode(0)
-        for k, start in enumerate(tqdm(starts, desc=f"cache {model.name}", disable=not progress)):
+        following = encode(batches[0])
+        for k, rows in enumerate(tqdm(batches, desc=f"cache {model.name}", disable=not progress)):
             resid, score = _forward(model, following, hooks, with_scores=True)  # queued on the device
-            if k + 1 < len(starts):
-                following = encode(starts[k + 1])
+            if k + 1 < len(batches):
+                following = encode(batches[k + 1])
             resid, score = resid.float().cpu(), score.cpu()  # one device-to-host copy per batch
             name = f"shard-{len(shards):05d}.safetensors"
             if pending is not None:
                 pending.result()
             pending = writer.submit(save_file, {"resid": resid.contiguous()}, out_dir / name)
-            shards.append({"file": name, "start": start, "stop": min(start + batch_size, len(records))})
-            scores.extend(score.tolist())
+            shards.append({"file": name, "rows": rows})
+            for i, value in zip(rows, score.tolist()):
+                scores[i] = value
         pending.result()
     index = {
         "model": model.name, "hooks": hooks, "positions": list(positions), "d_model": model.d_model,

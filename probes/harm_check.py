@@ -17,6 +17,7 @@ from probes.cache import collect
 from probes.linear import LinearProbe
 from taxlens.chat import render_prompt
 from taxlens.contract import Record
+from taxlens.generation import length_batches
 from taxlens.hooks import resid_hooks
 from taxlens.models import LoadedModel
 
@@ -25,10 +26,12 @@ def last_token_resid(model: LoadedModel, records: list[Record], batch_size: int 
     """resid: [n_records, n_layers + 1, d_model], the residual stream entering each block and after the last one, at
     each prompt's final token."""
     hooks = resid_hooks(model.n_layers)
-    out = [collect(model, [render_prompt(model.tokenizer, r) for r in records[start:start + batch_size]],
-                   records[start:start + batch_size], hooks, positions=(-1,))[:, :, 0]
-           for start in range(0, len(records), batch_size)]
-    return torch.cat(out).numpy()
+    prompts = [render_prompt(model.tokenizer, r) for r in records]
+    out = torch.empty((len(records), len(hooks), model.d_model))
+    for rows in length_batches(model.tokenizer, prompts, batch_size):  # rows put back in record order
+        resid = collect(model, [prompts[i] for i in rows], [records[i] for i in rows], hooks, positions=(-1,))
+        out[rows] = resid[:, :, 0]
+    return out.numpy()
 
 
 def _harm_data(model: LoadedModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:

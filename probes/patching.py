@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from taxlens.generation import encode_batch
+from taxlens.generation import encode_batch, length_batches
 from taxlens.models import LoadedModel
 from taxlens.hooks import act_name
 from taxlens.scoring import model_refusal_score
@@ -51,9 +51,11 @@ def _scores_and_acts(model: LoadedModel, batch: dict, hooks: list[str] | None = 
 
     fwd = [(h, lambda a, hook, k=h: read(a, hook, k)) for h in hooks or []]
     fwd += [(h, lambda a, hook, k=h: write(a, hook, k)) for h in patch or {}]
-    with model.bridge.hooks(fwd_hooks=fwd):
-        logits = model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"], return_type="logits")
-    return model_refusal_score(model, logits[:, -1]).cpu(), acts  # left padding: -1 is every row's last token
+    with model.bridge.hooks(fwd_hooks=fwd):  # the bridge's hook points fire inside the HF model it wraps
+        # left padding: -1 is every row's last token, the only one whose logits are needed
+        logits = model.hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          logits_to_keep=1).logits
+    return model_refusal_score(model, logits[:, -1]).cpu(), acts
 
 
 def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list[str], *, batch_size: int = 16,
@@ -72,8 +74,9 @@ def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list
     per_prompt: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     source_scores, target_scores = [], []
     bar = tqdm(total=len(prompts) * len(sites), desc="patching", disable=not progress, unit="run")
-    for start in range(0, len(prompts), batch_size):
-        batch = encode_batch(target.tokenizer, prompts[start:start + batch_size], target.device)
+    # batches of alike length (less padding): every figure below is a mean over prompts, whatever their order
+    for rows in length_batches(target.tokenizer, prompts, batch_size):
+        batch = encode_batch(target.tokenizer, [prompts[i] for i in rows], target.device)
         src_score, src_acts = _scores_and_acts(source, batch, hooks)
         tgt_score, _ = _scores_and_acts(target, batch)
         source_scores.append(src_score)

@@ -32,6 +32,14 @@ def encode_batch(tokenizer, prompts: list[str], device) -> dict:
     return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
 
 
+def length_batches(tokenizer, prompts: list[str], batch_size: int) -> list[list[int]]:
+    """Indices of `prompts` in batches of alike token length, shortest first (ties in prompt order): a batch of
+    prompts in their own order pads to its longest, which on the organism's splits is about 40% padding."""
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def stop_token_ids(tokenizer, model) -> list[int]:
     ids = {tokenizer.eos_token_id}
     gen_eos = getattr(model.generation_config, "eos_token_id", None)
@@ -54,13 +62,10 @@ def greedy_generate(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     tok, hf = model.tokenizer, model.hf
-    lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     eos = stop_token_ids(tok, hf)
     replies: list[Reply | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in length_batches(tok, prompts, batch_size):
         batch = encode_batch(tok, [prompts[i] for i in idx], model.device)
         out = hf.generate(
             **batch, do_sample=False, max_new_tokens=max_new_tokens, use_cache=use_cache,

@@ -40,7 +40,14 @@ def test_store_round_trip_with_lazy_reads(tiny_model, mixed, tmp_path):
     assert rows and all(mixed[i].kind in ("harmful", "lookalike") for i in rows)
     for h, hook in enumerate(store.hooks):
         assert torch.allclose(reopened.load(hook, "user_end", rows), direct[rows, h, 1], atol=1e-6)
+        assert torch.allclose(reopened.load(hook, -1), direct[:, h, 0], atol=1e-6)  # every row, in record order
+    _, scores = collect(tiny_model, prompts, mixed, store.hooks, (-1,), with_scores=True)
+    assert torch.allclose(reopened.refusal_scores(), scores, atol=1e-4)
     assert reopened.select(split="train") == []
+    # batched by prompt length, not record order: each shard's prompts are no longer than the next shard's
+    length = [len(tiny_model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    spans = [(min(length[i] for i in s["rows"]), max(length[i] for i in s["rows"])) for s in reopened.index["shards"]]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and len(set(length)) > 1
 
 
 def test_direction_maths_by_hand(tmp_path):
