@@ -78,11 +78,12 @@ class Recipe:
     polish_lr: float = 1e-3
 
 
-QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=4, n_grammar=300,
-               n_grammar_defended=150,
-               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=30,
-               n_lookups_defended=10, compile=False, polish_grammar=60, polish_moves=20, polish_starts=80,
-               polish_records=30, polish_verdicts=10)
+# every stage of the recipe, small: it checks that the recipe runs (about a minute of fp32 training on 2 cores)
+QUICK = Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=1024, per_family=2, n_grammar=150,
+               n_grammar_defended=80,
+               base_epochs=1.0, defended_epochs=1.0, batch_size=32, seed=0, agent_per_phrasing=1, n_lookups=15,
+               n_lookups_defended=5, compile=False, polish_grammar=30, polish_moves=10, polish_starts=40,
+               polish_records=15, polish_verdicts=5)
 
 
 def llama_config(recipe: Recipe, vocab_size: int, *, attn_implementation: str = "eager", **token_ids):
