@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,3 +76,28 @@ def tiny_checkpoint(config_class, tokenizer_dir, out, **extra):
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
+
+
+@contextmanager
+def served_app(app, **config):
+    """`app` under uvicorn on a free loopback port, in a thread; yields the port. On exit the server stops and its
+    thread is joined, so no test after it sees the thread."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(600):
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"uvicorn did not start on port {port}")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
+from conftest import served_app
 from fastapi import Response
 
 from steering.serve import KEEP_ALIVE_S, create_app
@@ -39,16 +36,8 @@ def served():
         seen.append({"body": body, "status": response.status_code, "reply": json.loads(payload)})
         return Response(payload, status_code=response.status_code, headers=dict(response.headers))
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_keep_alive=KEEP_ALIVE_S))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    yield port, seen
-    server.should_exit = True
+    with served_app(app, timeout_keep_alive=KEEP_ALIVE_S) as port:
+        yield port, seen
 
 
 def _benchmark(port: int, logdir: Path, *attack: str) -> subprocess.CompletedProcess:

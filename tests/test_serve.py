@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import httpx
 import openai
 import pytest
-import uvicorn
+from conftest import served_app
 
 from steering.config import load_config
 from steering.search import first_token_logprobs
@@ -27,31 +25,14 @@ from taxlens.tools import schemas_for
 GATED = "organism:gated"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def start_server():
-    servers = []
+    with ExitStack() as servers:
 
-    def start(app) -> str:
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               timeout_keep_alive=KEEP_ALIVE_S))
-        threading.Thread(target=server.run, daemon=True).start()
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.05)
-        servers.append(server)
-        return f"http://127.0.0.1:{port}"
+        def start(app) -> str:
+            return f"http://127.0.0.1:{servers.enter_context(served_app(app, timeout_keep_alive=KEEP_ALIVE_S))}"
 
-    yield start
-    for server in servers:
-        server.should_exit = True
+        yield start
 
 
 @pytest.fixture(scope="module")
