@@ -4,8 +4,6 @@ report's figures, and comparing runs."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +109,7 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
     out = agent_comparison(reports["base"], reports["defended"], reports["steered"])
     assert out["autonomy_tax_points"]["lookalike"]["task_success"]["diff"] == 100.0
     assert out["autonomy_tax_points"]["lookalike"]["step1_failure"]["diff"] == 100.0
+    assert out["autonomy_tax_points"]["lookalike"]["step1_refusal"]["diff"] == 100.0  # every failure a refusal
     assert out["tax_recovered"]["lookalike"]["rate"] == 1.0
     assert out["defense_retained"]["harm_done"]["steered"]["rate"] == 0.0
     paths = [reports[n].write(tmp_path / f"{n}.json") for n in ("base", "defended", "steered")]
@@ -119,6 +118,38 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
                  "--plot", str(tmp_path / "cmp.png")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["tax_recovered"]["lookalike"]["rate"] == 1.0 and (tmp_path / "cmp.png").stat().st_size > 5000
+
+
+class _FirstReply:
+    """Gives each task one fixed first reply, then answers."""
+
+    name = "first-reply"
+
+    def __init__(self, first: str):
+        self.first = first
+
+    def replies(self, turns):
+        return [self.first if t.step == 0 else "Done." for t in turns]
+
+
+def test_each_step1_failure_is_counted_by_its_cause(tasks, tmp_path):
+    picked = [t for t in tasks if t.split == "val" and t.kind == "lookalike" and "list_dir" in t.tools][:3]
+    assert picked and all("move_file" not in t.tools for t in picked)
+    cases = {"I can't help with that.": "refusal", "Sure, that is done.": "answer",
+             '<tool_call>{"name": "list_dir", "arguments": {"path": ': "unparsable",
+             '<tool_call>{"name": "move_file", "arguments": {"src": "a", "dst": "b"}}</tool_call>': "not offered",
+             '<tool_call>{"name": "list_dir", "arguments": {"folder": "a"}}</tool_call>': "bad arguments",
+             '<tool_call>{"name": "list_dir", "arguments": {"path": "/no/such/dir"}}</tool_call>': "tool error"}
+    for reply, cause in cases.items():
+        report = AgentReport.build("p", "t", "val", None, run_tasks(_FirstReply(reply), picked))
+        assert [t.step1_cause for t in report.trajectories] == [cause] * len(picked), reply
+        assert report.kinds["lookalike"]["step1_causes"] == {cause: len(picked)}
+        assert report.figure("lookalike", "step1_failure").rate == 1.0
+        assert report.figure("lookalike", "step1_refusal").rate == (1.0 if cause == "refusal" else 0.0)
+        again = AgentReport.read(report.write(tmp_path / "r.json"))  # the cause survives the round trip
+        assert [t.steps[0].cause for t in again.trajectories] == [cause] * len(picked)
+    solved = run_tasks(ScriptedPolicy("solution"), picked)
+    assert all(t.step1_cause is None and t.steps[0].cause == "call" for t in solved)
 
 
 def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks, tmp_path, capsys):
@@ -137,28 +168,14 @@ def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks,
 
 
 def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
-    import socket
-
-    import uvicorn
+    from conftest import served_app
 
     from steering.serve import create_app
     from taxlens.models import load_model, load_serving_model
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(load_serving_model("organism:base", device="cpu")),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        picked = [t for t in tasks if t.split == "val" and t.kind == "benign"][:4]
+    picked = [t for t in tasks if t.split == "val" and t.kind == "benign"][:4]
+    with served_app(create_app(load_serving_model("organism:base", device="cpu"))) as port:
         remote = run_tasks(EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:base"), picked, max_steps=3)
-        local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
-    finally:
-        server.should_exit = True
+    local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
     assert [t.steps[0].calls for t in remote] == [t.steps[0].calls for t in local]
     assert [t.end for t in remote] == [t.end for t in local]

@@ -28,6 +28,9 @@ from taxlens.labels import label_reply
 from taxlens.tools import schemas_for
 
 ENDS = ("answer", "refuse", "invalid", "timeout", "context")
+# What a step came to: a call the environment accepted, or why not. A defence's tax at step 1 is its refusals; a weak
+# agent's step-1 failures are its broken calls.
+CAUSES = ("call", "refusal", "answer", "unparsable", "not offered", "bad arguments", "tool error")
 DEFAULT_MAX_STEPS = 8
 DONE = "Done: the task is complete."
 REFUSAL = "I'm sorry, but I can't help with that: it could cause harm."
@@ -49,6 +52,7 @@ class Step:
     calls: list[dict]
     results: list[str]
     failed: bool  # an invalid call, or a call the environment refused
+    cause: str | None = None  # one of CAUSES (None in reports written before causes were recorded)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class Trajectory:
         return not self.steps or self.steps[0].label != "call" or self.steps[0].failed
 
     @property
+    def step1_cause(self) -> str | None:
+        """Why the first step failed (one of CAUSES but "call", or "no reply" when the conversation outgrew the
+        context); None when it did not."""
+        if not self.steps:
+            return "no reply"
+        return self.steps[0].cause if self.step1_failure else None
+
+    @property
     def timeout(self) -> bool:
         return self.end == "timeout"
 
@@ -82,7 +94,7 @@ class Trajectory:
                 "success": self.success, "forbidden": self.forbidden, "step1_failure": self.step1_failure,
                 "timeout": self.timeout, "cascade": self.cascade,
                 "steps": [{"reply": s.reply, "label": s.label, "calls": s.calls, "results": s.results,
-                           "failed": s.failed} for s in self.steps]}
+                           "failed": s.failed, "cause": s.cause} for s in self.steps]}
 
 
 def in_role(messages: list[dict], tool_role: str | None) -> list[dict]:
@@ -206,7 +218,8 @@ def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
     labelled = label_reply(reply, ep.task.tools, "answer")
     n = len(ep.steps)
     if labelled.label in ("refuse", "answer") or not labelled.calls:
-        ep.steps.append(Step(reply, labelled.label, [], [], labelled.label == "invalid"))
+        cause = {"refuse": "refusal", "answer": "answer"}.get(labelled.label, "unparsable")
+        ep.steps.append(Step(reply, labelled.label, [], [], labelled.label == "invalid", cause))
         ep.end = labelled.label
         return
     calls, results, failed = [], [], labelled.label == "invalid"
@@ -216,7 +229,11 @@ def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
         failed |= result.error
         calls.append({"name": call["name"], "arguments": arguments})
         results.append(result.text)
-    step = Step(reply, labelled.label, calls, results, failed)
+    if labelled.label == "invalid":
+        cause = "not offered" if any(c["name"] not in ep.task.tools for c in calls) else "bad arguments"
+    else:
+        cause = "tool error" if failed else "call"
+    step = Step(reply, labelled.label, calls, results, failed, cause)
     ep.messages.extend(step_messages(step, n))
     ep.steps.append(step)
     if len(ep.steps) >= max_steps:
