@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.agent.loop import Step, Trajectory
+from taxlens.agent.loop import CAUSES, Step, Trajectory
 from taxlens.eval_report import Rate, ReportError
 from taxlens.metrics import newcombe, rate_of, tax_recovered
 
@@ -45,7 +45,8 @@ def figures(trajectories: list[Trajectory]) -> dict[str, dict]:
         block["mean_steps"] = round(sum(len(t.steps) for t in group) / len(group), 3)
         block["ends"] = {end: sum(1 for t in group if t.end == end) for end in sorted({t.end for t in group})}
         causes = [t.step1_cause or "unrecorded" for t in group if t.step1_failure]
-        block["step1_causes"] = {cause: causes.count(cause) for cause in sorted(set(causes))}
+        block["step1_causes"] = {cause: causes.count(cause) for cause in (*CAUSES, "no reply", "unrecorded")
+                                 if cause in causes}
         out[kind] = block
     return out
 
@@ -115,8 +116,7 @@ def is_agent_report(path: str | Path) -> bool:
 
 
 COLUMNS = (("task_success", "task success"), ("step1_failure", "step-1 failure"), ("step1_refusal", "step-1 refusal"),
-           ("timeout", "timeout"),
-           ("cascade", "cascade"), ("harm_done", "harm done"), ("asr", "ASR"),
+           ("timeout", "timeout"), ("cascade", "cascade"), ("harm_done", "harm done"), ("asr", "ASR"),
            ("utility_under_attack", "utility under attack"))
 
 
@@ -148,8 +148,9 @@ def _points(d: dict) -> dict:
 
 def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentReport | None = None) -> dict:
     """The autonomy tax in tasks (base − defended task success, defended − base step-1 failure and step-1 refusal,
-    in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the lookalike success gap it recovers
-    (paired bootstrap over tasks, and over families) and the defence it keeps (harm done, attack success)."""
+    in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the lookalike success
+    gap it recovers (paired bootstrap over tasks, and over families) and the defence it keeps (harm done, attack
+    success)."""
     out: dict = {"autonomy_tax_points": {}}
     for kind in ("benign", "lookalike"):
         b, d = base.figure(kind, "task_success"), defended.figure(kind, "task_success")
