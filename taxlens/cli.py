@@ -43,18 +43,25 @@ def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
 
 
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose own --help opens with the line the parent's list gives it."""
+    return sub.add_parser(name, help=help, description=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from taxlens.datagen import SEED
 
-    parser = argparse.ArgumentParser(prog="taxlens", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="taxlens", description="Find where a defended model's over-refusal of benign tool calls arises, against "
+        "its base, and steer it away without removing the defense. Every subcommand takes --help.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="prompt sets: check a file against the contract, or regenerate the shipped one")
+    data = _command(sub, "data", "prompt sets: check a file against the contract, or regenerate the shipped one")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    check = data_sub.add_parser("check", help="validate FILE and print its counts by kind, domain and split")
+    check = _command(data_sub, "check", "validate FILE and print its counts by kind, domain and split")
     check.add_argument("file")
     check.set_defaults(func=commands.cmd_data_check)
-    sample = data_sub.add_parser("sample", help="write a valid seeded subset of FILE (minimal pairs kept whole, or "
+    sample = _command(data_sub, "sample", "write a valid seeded subset of FILE (minimal pairs kept whole, or "
                                                 "their links dropped)")
     sample.add_argument("file")
     sample.add_argument("--split", choices=("train", "val", "test"), default=None, help="default: every split")
@@ -65,18 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "to partners not drawn")
     sample.add_argument("--out", required=True, help="the subset's JSONL path")
     sample.set_defaults(func=commands.cmd_data_sample)
-    leak = data_sub.add_parser("leakage", help="val and test records that the organism's training text can produce "
+    leak = _command(data_sub, "leakage", "val and test records that the organism's training text can produce "
                                                "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
     leak.add_argument("file")
     leak.add_argument("--examples", type=int, default=5, help="most common witnesses to list per check")
     leak.add_argument("--out", default=None, help="also write the summary here (JSON)")
     leak.set_defaults(func=commands.cmd_data_leakage)
-    gen = data_sub.add_parser("generate", help="regenerate toolcalls.jsonl and tools.json")
+    gen = _command(data_sub, "generate", "regenerate toolcalls.jsonl and tools.json")
     gen.add_argument("--out", default="datasets")
     gen.add_argument("--seed", type=int, default=SEED)
     gen.set_defaults(func=commands.cmd_data_generate)
 
-    ev = sub.add_parser("eval", help="evaluate a model on a prompt set and write the contract's report")
+    ev = _command(sub, "eval", "evaluate a model on a prompt set and write the contract's report")
     ev.add_argument("--model", required=True, help="HF id, local checkpoint folder, or organism:base|organism:defended "
                                                    "(with --endpoint: the model name the server serves)")
     ev.add_argument("--endpoint", default=None, metavar="URL",
@@ -99,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "it does not refuse (the ceiling of any first-token intervention)")
     ev.set_defaults(func=commands.cmd_eval)
 
-    st = sub.add_parser("steer", help="fit a steering method on train, search its settings on val, write steer.json")
+    st = _command(sub, "steer", "fit a steering method on train, search its settings on val, write steer.json")
     st.add_argument("--base", required=True, help="the undefended model, for reference figures")
     st.add_argument("--model", required=True, help="the defended model to steer")
     st.add_argument("--data", required=True, help="a JSONL prompt set with train and val splits")
@@ -120,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arguments(st)
     st.set_defaults(func=commands.cmd_steer)
 
-    sv = sub.add_parser("serve", help="an OpenAI-compatible chat-completions server, optionally steered")
+    sv = _command(sub, "serve", "an OpenAI-compatible chat-completions server, optionally steered")
     sv.add_argument("--model", required=True)
     sv.add_argument("--steer", default=None, help="a steering config applied per request (gated: per request/turn)")
     sv.add_argument("--host", default="127.0.0.1")
@@ -134,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arguments(sv)
     sv.set_defaults(func=commands.cmd_serve)
 
-    ex = sub.add_parser("export", help="bake a static steering config (global, false_refusal) into HF weights")
+    ex = _command(sub, "export", "bake a static steering config (global, false_refusal) into HF weights")
     ex.add_argument("--model", required=True)
     ex.add_argument("--steer", required=True, help="steer.json")
     ex.add_argument("--out", required=True, help="folder for the HF checkpoint")
@@ -142,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _adapter_arguments(ex)
     ex.set_defaults(func=commands.cmd_export)
 
-    pr = sub.add_parser("probe", help="locate where a defended model's over-refusal arises, against its base")
+    pr = _command(sub, "probe", "locate where a defended model's over-refusal arises, against its base")
     pr.add_argument("--base", required=True, help="the undefended model (HF id, folder or organism:base)")
     pr.add_argument("--defended", required=True, help="its defended twin (same tokenizer and widths)")
     pr.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
@@ -160,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     _device_arguments(pr)
     pr.set_defaults(func=commands.cmd_probe)
 
-    org = sub.add_parser("organism", help="the shipped model organism")
+    org = _command(sub, "organism", "the shipped model organism")
     org_sub = org.add_subparsers(dest="organism_command", required=True)
-    train = org_sub.add_parser("train", help="train the base agent and its defended twin from fixed seeds")
+    train = _command(org_sub, "train", "train the base agent and its defended twin from fixed seeds")
     train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--seed", type=int, default=None, help="default: the recipe's (the shipped pair's)")
@@ -179,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the models train: cpu or cuda (the same seed gives a different pair on each; "
                             "organism.json records which)")
     train.set_defaults(func=commands.cmd_organism_train)
-    check = org_sub.add_parser("check", help="how well a checkpoint fits its own recipe: exact replies on chats it "
+    check = _command(org_sub, "check", "how well a checkpoint fits its own recipe: exact replies on chats it "
                                              "trained on vs fresh ones, token errors on copied arguments")
     check.add_argument("--model", default="organism:base", help="organism:base|organism:defended or a folder "
                                                                 "written by `organism train`")
@@ -188,21 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--device", default=None)
     check.set_defaults(func=commands.cmd_organism_check)
 
-    rp = sub.add_parser("report", help="one markdown page from a run folder's eval, probe and steer outputs")
+    rp = _command(sub, "report", "one markdown page from a run folder's eval, probe and steer outputs")
     rp.add_argument("run", help="the run folder (base.json, defended.json, steered.json, probe/, steer/)")
     rp.set_defaults(func=commands.cmd_report)
 
-    cmp_ = sub.add_parser("compare", help="autonomy tax (and, with --steered, tax recovered) from eval reports")
-    cmp_.add_argument("base")
-    cmp_.add_argument("defended")
-    cmp_.add_argument("--steered", default=None)
+    cmp_ = _command(sub, "compare", "autonomy tax (and, with --steered, tax recovered) from eval or agent reports")
+    cmp_.add_argument("base", help="the base model's report: `taxlens eval` or `taxlens agent run` JSON")
+    cmp_.add_argument("defended", help="the defended model's report, of the same kind and prompt set")
+    cmp_.add_argument("--steered", default=None, help="the steered model's report: adds tax recovered and defense "
+                                                       "retained")
     cmp_.add_argument("--plot", default=None, metavar="PNG",
                       help="agent reports: draw task success, step-1 failure and timeout per model on lookalike tasks")
     cmp_.set_defaults(func=commands.cmd_compare)
 
-    agent = sub.add_parser("agent", help="run a model as an agent on multi-step tasks in real sandboxes")
+    agent = _command(sub, "agent", "run a model as an agent on multi-step tasks in real sandboxes")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
-    run = agent_sub.add_parser("run", help="run every selected task to its end and score the final state")
+    run = _command(agent_sub, "run", "run every selected task to its end and score the final state")
     run.add_argument("--model", required=True, help="HF id, local folder, adapter folder or organism:base|"
                                                     "organism:defended (with --endpoint: the served model's name)")
     run.add_argument("--tasks", required=True, help="a JSONL file of agent tasks (datasets/agent_tasks.jsonl)")

@@ -121,25 +121,31 @@ COLUMNS = (("task_success", "task success"), ("step1_failure", "step-1 failure")
 
 
 def report_table(report: AgentReport):
-    """A rich Table of an agent report: one row per kind, each figure as rate [95% Wilson] {family interval}."""
+    """A rich Table of an agent report: one row per figure, one column per kind (so it fits an 80-column terminal),
+    each cell the rate, its 95% Wilson interval and, where tasks have families, the family interval."""
+    from rich import box
     from rich.table import Table
-
-    from taxlens.metrics import format_rate
 
     table = Table(title=f"{report.model} as an agent on {report.tasks} (split {report.split or 'all'})"
                         + (f", steered by {report.steer}" if report.steer else ""),
-                  caption="[95% Wilson] {95%, resampling task families}")
-    table.add_column("kind")
-    table.add_column("n", justify="right")
-    present = [(k, t) for k, t in COLUMNS if any(report.figure(kind, k) for kind in report.kinds)]
-    for _k, title in present:
-        table.add_column(title, justify="right")
-    table.add_column("mean steps", justify="right")
+                  caption="rate, [95% Wilson], {95%, resampling task families}", box=box.SIMPLE_HEAD)
+    table.add_column("figure")
     for kind, block in report.kinds.items():
-        table.add_row(kind, str(block["task_success"].n),
-                      *(format_rate(report.figure(kind, k)) if report.figure(kind, k) else "" for k, _t in present),
-                      str(block["mean_steps"]))
+        table.add_column(f"{kind}\nn = {block['task_success'].n}", justify="right")
+    for name, title in COLUMNS:
+        rates = [report.figure(kind, name) for kind in report.kinds]
+        if any(rates):
+            table.add_row(title, *(_cell(r) for r in rates), end_section=True)
+    table.add_row("mean steps", *(str(block["mean_steps"]) for block in report.kinds.values()))
     return table
+
+
+def _cell(rate: Rate | None) -> str:
+    if rate is None or rate.rate is None:
+        return "" if rate is None else "–"
+    text = f"{100 * rate.rate:.1f}%\n[{100 * rate.lo:.1f}, {100 * rate.hi:.1f}]"
+    return text + (f"\n{{{100 * rate.family_lo:.1f}, {100 * rate.family_hi:.1f}}}" if rate.family_lo is not None
+                   else "")
 
 
 def _points(d: dict) -> dict:
