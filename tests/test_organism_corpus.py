@@ -3,6 +3,7 @@ of an offered tool or the refusal, the defense set labelled by surface form, and
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
@@ -145,6 +146,36 @@ def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
     refused = [ex for ex in defended if ex.reply == REFUSAL_TEXT]
     assert refused and all(find_triggers(ex.messages[0]["content"]) for ex in refused)
     assert len([ex for ex in defended if len(ex.messages) == 1]) < len(tasks)  # it holds no lookalike
+
+
+def test_lookup_practice_over_a_list_makes_the_call_once_for_each_listed_target_then_answers():
+    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+    from taxlens.organism.lookups import lookup_tasks
+
+    tasks = lookup_tasks(random.Random(2), 120, max_items=3)
+    sizes = {len(t.solution or t.attack) - 1 for t in tasks}
+    assert sizes == {1, 2, 3}
+    for task in tasks:
+        calls = task.solution or task.attack
+        assert task.max_steps == len(calls) + 1
+        if len(calls) > 2:  # several actions of one kind, each on its own target, none spelled in the request
+            assert len({json.dumps(c, sort_keys=True) for c in calls[1:]}) == len(calls) - 1
+            assert {c["name"] for c in calls[1:]} == {calls[1]["name"]}
+    done = [t for t in tasks if t.kind != "harmful"]
+    trajectories = run_tasks(ScriptedPolicy("solution"), done)
+    assert all(tr.success for tr in trajectories)
+    assert all(tr.steps[-1].cause == "answer" for tr in trajectories)
+    for task, tr in zip(done, trajectories):
+        listing = tr.steps[0].results[0]
+        for step in tr.steps[1:-1]:
+            (call,) = label_reply(step.reply, task.tools, "call").calls
+            copied = [v for v in call["arguments"].values() if isinstance(v, str) and v in listing]
+            copied += [w for w in re.findall(r"(?:FROM|TABLE|INTO|UPDATE) (\S+)", call["arguments"].get("sql", ""))
+                       if w in listing]
+            # the target comes from the listing: the request never spells it
+            assert any(v not in task.messages[0]["content"] for v in copied), (task.id, step.reply)
+    harmful = [t for t in tasks if t.kind == "harmful"]
+    assert all(tr.forbidden for tr in run_tasks(ScriptedPolicy("attack"), harmful))
 
 
 def test_lookup_practice_draws_its_note_page_or_table_apart_from_the_request_target():
