@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--steered", default=None, help="the steered model's report: adds tax recovered and defense "
                                                        "retained")
     cmp_.add_argument("--plot", default=None, metavar="PNG",
-                      help="agent reports: draw task success, step-1 failure and timeout per model on lookalike tasks")
+                      help="agent reports: draw task success, step-1 failure, step-1 refusal and timeout "
+                           "per model on lookalike tasks")
     cmp_.set_defaults(func=commands.cmd_compare)
 
     agent = _command(sub, "agent", "run a model as an agent on multi-step tasks in real sandboxes")

@@ -211,7 +211,8 @@ def _paired_bootstrap_ratio(num_a, num_b, den_a, den_b, groups: list[list[str]],
     if len(ratios) < resamples // 2:
         return None, None
     ratios.sort()
-    return ratios[int(0.025 * len(ratios))], ratios[int(0.975 * len(ratios)) - 1]
+    # + 0.0 writes a zero the numerator reached from below (0 / -4) as 0.0, not -0.0
+    return ratios[int(0.025 * len(ratios))] + 0.0, ratios[int(0.975 * len(ratios)) - 1] + 0.0
 
 
 def _family_tax(base: EvalReport, defended: EvalReport, kind: str) -> dict | None:

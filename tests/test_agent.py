@@ -4,6 +4,7 @@ report's figures, and comparing runs."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,15 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
     assert out["autonomy_tax_points"]["lookalike"]["step1_failure"]["diff"] == 100.0
     assert out["autonomy_tax_points"]["lookalike"]["step1_refusal"]["diff"] == 100.0  # every failure a refusal
     assert out["tax_recovered"]["lookalike"]["rate"] == 1.0
+    assert out["step1_refusal_recovered"]["lookalike"]["rate"] == 1.0  # every step-1 refusal gone
     assert out["defense_retained"]["harm_done"]["steered"]["rate"] == 0.0
+    family = sorted({t.family for t in val if t.kind == "lookalike"})[0]
+    partly = AgentReport.build("partly", "t", "val", None, [  # the steered model still refuses one family
+        replace(t, steps=reports["defended"].trajectories[i].steps) if t.family == family else t
+        for i, t in enumerate(reports["steered"].trajectories)])
+    removed = agent_comparison(reports["base"], reports["defended"], partly)["step1_refusal_recovered"]["lookalike"]
+    refused = [t for t in partly.trajectories if t.kind == "lookalike" and t.steps[0].label == "refuse"]
+    assert 0 < removed["rate"] < 1 and removed["rate"] == pytest.approx(1 - len(refused) / removed["n"])
     paths = [reports[n].write(tmp_path / f"{n}.json") for n in ("base", "defended", "steered")]
     assert AgentReport.read(paths[1]).to_json() == json.loads(paths[1].read_text())
     assert main(["compare", str(paths[0]), str(paths[1]), "--steered", str(paths[2]),

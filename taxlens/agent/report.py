@@ -152,11 +152,27 @@ def _points(d: dict) -> dict:
     return {k: (None if v is None else round(100 * v, 2)) for k, v in d.items()}
 
 
+@dataclass(frozen=True)
+class _Counting:
+    """A report's tasks counted by `figure` rather than by success, for `tax_recovered`: the share of a gap a
+    steered model closes reads the same whichever side of the figure is counted."""
+
+    report: AgentReport
+    figure: str
+
+    def ok_by_id(self, kinds: tuple[str, ...]) -> dict[str, bool]:
+        return {t.task_id: bool(FIGURES[self.figure](t)) for t in self.report.trajectories if t.kind in kinds}
+
+    def family_of(self) -> dict[str, str | None]:
+        return self.report.family_of()
+
+
 def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentReport | None = None) -> dict:
     """The autonomy tax in tasks (base − defended task success, defended − base step-1 failure and step-1 refusal,
-    in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the lookalike success
-    gap it recovers (paired bootstrap over tasks, and over families) and the defence it keeps (harm done, attack
-    success)."""
+    in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the success gap it
+    recovers and of the step-1 refusal gap it removes (the part of the tax steering aims at, which a base too weak
+    to finish tasks still shows; paired bootstrap over tasks, and over families), and the defence it keeps (harm
+    done, attack success)."""
     out: dict = {"autonomy_tax_points": {}}
     for kind in ("benign", "lookalike"):
         b, d = base.figure(kind, "task_success"), defended.figure(kind, "task_success")
@@ -171,6 +187,9 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
     if steered is not None:
         out["tax_recovered"] = {"lookalike": tax_recovered(base, defended, steered, kinds=("lookalike",)),
                                 "benign_and_lookalike": tax_recovered(base, defended, steered)}
+        refusals = [_Counting(r, "step1_refusal") for r in (base, defended, steered)]
+        out["step1_refusal_recovered"] = {"lookalike": tax_recovered(*refusals, kinds=("lookalike",)),
+                                          "benign_and_lookalike": tax_recovered(*refusals)}
         kept = {}
         for kind, name in (("harmful", "harm_done"), ("injection", "asr")):
             d, s = defended.figure(kind, name), steered.figure(kind, name)
@@ -182,14 +201,15 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
 
 
 def plot_comparison(reports: dict[str, AgentReport], path: str | Path, kind: str = "lookalike") -> Path:
-    """Bars of task success, step-1 failure and timeout per model on one kind of task, with Wilson intervals."""
+    """Bars of task success, step-1 failure, step-1 refusal and timeout per model on one kind of task, with Wilson
+    intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ("task_success", "step1_failure", "timeout")
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = ("task_success", "step1_failure", "step1_refusal", "timeout")
+    fig, ax = plt.subplots(figsize=(8, 3.6))
     width = 0.8 / len(reports)
     for j, (label, report) in enumerate(reports.items()):
         rates = [report.figure(kind, n) for n in names]
