@@ -18,7 +18,7 @@ from taxlens.contract import Record
 from taxlens.eval_report import EvalReport, FirstTokenKL, RecordResult
 from taxlens.generation import greedy_generate
 from taxlens.labels import label_reply
-from taxlens.metrics import Outcome, figures_by_kind, format_rate, report_warnings
+from taxlens.metrics import Outcome, figures_by_kind, format_rate_cell, report_warnings
 from taxlens.models import LoadedModel
 from taxlens.scoring import model_openings, refusal_score
 
@@ -123,21 +123,23 @@ FIGURE_COLUMNS = (
 
 
 def report_table(report: EvalReport):
-    """A rich Table of the report: one row per kind, each figure as rate [95% Wilson interval] and, where the records
-    name their template family, {95% interval resampling families}."""
+    """A rich Table of the report: one row per figure, one column per kind (so it fits an 80-column terminal), each
+    cell the rate, its 95% Wilson interval and, where the records name their template family, the interval from
+    resampling families."""
+    from rich import box
     from rich.table import Table
 
     blocks = report.kinds.values()
     families = any(getattr(block, key) is not None and getattr(block, key).family_lo is not None
                    for block in blocks for key, _ in FIGURE_COLUMNS)
     table = Table(title=f"{report.model} on {report.data} (split {report.split or 'all'})",
-                  caption="[95% Wilson]" + (" {95%, resampling template families}" if families else ""))
-    table.add_column("kind")
-    table.add_column("n", justify="right")
-    present = [(key, title) for key, title in FIGURE_COLUMNS if any(getattr(b, key) is not None for b in blocks)]
-    for _key, title in present:
-        table.add_column(title, justify="right")
+                  caption="rate, [95% Wilson]" + (", {95%, resampling template families}" if families else ""),
+                  box=box.SIMPLE_HEAD)
+    table.add_column("figure")
     for kind, block in report.kinds.items():
-        table.add_row(kind, str(block.n), *(format_rate(getattr(block, key)) if getattr(block, key) is not None
-                                            else "" for key, _ in present))
+        table.add_column(f"{kind}\nn = {block.n}", justify="right")
+    for key, title in FIGURE_COLUMNS:
+        rates = [getattr(block, key) for block in blocks]
+        if any(r is not None for r in rates):
+            table.add_row(title, *(format_rate_cell(r) for r in rates), end_section=True)
     return table

@@ -106,6 +106,14 @@ def format_rate(rate: Rate | dict | None) -> str:
     return text
 
 
+def format_rate_cell(rate: Rate | dict | None) -> str:
+    """`format_rate` on up to three lines (rate, Wilson interval, family interval), for a table cell: tables with a
+    row per figure and a column per kind then fit an 80-column terminal. "" for no rate."""
+    if rate is None:
+        return ""
+    return format_rate(rate).replace("% [", "%\n[", 1).replace("] {", "]\n{", 1)
+
+
 def _by_family(ids, family_of: dict) -> list[list[str]] | None:
     """`ids` grouped by family, families sorted (so a bootstrap draws the same in any process); None when an id has
     no family."""

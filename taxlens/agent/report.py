@@ -18,7 +18,7 @@ from pathlib import Path
 
 from taxlens.agent.loop import CAUSES, Step, Trajectory
 from taxlens.eval_report import Rate, ReportError
-from taxlens.metrics import newcombe, rate_of, tax_recovered
+from taxlens.metrics import format_rate_cell, newcombe, rate_of, tax_recovered
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
 FIGURES = {  # figure → what it counts, per trajectory
@@ -135,17 +135,9 @@ def report_table(report: AgentReport):
     for name, title in COLUMNS:
         rates = [report.figure(kind, name) for kind in report.kinds]
         if any(rates):
-            table.add_row(title, *(_cell(r) for r in rates), end_section=True)
+            table.add_row(title, *(format_rate_cell(r) for r in rates), end_section=True)
     table.add_row("mean steps", *(str(block["mean_steps"]) for block in report.kinds.values()))
     return table
-
-
-def _cell(rate: Rate | None) -> str:
-    if rate is None or rate.rate is None:
-        return "" if rate is None else "–"
-    text = f"{100 * rate.rate:.1f}%\n[{100 * rate.lo:.1f}, {100 * rate.hi:.1f}]"
-    return text + (f"\n{{{100 * rate.family_lo:.1f}, {100 * rate.family_hi:.1f}}}" if rate.family_lo is not None
-                   else "")
 
 
 def _points(d: dict) -> dict:
