@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=commands.cmd_data_check)
     sample = _command(data_sub, "sample", "write a valid seeded subset of FILE (minimal pairs kept whole, or "
-                                                "their links dropped)")
+                                          "their links dropped)")
     sample.add_argument("file")
     sample.add_argument("--split", choices=("train", "val", "test"), default=None, help="default: every split")
     sample.add_argument("--n", type=int, required=True, help="at most this many records")
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="the subset's JSONL path")
     sample.set_defaults(func=commands.cmd_data_sample)
     leak = _command(data_sub, "leakage", "val and test records that the organism's training text can produce "
-                                               "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
+                                         "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
     leak.add_argument("file")
     leak.add_argument("--examples", type=int, default=5, help="most common witnesses to list per check")
     leak.add_argument("--out", default=None, help="also write the summary here (JSON)")
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "organism.json records which)")
     train.set_defaults(func=commands.cmd_organism_train)
     check = _command(org_sub, "check", "how well a checkpoint fits its own recipe: exact replies on chats it "
-                                             "trained on vs fresh ones, token errors on copied arguments")
+                                       "trained on vs fresh ones, token errors on copied arguments")
     check.add_argument("--model", default="organism:base", help="organism:base|organism:defended or a folder "
                                                                 "written by `organism train`")
     check.add_argument("--n", type=int, default=256, help="chats per set")

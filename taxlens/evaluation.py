@@ -135,7 +135,7 @@ def report_table(report: EvalReport):
     table = Table(title=f"{report.model} on {report.data} (split {report.split or 'all'})",
                   caption="rate, [95% Wilson]" + (", {95%, resampling template families}" if families else ""),
                   box=box.SIMPLE_HEAD)
-    table.add_column("figure")
+    table.add_column("figure", min_width=14)  # "(trigger-free)", the longest word of a figure name
     for kind, block in report.kinds.items():
         table.add_column(f"{kind}\nn = {block.n}", justify="right")
     for key, title in FIGURE_COLUMNS:

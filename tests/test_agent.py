@@ -3,6 +3,7 @@ report's figures, and comparing runs."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -127,6 +128,22 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
                  "--plot", str(tmp_path / "cmp.png")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["tax_recovered"]["lookalike"]["rate"] == 1.0 and (tmp_path / "cmp.png").stat().st_size > 5000
+
+
+def test_the_run_table_fits_an_80_column_terminal_without_cutting_a_figure(tasks):
+    from rich.console import Console
+
+    from taxlens.agent.report import report_table
+
+    val = [t for t in tasks if t.split == "val"]
+    report = AgentReport.build("organism:defended", "datasets/agent_tasks.jsonl", "val", "organism:gated",
+                               run_tasks(_Refuser(), val))
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(report_table(report))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    refused = report.figure("lookalike", "step1_refusal")
+    assert f"{100 * refused.rate:.1f}%" in text and f"[{100 * refused.lo:.1f}, {100 * refused.hi:.1f}]" in text
 
 
 class _FirstReply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from conftest import DATA
@@ -40,6 +41,16 @@ def test_eval_command_on_a_random_model_writes_the_contract_report(tiny_model_di
     assert len(report["warnings"]) == 1 and "never acts" in report["warnings"][0]
     printed = capsys.readouterr().out
     assert "lookalike" in printed and str(out) in printed and "warning:" in printed
+    from rich.console import Console
+
+    from taxlens.evaluation import report_table
+
+    # a row per figure, a column per kind: no figure is cut at 80 columns
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(report_table(EvalReport.read(out)))
+    table = console.export_text()
+    assert max(len(line) for line in table.splitlines()) <= 80 and "…" not in table
+    assert "[0.0, " in table and "{0.0, 0.0}" in table
     assert main(["compare", str(out), str(out)]) == 0
     compared = capsys.readouterr()
     assert "never acts" in json.loads(compared.out)["warnings"][0] and "warning:" in compared.err

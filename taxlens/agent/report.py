@@ -129,7 +129,7 @@ def report_table(report: AgentReport):
     table = Table(title=f"{report.model} as an agent on {report.tasks} (split {report.split or 'all'})"
                         + (f", steered by {report.steer}" if report.steer else ""),
                   caption="rate, [95% Wilson], {95%, resampling task families}", box=box.SIMPLE_HEAD)
-    table.add_column("figure")
+    table.add_column("figure", min_width=14)  # "(trigger-free)", the longest word of a figure name
     for kind, block in report.kinds.items():
         table.add_column(f"{kind}\nn = {block['task_success'].n}", justify="right")
     for name, title in COLUMNS:
