@@ -35,8 +35,7 @@ _OWNED = ("{whose} {k} named in {x}", "{whose} {k} that {x} names", "{whose} {k}
 _PLAIN = ("the {k} named in {x}", "the {k} that {x} gives", "the {k} written in {x}")
 _OWNED_MANY = ("{whose} {k} listed in {x}", "each of {whose} {k} that {x} names", "all {whose} {k} given in {x}")
 _PLAIN_MANY = ("the {k} listed in {x}", "each of the {k} that {x} gives", "every one of the {k} written in {x}")
-_PLURAL = {"file": "files", "folder": "folders", "URL": "URLs", "address": "addresses", "account": "accounts",
-           "table": "tables"}
+_PLURAL = {"file": "files", "URL": "URLs", "address": "addresses", "account": "accounts", "table": "tables"}
 
 
 def _target(kind: str, t: dict) -> tuple[str, str, str]:
