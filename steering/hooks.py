@@ -34,7 +34,7 @@ forward hooks), in forward passes and in generation with or without the KV cache
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -158,6 +158,19 @@ class Steering:
     def d_model(self) -> int:
         return self.direction.shape[0]
 
+    def decided(self, decision: str) -> "Steering | None":
+        """What this steering does to a row its gate sent to `decision` ("ablate", "add" or "none"), as a steering
+        with no gate: every row it is applied to gets it. Run each record under the decision its label calls for
+        and the gate's errors drop out (an oracle gate), leaving what the intervention itself can do."""
+        if decision not in ("ablate", "add", "none"):
+            raise ValueError(f"decision must be 'ablate', 'add' or 'none', got {decision!r}")
+        if decision == "none" or (decision == "ablate" and not self.ablate) or (
+                decision == "add" and (self.add_layer is None or not self.coefficient)):
+            return None
+        if decision == "ablate":
+            return replace(self, gate=None, add_layer=None, coefficient=0.0)
+        return replace(self, gate=None, ablate=False, ablate_from=None, stream_only=False)
+
     @contextmanager
     def apply(self, model):
         handle = self.patch(model)
@@ -177,6 +190,20 @@ class Steering:
         handle = SteeringHandle(self, backend)
         handle.attach()
         return handle
+
+
+# what a gate that knew each record's kind would decide: give benign requests and lookalikes the ablation, harmful
+# ones the addition, and leave injections (whose right answer is the user's own task) alone
+ORACLE_DECISIONS = {"benign": "ablate", "lookalike": "ablate", "harmful": "add", "injection": "none"}
+
+
+def oracle_gate(steering: Steering) -> dict[str, Steering | None]:
+    """Record kind → the gate-free steering an oracle gate would give it (`ORACLE_DECISIONS`), for
+    `taxlens.evaluation.evaluate(..., steering=oracle_gate(s))`: the most a gated config's intervention can do
+    with a perfect gate, so that what a gate loses and what its intervention loses can be told apart."""
+    if steering.gate is None:
+        raise ValueError("an oracle gate replaces a steering's gate, and this steering has none")
+    return {kind: steering.decided(decision) for kind, decision in ORACLE_DECISIONS.items()}
 
 
 class SteeringHandle:

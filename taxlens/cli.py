@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     _tool_role_argument(ev)
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
+    ev.add_argument("--oracle-gate", action="store_true",
+                    help="with a gated --steer: replace its gate by each record's kind (ablate benign and lookalike "
+                         "records, add on harmful ones, leave injections alone): what the intervention does with a "
+                         "perfect gate")
     ev.add_argument("--reply-prefix", default=None,
                     help="force every reply to open with this text, e.g. '<tool_call>': what the model does once "
                          "it does not refuse (the ceiling of any first-token intervention)")
@@ -204,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("defended", help="the defended model's report, of the same kind and prompt set")
     cmp_.add_argument("--steered", default=None, help="the steered model's report: adds tax recovered and defense "
                                                        "retained")
+    cmp_.add_argument("--oracle", default=None, metavar="JSON",
+                      help="with --steered: the same config run with --oracle-gate; with --ceiling, sorts the tax "
+                           "records the steered run leaves by cause (gate, intervention, after the first token)")
+    cmp_.add_argument("--ceiling", default=None, metavar="JSON",
+                      help="with --oracle: the defended model run with --reply-prefix '<tool_call>'")
     cmp_.add_argument("--plot", default=None, metavar="PNG",
                       help="agent reports: draw task success, step-1 failure, step-1 refusal and timeout "
                            "per model on lookalike tasks")

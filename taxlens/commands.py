@@ -106,13 +106,20 @@ def cmd_eval(args) -> int:
     if args.endpoint:
         return _eval_endpoint(args, records)
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
-    steering = None
+    steering, steer = None, args.steer
+    if args.oracle_gate and not args.steer:
+        raise ValueError("--oracle-gate replaces the gate of a gated --steer config; give --steer")
     if args.steer:
         from steering.config import load_config
+        from steering.hooks import ORACLE_DECISIONS, oracle_gate
 
         steering, _ = load_config(args.steer, model=model)
+        if args.oracle_gate:
+            steering = oracle_gate(steering)
+            decisions = ", ".join(f"{kind}: {decision}" for kind, decision in ORACLE_DECISIONS.items())
+            steer = f"{args.steer}, gate replaced by each record's kind ({decisions})"
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
-                      batch_size=args.batch_size, steering=steering, steer=args.steer, reply_prefix=args.reply_prefix,
+                      batch_size=args.batch_size, steering=steering, steer=steer, reply_prefix=args.reply_prefix,
                       skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role)
     path = report.write(args.out)
     console = _console()
@@ -256,6 +263,8 @@ def cmd_compare(args) -> int:
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
 
     if is_agent_report(args.base):
+        if args.oracle or args.ceiling:
+            raise ValueError("--oracle and --ceiling compare eval reports (from `taxlens eval`), not agent runs")
         return _compare_agent_runs(args)
     if args.plot:
         raise ValueError("--plot draws agent reports (from `taxlens agent run`); eval reports are drawn by "
@@ -268,6 +277,16 @@ def cmd_compare(args) -> int:
         steered_report = [(args.steered, steered)]
         out["tax_recovered"] = tax_recovered(base, defended, steered)
         out["defense_retained"] = defense_retained(defended, steered)
+    if (args.oracle or args.ceiling) and not (args.oracle and args.ceiling and args.steered):
+        raise ValueError("--oracle and --ceiling go together, with --steered: the steered config's run with "
+                         "--oracle-gate and the defended model's with --reply-prefix '<tool_call>'")
+    if args.oracle:
+        from taxlens.recovery import recovery_losses
+
+        oracle, ceiling = EvalReport.read(args.oracle), EvalReport.read(args.ceiling)
+        steered_report += [(args.oracle, oracle), (args.ceiling, ceiling)]
+        out["recovery_losses"] = {kind: losses.to_json() for kind, losses in
+                                  recovery_losses(base, defended, steered, oracle, ceiling).items()}
     warnings = [f"{path}: {w}" for path, report in ((args.base, base), (args.defended, defended), *steered_report)
                 for w in report.warnings]
     if warnings:

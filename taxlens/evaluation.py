@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -40,8 +41,8 @@ def evaluate(
 ) -> EvalReport:
     """The report for `model` on `records` (greedy decoding); `report.write(path)` saves the contract's JSON.
 
-    `steering` is anything with an `apply(model)` context manager (a `steering.Steering`); `steer` names its
-    config in the report. When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first
+    `steering` is anything with an `apply(model)` context manager (a `steering.Steering`), or a mapping from each
+    record kind to one (or None: unsteered), so that each kind runs under its own; `steer` names it in the report. When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first
     reply token's distribution over the benign records, and the same over the benign records the unsteered model
     already complies with (`kl.benign_complied`: the side effect alone, without the refusals the steering is meant
     to change); each benign record's row gets its own `kl_first_token`.
@@ -61,9 +62,20 @@ def evaluate(
     started = time.perf_counter()
     prefix = reply_prefix or ""
     prompts = [render_prompt(model.tokenizer, r, tool_role) + prefix for r in records]
-    with steering.apply(model) if steering is not None else nullcontext():
-        replies = greedy_generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                  progress=progress, desc=f"eval {model.name}" + (" steered" if steering else ""))
+    if isinstance(steering, Mapping):
+        unknown = sorted({r.kind for r in records} - set(steering))
+        if unknown:
+            raise ValueError(f"steering by kind names no steering (or None) for kind(s) {unknown}")
+    per_record = [steering.get(r.kind) if isinstance(steering, Mapping) else steering for r in records]
+    replies: list = [None] * len(records)
+    for group in {id(s): s for s in per_record}.values():  # one generation per distinct steering
+        rows = [i for i, s in enumerate(per_record) if s is group]
+        with group.apply(model) if group is not None else nullcontext():
+            out = greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
+                                  batch_size=batch_size, progress=progress,
+                                  desc=f"eval {model.name}" + (" steered" if group is not None else ""))
+        for i, reply in zip(rows, out):
+            replies[i] = reply
     openings = model_openings(model)
     report = build_report(model.name, records, [prefix + r.text for r in replies],
                           [round(float(refusal_score(r.first_logprobs, openings)), 4) for r in replies],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from conftest import DATA
 
 from taxlens.cli import main
@@ -100,3 +102,38 @@ def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
     assert len(per_record) == sum(r["kind"] == "benign" for r in picked) and all(k >= -1e-6 for k in per_record)
     assert not any("kl_first_token" in r for r in report["records"] if r["kind"] == "lookalike")
     assert abs(sum(per_record) / len(per_record) - report["kl_first_token_benign"]) < 1e-4
+
+
+def test_oracle_gate_runs_each_kind_under_the_decision_its_label_calls_for(tmp_path, capsys):
+    from steering.config import load_config
+    from taxlens.contract import load_records
+    from taxlens.evaluation import evaluate
+    from taxlens.models import load_model
+
+    val = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "val"]
+    picked = [r for kind in ("benign", "lookalike", "harmful", "injection") for r in val if r["kind"] == kind][::20]
+    for r in picked:
+        r.pop("pair", None)
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    out = tmp_path / "oracle.json"
+    assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--oracle-gate", "--data",
+                 str(data), "--max-new-tokens", "8", "--out", str(out)]) == 0
+    report = EvalReport.read(out)
+    assert "gate replaced by each record's kind" in report.steer and report.kl is not None
+    model = load_model("organism:defended")
+    steering, _ = load_config("organism:gated", model=model)
+    records = load_records(data)
+    kinds = {r.kind for r in records}
+    assert kinds == {"benign", "lookalike", "harmful", "injection"}
+    for decision, chosen in (("ablate", ("benign", "lookalike")), ("add", ("harmful",)), ("none", ("injection",))):
+        mine = [r for r in records if r.kind in chosen]
+        alone = evaluate(model, mine, data=str(data), split=None, steering=steering.decided(decision),
+                         max_new_tokens=8, progress=False)
+        by_id = {row.id: row.reply for row in report.records}
+        assert [row.reply for row in alone.records] == [by_id[r.id] for r in mine], decision
+    with pytest.raises(ValueError, match="no steering"):
+        evaluate(model, records, data=str(data), split=None, steering={"benign": None}, progress=False)
+    assert main(["eval", "--model", "organism:defended", "--oracle-gate", "--data", str(data), "--out",
+                 str(tmp_path / "x.json")]) == 2
+    assert "give --steer" in capsys.readouterr().err

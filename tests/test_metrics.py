@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -137,3 +138,32 @@ def test_tax_and_recovery():
     rec = tax_recovered(base, defended, steered)
     assert rec["rate"] == pytest.approx(5 / 6) and rec["n"] == 10
     assert rec["lo"] <= rec["rate"] <= rec["hi"] and not math.isnan(rec["lo"])
+
+
+def test_recovery_losses_put_each_tax_record_under_its_first_cause(tmp_path, capsys):
+    from taxlens.cli import main
+    from taxlens.recovery import CAUSES, recovery_losses
+
+    #            record:  0     1      2      3      4      5      6      7
+    base = _report([True, True, True, True, True, False, True, False])
+    defended = _report([False, False, False, False, False, False, True, False])
+    steered = _report([True, False, False, False, False, True, False, False])
+    oracle = _report([True, True, False, False, True, True, True, False])
+    ceiling = _report([True, True, True, False, True, True, True, True])
+    losses = recovery_losses(base, defended, steered, oracle, ceiling, kinds=("lookalike",))["lookalike"]
+    # tax records 0–4: 0 recovered; 1 and 4 the oracle recovers (the gate's loss); 2 only the ceiling; 3 none
+    assert (losses.gap, losses.recovered, losses.lost_to_gate, losses.lost_to_intervention,
+            losses.lost_after_first_token) == (5, 1, 2, 1, 1)
+    assert sum(getattr(losses, c) for c in CAUSES) == losses.gap
+    assert (losses.broken, losses.gained) == (1, 1)  # record 6 broken; record 5 done by neither base nor defended
+    with pytest.raises(ValueError, match="no benign records"):
+        recovery_losses(base, defended, steered, oracle, ceiling, kinds=("benign",))
+    with pytest.raises(ValueError, match="no lookalike records in the ceiling"):
+        recovery_losses(base, defended, steered, oracle, _report([]))
+    paths = []
+    for name, report in (("b", base), ("d", defended), ("s", steered), ("o", oracle), ("c", ceiling)):
+        paths.append(str(report.write(tmp_path / f"{name}.json")))
+    assert main(["compare", *paths[:2], "--steered", paths[2], "--oracle", paths[3]]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(["compare", *paths[:2], "--steered", paths[2], "--oracle", paths[3], "--ceiling", paths[4]]) == 0
+    assert json.loads(capsys.readouterr().out)["recovery_losses"] == {"lookalike": losses.to_json()}

@@ -11,7 +11,7 @@ from conftest import tiny_checkpoint
 
 from steering.config import load_config, save_config
 from steering.export import export_orthogonalized
-from steering.hooks import HarmGate, Steering
+from steering.hooks import HarmGate, Steering, oracle_gate
 from taxlens.chat import render_prompt
 from taxlens.generation import encode_batch, greedy_generate
 from taxlens.models import load_model
@@ -127,6 +127,37 @@ def test_an_add_threshold_leaves_the_rows_between_alone(tiny_model, prompts, dir
         dataclasses.replace(gate, threshold=2.0)
     with pytest.raises(ValueError, match="before the gate's layer"):
         Steering(direction, gate=dataclasses.replace(gate, layer=1, read_layers=None), add_layer=0, coefficient=1.0)
+
+
+def test_a_steering_decided_for_every_row_does_what_its_gate_does_to_the_rows_it_sends_there(tiny_model, prompts,
+                                                                                           direction):
+    gate, p = _gate_at_median(tiny_model, prompts)
+    gate = dataclasses.replace(gate, add_threshold=float(p.sort().values[-2]))
+    steering = Steering(direction, gate=gate, add_layer=gate.layer, coefficient=3.0, one_sided=True)
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+
+    def logits(s):
+        with torch.no_grad(), s.apply(tiny_model) if s else torch.no_grad():
+            return tiny_model.bridge(batch["input_ids"], attention_mask=batch["attention_mask"])[:, -1]
+
+    gated = logits(steering)
+    decided = {d: logits(steering.decided(d)) for d in ("ablate", "add", "none")}
+    ablate, add = gate.decide(p)
+    for row in range(len(prompts)):
+        regime = "ablate" if ablate[row] else "add" if add[row] else "none"
+        assert torch.allclose(gated[row], decided[regime][row], atol=1e-4), (row, regime)
+    assert ablate.any() and add.any() and not torch.allclose(decided["ablate"], decided["add"])
+    assert steering.decided("none") is None and dataclasses.replace(steering, coefficient=0.0).decided("add") is None
+    oracle = oracle_gate(steering)
+    assert oracle["injection"] is None
+    for kind in ("benign", "lookalike"):
+        assert oracle[kind].gate is None and oracle[kind].ablate and oracle[kind].ablate_from == gate.layer
+        assert not oracle[kind].coefficient
+    assert oracle["harmful"].gate is None and not oracle["harmful"].ablate
+    with pytest.raises(ValueError, match="has none"):
+        oracle_gate(Steering(direction))
+    with pytest.raises(ValueError, match="decision must be"):
+        steering.decided("refuse")
 
 
 def test_gate_decides_again_after_a_tool_result(tiny_model, records, direction):
