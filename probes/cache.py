@@ -169,7 +169,9 @@ class ActivationStore:
         rows = list(range(len(self))) if rows is None else list(rows)
         out = torch.empty((len(rows), self.index["d_model"]))
         for shard in self.index["shards"]:
-            local = {r: j for j, r in enumerate(shard["rows"])}
+            # a shard lists the records it holds; caches written before batching by length held a contiguous run
+            held = shard["rows"] if "rows" in shard else range(shard["start"], shard["stop"])
+            local = {r: j for j, r in enumerate(held)}
             inside = [(k, local[r]) for k, r in enumerate(rows) if r in local]
             if not inside:
                 continue

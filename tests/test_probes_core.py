@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,23 @@ def test_store_round_trip_with_lazy_reads(tiny_model, mixed, tmp_path):
     length = [len(tiny_model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     spans = [(min(length[i] for i in s["rows"]), max(length[i] for i in s["rows"])) for s in reopened.index["shards"]]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and len(set(length)) > 1
+
+
+def test_a_cache_whose_shards_hold_contiguous_runs_reads_in_record_order(tmp_path):
+    from safetensors.torch import save_file
+
+    resid = torch.arange(5 * 1 * 1 * 3, dtype=torch.float32).reshape(5, 1, 1, 3)  # [rows, hook, position, d_model]
+    save_file({"resid": resid[:2].contiguous()}, tmp_path / "a.safetensors")
+    save_file({"resid": resid[2:].contiguous()}, tmp_path / "b.safetensors")
+    records = [{"id": str(i), "kind": "benign", "domain": "file", "split": "val", "refusal_score": 0.0}
+               for i in range(5)]
+    (tmp_path / "index.json").write_text(json.dumps({
+        "model": "m", "hooks": ["resid_post.0"], "positions": [-1], "d_model": 3, "dtype": "float32",
+        "shards": [{"file": "a.safetensors", "start": 0, "stop": 2}, {"file": "b.safetensors", "start": 2, "stop": 5}],
+        "records": records}))
+    store = ActivationStore(tmp_path)
+    assert torch.equal(store.load("resid_post.0", -1), resid[:, 0, 0])
+    assert torch.equal(store.load("resid_post.0", -1, [4, 1]), resid[[4, 1], 0, 0])
 
 
 def test_direction_maths_by_hand(tmp_path):
