@@ -40,9 +40,11 @@ ADD_SCALES = (0.0, 0.5, 1.0, 2.0, 3.0)  # × the refusal mean difference's norm 
 # near 1, so the top of the range is where a strong addition reaches attacks and spares benign prompts
 ADD_THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 # (one_sided, stream_only, clamp quantile): targets are the complied mean, or with a quantile (one-sided only) the
-# upper range of complied prompts' projections, so that rows the model already complies on are barely touched
+# upper range of complied prompts' projections, so that rows the model already complies on are barely touched; the
+# quantile sets the clamp's strength, and at the last layers a step from 0.95 to 0.98 can halve the KL it costs
 ABLATION_VARIANTS = ((False, False, None), (True, False, None), (False, True, None), (True, True, None),
-                     (True, False, 0.9), (True, True, 0.9), (True, False, 0.95), (True, True, 0.95))
+                     (True, False, 0.9), (True, True, 0.9), (True, False, 0.95), (True, True, 0.95),
+                     (True, False, 0.98), (True, True, 0.98))
 QUICK_VARIANTS = ((True, False, None), (True, False, 0.95))
 SEARCHED_POSITIONS = ("prompt", "last")
 MARGIN = 0.02
@@ -142,9 +144,10 @@ def screen(model, prompts: list[str], kinds: list[str], settings: list[Setting],
 def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVectors, val_resid: list[torch.Tensor],
                  baseline: torch.Tensor, openings, batch_size: int = 32, progress: bool = True,
                  quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS) -> list[Setting]:
-    """Every (direction layer, gate layer, gate reading that layer alone or every layer up to it, ablation variant,
-    add scale, threshold, add threshold — the threshold itself or a higher one from `ADD_THRESHOLDS`, leaving rows
-    in between alone); val_resid[g]: [n_prompts, d_model] unsteered residual after block g at the last prompt
+    """Every (direction layer, gate layer, gate reading that layer alone or every layer up to it, where the
+    ablation starts — the gate's layer, or the direction's own when that comes later —, ablation variant, add
+    scale, threshold, add threshold — the threshold itself or a higher one from `ADD_THRESHOLDS`, leaving rows in
+    between alone); val_resid[g]: [n_prompts, d_model] unsteered residual after block g at the last prompt
     token, which the gates read. `quick`: gate layer = direction layer, the one-sided variants (`QUICK_VARIANTS`)
     at the first of `positions`, add scales 0 and 0.5 (every add threshold: they cost no forward pass)."""
     n_layers = len(fitted.refusal)
@@ -154,7 +157,8 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
     variants = [v + (p,) for v in (QUICK_VARIANTS if quick else ABLATION_VARIANTS) for p in searched]
     out, masks = [], attack_masks(kinds)
     n_positions = len({v[3] for v in variants})
-    bar = tqdm(total=len(pairs) * (len(variants) + n_positions * (len(scales) - 1)), desc="screen gated",
+    n_starts = sum(1 + (d > g) for d, g in pairs)
+    bar = tqdm(total=n_starts * len(variants) + len(pairs) * n_positions * (len(scales) - 1), desc="screen gated",
                disable=not progress)
     for d, g in pairs:
         probe, r = fitted.gates[g], fitted.refusal[d]
@@ -172,10 +176,11 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                     bar.update()
                 else:
                     above[scale, positions] = baseline
-        for one_sided, stream_only, quantile, positions in variants:
+        starts = [g] + ([d] if d > g else [])  # the ablation can't start before the gate has decided
+        for start, (one_sided, stream_only, quantile, positions) in product(starts, variants):
             # every row ablated as a gate at layer g ablates the rows below its threshold
             ablation = {"one_sided": one_sided, "stream_only": stream_only, "positions": positions,
-                        "ablate_from": g, **fitted.refusal_targets(d, quantile)}
+                        "ablate_from": start, **fitted.refusal_targets(d, quantile)}
             ablated = first_token_logprobs(model, prompts, Steering(r, **ablation), batch_size)
             bar.update()
             for (fit_gate, harm_p), scale, threshold in product(gates, scales, THRESHOLDS):
@@ -187,7 +192,7 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                                          torch.where(adds[:, None], added, baseline))
                     gate = replace(fit_gate, threshold=threshold, add_threshold=add_threshold)
                     settings = {"direction_layer": d, "gate_layer": g, "gate_read_layers": list(gate.read_layers),
-                                "one_sided": one_sided, "stream_only": stream_only, "clamp_quantile": quantile,
+                                "ablate_from": start, "one_sided": one_sided, "stream_only": stream_only, "clamp_quantile": quantile,
                                 "positions": positions, "threshold": threshold, "above_scale": scale,
                                 "coefficient": round(coefficient, 4), "add_threshold": add_threshold}
                     addition = {"add_layer": g, "coefficient": coefficient} if coefficient else {}

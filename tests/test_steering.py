@@ -356,3 +356,34 @@ def test_plain_hf_steering_ablates_after_gemma2s_post_norms(tiny_model_dir, prom
     config = save_config(steering, tmp_path / "cfg", method="global", model=gemma_dir, settings={})
     with pytest.raises(ValueError, match="norms its attention and MLP outputs"):
         export_orthogonalized(gemma_dir, config, tmp_path / "nope")
+
+
+def test_the_full_gated_grid_also_ablates_from_a_direction_layer_after_the_gate(tiny_model, records):
+    from steering.fit import FittedVectors
+    from steering.search import (ABLATION_VARIANTS, ADD_SCALES, ADD_THRESHOLDS, THRESHOLDS, first_token_logprobs,
+                                 screen_gated)
+    from taxlens.scoring import OpeningTokens
+
+    torch.manual_seed(3)
+    n, d_model = tiny_model.n_layers, tiny_model.d_model  # 2 layers: (direction, gate) pairs (0,0) (0,1) (1,0) (1,1)
+    val = [r for r in records if r.split == "val"][::60]
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in val]
+    kinds = [r.kind for r in val]
+    unit = [torch.nn.functional.normalize(torch.randn(d_model), dim=0) for _ in range(n)]
+    gates = [HarmGate(torch.randn(d_model) * 0.1, 0.0, layer) for layer in range(n)]
+    fitted = FittedVectors(
+        refusal=unit, refusal_norm=[1.0] * n, harm=unit, false_refusal_raw=unit, gates=gates,
+        stacked_gates=gates[:1] + [HarmGate(torch.randn(2, d_model) * 0.1, 0.0, 1, read_layers=(0, 1))],
+        write_means=torch.zeros(1 + 2 * n, d_model), stream_means=torch.zeros(n, d_model),
+        complied_write_proj=torch.randn(n, 8, 1 + 2 * n), complied_stream_proj=torch.randn(n, 8, n))
+    resid = [torch.randn(len(prompts), d_model) for _ in range(n)]
+    with torch.no_grad():
+        settings = screen_gated(tiny_model, prompts, kinds, fitted, resid, first_token_logprobs(tiny_model, prompts),
+                                OpeningTokens((1,), (2,), "test"), positions=("last",), progress=False)
+    starts = [(s.settings["direction_layer"], s.settings["gate_layer"], s.settings["ablate_from"]) for s in settings]
+    assert set(starts) == {(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 1)}
+    assert all(s.steering.ablate_from == s.settings["ablate_from"] for s in settings)
+    per_start = len(ABLATION_VARIANTS) * (len(THRESHOLDS) + (len(ADD_SCALES) - 1) * sum(
+        1 + sum(a > t for a in ADD_THRESHOLDS) for t in THRESHOLDS))
+    gates_at = {0: 1, 1: 2}  # the gate reading layer 1 alone, and the one reading layers 0 and 1
+    assert len(settings) == sum(gates_at[g] * per_start for _, g, _ in set(starts))
