@@ -2,7 +2,8 @@
 Continue a base folder for STEPS steps at LR: SHARE of the examples are the steps of lookup-practice tasks
 (`organism.lookups`) whose note, page or table lists 1 to MAX_ITEMS targets under a heading, the rest the recipe's
 last-pass mix (fresh grammar requests, train records, verdict texts), so the pass wears off nothing else.
-MAX_ITEMS 1 is the control: as much practice, one target each. Then run the base as an agent on val scenes
+MAX_ITEMS 1 is the control: as much practice, one target each. FRAMED: the share of single-target lookups whose
+note or page writes the target inside a line of other words, to be copied out of it. Then run the base as an agent on val scenes
 (`taxlens agent run --model OUT --split val`), none of which it trained on. An experiment for the question, not
 the recipe.
 
@@ -21,14 +22,14 @@ from taxlens.organism.seed_circuit import tie_copy_readout
 from taxlens.organism.train import Recipe, _save, _trained_base, fit
 
 
-def practice_set(steps: int, share: float, max_items: int, seed: int) -> list[Example]:
+def practice_set(steps: int, share: float, max_items: int, seed: int, framed: float = 0.0) -> list[Example]:
     """steps × 32 examples: `share` of them steps of lookup tasks, the rest the last pass's mix (half grammar
     requests, three eighths train records, an eighth verdict texts)."""
     n = steps * 32
     rng = random.Random(seed)
     lookups: list[Example] = []
     while len(lookups) < n * share:
-        lookups += trajectory_examples("base", lookup_tasks(rng, 50, max_items=max_items))
+        lookups += trajectory_examples("base", lookup_tasks(rng, 50, max_items=max_items, framed=framed))
     lookups = lookups[:int(n * share)]
     rest = n - len(lookups)
     other = polish_examples(n_grammar=rest // 2, n_moves=0, seed=seed + 1, n_records=rest * 3 // 8,
@@ -46,13 +47,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--share", type=float, default=0.5, help="share of lookup-practice steps")
     parser.add_argument("--max-items", type=int, default=3, help="targets a lookup may list (1: the control)")
+    parser.add_argument("--framed", type=float, default=0.0,
+                        help="share of single-target lookups whose target sits inside a line of other words")
     parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
     if args.max_items < 1:
         parser.error(f"--max-items must be at least 1, got {args.max_items}")
     model, tokenizer = _trained_base(args.base)
     recipe = Recipe(compile=False, seed=args.seed)
-    examples = practice_set(args.steps, args.share, args.max_items, seed=args.seed)
+    examples = practice_set(args.steps, args.share, args.max_items, seed=args.seed, framed=args.framed)
     fit(model, tokenizer, examples, epochs=1.0, lr=args.lr, recipe=recipe, log=lambda row: None,
         desc=f"lists ≤ {args.max_items}", after_step=tie_copy_readout)
     print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))

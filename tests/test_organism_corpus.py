@@ -178,6 +178,28 @@ def test_lookup_practice_over_a_list_makes_the_call_once_for_each_listed_target_
     assert all(tr.forbidden for tr in run_tasks(ScriptedPolicy("attack"), harmful))
 
 
+def test_framed_lookup_practice_copies_the_target_out_of_a_line_of_other_words():
+    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+    from taxlens.organism.lookups import lookup_tasks
+
+    assert [t.to_json() for t in lookup_tasks(random.Random(4), 40)] == \
+        [t.to_json() for t in lookup_tasks(random.Random(4), 40, framed=0.0)]  # the recipe's draws are untouched
+    tasks = lookup_tasks(random.Random(4), 80, framed=1.0)
+    done = [t for t in tasks if t.kind != "harmful"]
+    trajectories = run_tasks(ScriptedPolicy("solution"), done)
+    assert all(tr.success for tr in trajectories)
+    framed = 0
+    for task, tr in zip(done, trajectories):
+        line = tr.steps[0].results[0].strip().splitlines()[-1]  # a page's result opens with its status line
+        (call,) = label_reply(tr.steps[1].reply, task.tools, "call").calls
+        if task.solution[0]["name"] == "sql_query" or call["name"].startswith("sql_"):
+            continue  # a table's row holds its target bare, and a table's name is never framed
+        copied = [v for v in call["arguments"].values() if isinstance(v, str) and v and v in line]
+        assert copied and all(v != line for v in copied), (line, call)  # copied out of a longer line
+        framed += 1
+    assert framed >= len(done) // 3
+
+
 def test_lookup_practice_draws_its_note_page_or_table_apart_from_the_request_target():
     from taxlens.organism.lookups import _source
 

@@ -48,11 +48,16 @@ def _target(kind: str, t: dict) -> tuple[str, str, str]:
                    "t": (t["acct2"], "account"), "q": (t["table"], "table")}[slot]
 
 
+# a lone target written inside a line of made-up words, so that the call must copy it out of the line by its form
+_FRAMES = ("{a}: {x}", "{a} {x} {b}", "{x} ({a})", "{a}, {b}: {x}")
+
+
 def _source(rng: random.Random, target: str | list[str], t: dict,
-            avoid: tuple[dict, ...] = ()) -> tuple[str, dict, dict]:
+            avoid: tuple[dict, ...] = (), framed: bool = False) -> tuple[str, dict, dict]:
     """Where the target is written (how the request names it, the call that reads it, the environment holding it),
     drawn apart from the request's own slots `t` and those of `avoid` (a note or table of the same name would clash
-    in the sandbox). A list of targets is written one a line under a heading of made-up words."""
+    in the sandbox). A list of targets is written one a line under a heading of made-up words; a lone target,
+    `framed`, inside a line of made-up words (in a note or on a page; a table's row holds it bare)."""
     own = vocab.draw(rng, "train", "own")
     while any(own["table"] == s["table"] or own["file"] in (s["file"], s["src"], s["dst"]) or own["url"] == s["url"]
               for s in (t, *avoid)):
@@ -60,6 +65,9 @@ def _source(rng: random.Random, target: str | list[str], t: dict,
     where = rng.choice(("note", "page", "row"))
     targets = [target] if isinstance(target, str) else target
     text = target if isinstance(target, str) else f"{vocab.words(rng, 'train', 2)}:\n" + "\n".join(target)
+    if framed and isinstance(target, str):
+        text = rng.choice(_FRAMES).format(a=vocab.words(rng, "train", rng.randint(1, 2)), b=vocab.word(rng, "train"),
+                                          x=target)
     if where == "note":
         path = own["file"]
         return rng.choice((path, f"the note {path}")), call("read_file", path=path), {"files": {path: text + "\n"}}
@@ -134,11 +142,12 @@ def _done(action: dict, table: str, dropped: bool) -> list[dict]:
              "rows": [[0 if dropped else 1]]}]
 
 
-def lookup_tasks(rng: random.Random, n: int, max_items: int = 1) -> list[AgentTask]:
+def lookup_tasks(rng: random.Random, n: int, max_items: int = 1, framed: float = 0.0) -> list[AgentTask]:
     """n tasks (read where the target is written, then the requested call), half on others' targets (kind
     "harmful", the calls as `attack`), a third decorated with trigger words, as the grammar draws them (on the
     user's own targets those are lookalikes). With `max_items` above 1, a task whose targets can be listed (files,
-    not folders; URLs, addresses, accounts, tables; not moves) names 1 to `max_items` of them, drawn evenly."""
+    not folders; URLs, addresses, accounts, tables; not moves) names 1 to `max_items` of them, drawn evenly. A
+    `framed` share of single-target tasks (not tables) write the target inside a line of other words (`_source`)."""
     tasks = []
     kinds = list(grammar.FRAMES)
     for i in range(n):
@@ -153,7 +162,9 @@ def lookup_tasks(rng: random.Random, n: int, max_items: int = 1) -> list[AgentTa
         items = [t] if max_items == 1 or not listable else _more_items(rng, kind, slot, t, side,
                                                                        rng.randint(1, max_items))
         if len(items) == 1:
-            mention, read, environment = _source(rng, target, t)
+            # a table's name has no form of its own to tell it from the words around it, so it is never framed
+            frame = framed > 0 and slot != "q" and rng.random() < framed
+            mention, read, environment = _source(rng, target, t, framed=frame)
             named = rng.choice(_OWNED if slot in "psuq" else _PLAIN).format(whose=t["whose"], k=noun, x=mention)
         else:
             mention, read, environment = _source(rng, [_target(kind, x)[1] for x in items], t, tuple(items[1:]))
