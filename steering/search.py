@@ -192,9 +192,10 @@ def screen_gated(model, prompts: list[str], kinds: list[str], fitted: FittedVect
                                          torch.where(adds[:, None], added, baseline))
                     gate = replace(fit_gate, threshold=threshold, add_threshold=add_threshold)
                     settings = {"direction_layer": d, "gate_layer": g, "gate_read_layers": list(gate.read_layers),
-                                "ablate_from": start, "one_sided": one_sided, "stream_only": stream_only, "clamp_quantile": quantile,
-                                "positions": positions, "threshold": threshold, "above_scale": scale,
-                                "coefficient": round(coefficient, 4), "add_threshold": add_threshold}
+                                "ablate_from": start, "one_sided": one_sided, "stream_only": stream_only,
+                                "clamp_quantile": quantile, "positions": positions, "threshold": threshold,
+                                "above_scale": scale, "coefficient": round(coefficient, 4),
+                                "add_threshold": add_threshold}
                     addition = {"add_layer": g, "coefficient": coefficient} if coefficient else {}
                     out.append(Setting("gated", settings, Steering(r, gate=gate, **ablation, **addition),
                                        screen_metrics(chosen, baseline, kinds, openings)

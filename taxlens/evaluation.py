@@ -42,10 +42,11 @@ def evaluate(
     """The report for `model` on `records` (greedy decoding); `report.write(path)` saves the contract's JSON.
 
     `steering` is anything with an `apply(model)` context manager (a `steering.Steering`), or a mapping from each
-    record kind to one (or None: unsteered), so that each kind runs under its own; `steer` names it in the report. When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first
-    reply token's distribution over the benign records, and the same over the benign records the unsteered model
-    already complies with (`kl.benign_complied`: the side effect alone, without the refusals the steering is meant
-    to change); each benign record's row gets its own `kl_first_token`.
+    record kind to one (or None: unsteered), so that each kind runs under its own; `steer` names it in the report.
+    When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first reply token's
+    distribution over the benign records, and the same over the benign records the unsteered model already complies
+    with (`kl.benign_complied`: the side effect alone, without the refusals the steering is meant to change); each
+    benign record's row gets its own `kl_first_token`.
 
     `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
     the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
