@@ -1,7 +1,8 @@
 """`taxlens report RUN_DIR`: one markdown page from a run's JSON outputs — the eval reports (`base.json`,
-`defended.json`, `steered.json`), the probe summary (`probe/summary.json`) and the steering config
-(`steer/steer.json`) — with the tables and links to the plots. Reads files only; whatever is missing is skipped and
-named.
+`defended.json`, `steered.json`, and where present `oracle.json` and `ceiling.json`: the steered config with
+`--oracle-gate` and the defended model with `--reply-prefix '<tool_call>'`), the probe summary
+(`probe/summary.json`) and the steering config (`steer/steer.json`) — with the tables and links to the plots. Reads
+files only; whatever is missing is skipped and named.
 
 >>> write_run_report("runs/demo")          # doctest: +SKIP
 PosixPath('runs/demo/report.md')
@@ -15,6 +16,7 @@ from pathlib import Path
 from taxlens.eval_report import EvalReport, FirstTokenKL
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
+from taxlens.recovery import recovery_losses
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
         ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
@@ -23,6 +25,25 @@ ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "succes
 
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _recovery_losses(run: Path, reports: dict) -> list[str]:
+    """The table of where the steered run's recovery is lost (`taxlens.recovery`), when the run holds the oracle
+    and ceiling reports beside base, defended and steered."""
+    paths = {name: run / f"{name}.json" for name in ("oracle", "ceiling")}
+    if not all(p.is_file() for p in paths.values()):
+        return []
+    oracle, ceiling = (EvalReport.read(p) for p in paths.values())
+    losses = recovery_losses(reports["base"], reports["defended"], reports["steered"], oracle, ceiling)
+    rows = ["", "**Where the recovery is lost** (each record the base does and the defended model does not, under the "
+            "first cause that holds; `oracle.json`: the config with its gate replaced by each record's kind, "
+            "`ceiling.json`: the defended model's reply opened with a call):", "",
+            "| kind | tax records | recovered | lost to the gate | lost to the intervention | lost after the first "
+            "token |", "|---|---|---|---|---|---|"]
+    for kind, lost in losses.items():
+        rows.append(f"| {kind} | {lost.gap} | {lost.recovered} | {lost.lost_to_gate} | {lost.lost_to_intervention} "
+                    f"| {lost.lost_after_first_token} |")
+    return rows
 
 
 def write_run_report(run_dir: str | Path) -> Path:
@@ -65,6 +86,7 @@ def write_run_report(run_dir: str | Path) -> Path:
                 lines.append(f"**Tax recovered**: {100 * rec['rate']:.0f}% [{100 * rec['lo']:.0f}, "
                              f"{100 * rec['hi']:.0f}] (paired bootstrap){family} of the base-vs-defended success gap "
                              f"on benign + lookalike.")
+            lines += _recovery_losses(run, reports)
     summary = run / "probe" / "summary.md"
     if summary.is_file():
         text = summary.read_text()

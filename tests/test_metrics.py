@@ -160,10 +160,12 @@ def test_recovery_losses_put_each_tax_record_under_its_first_cause(tmp_path, cap
         recovery_losses(base, defended, steered, oracle, ceiling, kinds=("benign",))
     with pytest.raises(ValueError, match="no lookalike records in the ceiling"):
         recovery_losses(base, defended, steered, oracle, _report([]))
-    paths = []
-    for name, report in (("b", base), ("d", defended), ("s", steered), ("o", oracle), ("c", ceiling)):
-        paths.append(str(report.write(tmp_path / f"{name}.json")))
+    names = ("base", "defended", "steered", "oracle", "ceiling")
+    paths = [str(r.write(tmp_path / f"{n}.json")) for n, r in zip(names, (base, defended, steered, oracle, ceiling))]
     assert main(["compare", *paths[:2], "--steered", paths[2], "--oracle", paths[3]]) == 2
     assert "go together" in capsys.readouterr().err
     assert main(["compare", *paths[:2], "--steered", paths[2], "--oracle", paths[3], "--ceiling", paths[4]]) == 0
     assert json.loads(capsys.readouterr().out)["recovery_losses"] == {"lookalike": losses.to_json()}
+    from taxlens.report import write_run_report
+
+    assert "| lookalike | 5 | 1 | 2 | 1 | 1 |" in write_run_report(tmp_path).read_text()  # the run folder's page
