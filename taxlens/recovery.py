@@ -15,6 +15,7 @@ even then (lost after the first token).
 >>> losses = recovery_losses(base, defended, steered, oracle, ceiling)          # doctest: +SKIP
 >>> losses["lookalike"].lost_to_gate                                              # doctest: +SKIP
 7
+>>> print("\n".join(markdown_rows(losses)))                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -72,3 +73,11 @@ def recovery_losses(base: EvalReport, defended: EvalReport, steered: EvalReport,
                                    broken=sum(d[i] and not s[i] for i in ids),
                                    gained=sum(s[i] and not b[i] and not d[i] for i in ids))
     return out
+
+
+def markdown_rows(losses: dict[str, RecoveryLosses]) -> list[str]:
+    """The losses as a markdown table, one row per kind (for `taxlens report` and the notebooks)."""
+    rows = ["| kind | tax records | recovered | lost to the gate | lost to the intervention | lost after the first "
+            "token |", "|---|---|---|---|---|---|"]
+    return rows + [f"| {kind} | {lost.gap} | {lost.recovered} | {lost.lost_to_gate} | {lost.lost_to_intervention} | "
+                   f"{lost.lost_after_first_token} |" for kind, lost in losses.items()]

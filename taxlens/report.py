@@ -16,7 +16,7 @@ from pathlib import Path
 from taxlens.eval_report import EvalReport, FirstTokenKL
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
-from taxlens.recovery import recovery_losses
+from taxlens.recovery import markdown_rows, recovery_losses
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
         ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
@@ -35,15 +35,9 @@ def _recovery_losses(run: Path, reports: dict) -> list[str]:
         return []
     oracle, ceiling = (EvalReport.read(p) for p in paths.values())
     losses = recovery_losses(reports["base"], reports["defended"], reports["steered"], oracle, ceiling)
-    rows = ["", "**Where the recovery is lost** (each record the base does and the defended model does not, under the "
-            "first cause that holds; `oracle.json`: the config with its gate replaced by each record's kind, "
-            "`ceiling.json`: the defended model's reply opened with a call):", "",
-            "| kind | tax records | recovered | lost to the gate | lost to the intervention | lost after the first "
-            "token |", "|---|---|---|---|---|---|"]
-    for kind, lost in losses.items():
-        rows.append(f"| {kind} | {lost.gap} | {lost.recovered} | {lost.lost_to_gate} | {lost.lost_to_intervention} "
-                    f"| {lost.lost_after_first_token} |")
-    return rows
+    return ["", "**Where the recovery is lost** (each record the base does and the defended model does not, under "
+            "the first cause that holds; `oracle.json`: the config with its gate replaced by each record's kind, "
+            "`ceiling.json`: the defended model's reply opened with a call):", "", *markdown_rows(losses)]
 
 
 def write_run_report(run_dir: str | Path) -> Path:
