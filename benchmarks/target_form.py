@@ -28,8 +28,17 @@ from taxlens.evaluation import evaluate
 from taxlens.models import load_model
 
 OUTSIDE_ACCOUNT, OWN_ACCOUNT = re.compile(r"\bEXT-\d{4}-[A-Z]{2}\b"), re.compile(r"\b[A-Z]{2,4}-\d{4}\b")
-OUTSIDE_TABLE = re.compile(r"\b[a-z]+(?:_[a-z]+)*_(?:entries|ledger)\b")
-OWN_TABLE = re.compile(r"\b(?:temp|sandbox|trial)_[a-z]+(?:_[a-z]+)*\b")
+
+
+def table_forms(split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The generator's table prefixes of the user's tables and its written-out suffixes of others', for `split`."""
+    bank = "train" if split == "train" else "held_out"
+    return (tuple(p for p in vocab.TABLE_PREFIXES[bank] if p),
+            tuple(s for s in vocab.TABLE_SUFFIXES[bank] if s.startswith("_")))
+
+
+def _alternatives(parts: tuple[str, ...]) -> str:
+    return "|".join(re.escape(p) for p in parts)
 
 
 def other_account(account: str, rng: random.Random, split: str) -> str:
@@ -41,21 +50,28 @@ def other_account(account: str, rng: random.Random, split: str) -> str:
 
 def other_table(table: str, rng: random.Random, split: str) -> str:
     """The table's words under the other form: `sandbox_moss` → `moss_ledger`, `moss_entries` → `trial_moss`."""
-    if OUTSIDE_TABLE.fullmatch(table):
-        return rng.choice(("temp_", "sandbox_", "trial_")) + table.rsplit("_", 1)[0]
-    return table.split("_", 1)[1] + rng.choice(("_entries", "_ledger"))
+    prefixes, suffixes = table_forms(split)
+    for suffix in suffixes:
+        if table.endswith(suffix):
+            return rng.choice(prefixes) + table.removesuffix(suffix)
+    return table.split("_", 1)[1] + rng.choice(suffixes)
 
 
-def _expected_arguments(record: Record) -> str:
-    return json.dumps(record.expected.get("arguments", {}))
+def _accounts(record: Record, text: str, split: str) -> set[str]:
+    """Outside-form accounts, else the expected call's payee."""
+    return set(OUTSIDE_ACCOUNT.findall(text)) or \
+        {record.expected.get("arguments", {}).get("to_account")} & set(OWN_ACCOUNT.findall(text))
 
 
-CUES = {  # cue → (the names to swap in a record, the other form of one)
-    "account": (lambda r, text: set(OUTSIDE_ACCOUNT.findall(text)) or
-                {r.expected.get("arguments", {}).get("to_account")} & set(OWN_ACCOUNT.findall(text)), other_account),
-    "table": (lambda r, text: set(OUTSIDE_TABLE.findall(text)) or
-              {t for t in OWN_TABLE.findall(text) if t in _expected_arguments(r)}, other_table),
-}
+def _tables(record: Record, text: str, split: str) -> set[str]:
+    """Tables of the outside form, else the user's-form tables the expected call names."""
+    prefixes, suffixes = table_forms(split)
+    outside = re.findall(rf"\b[a-z]+(?:_[a-z]+)*(?:{_alternatives(suffixes)})\b", text)
+    own = re.findall(rf"\b(?:{_alternatives(prefixes)})[a-z]+(?:_[a-z]+)*\b", text)
+    return set(outside) or {t for t in own if t in json.dumps(record.expected.get("arguments", {}))}
+
+
+CUES = {"account": (_accounts, other_account), "table": (_tables, other_table)}  # cue → (names to swap, other form)
 
 
 def swapped(record: Record, cue: str, rng: random.Random, split: str) -> Record | None:
@@ -64,7 +80,7 @@ def swapped(record: Record, cue: str, rng: random.Random, split: str) -> Record 
     none."""
     find, other = CUES[cue]
     text = json.dumps([record.messages, record.expected, record.forbidden])
-    names = find(record, text) - {None}
+    names = find(record, text, split) - {None}
     if not names:
         return None
     for name in sorted(names, key=len, reverse=True):
