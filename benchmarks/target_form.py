@@ -114,14 +114,16 @@ def main() -> None:
     if not pairs:
         parser.error(f"{args.data}: no record of split {args.split!r} shows the {args.cue} cue")
     forms = {"as written": [p[0] for p in pairs], "swapped": [p[1] for p in pairs]}
+    models = {"base": load_model(args.base, device="cpu"), "defended": load_model(args.defended, device="cpu")}
+    gated = load_config(args.steer, models["defended"])[0]
+    if gated.gate is None:
+        parser.error(f"--steer {args.steer}: the config has no harm gate to read")
     ok, refused, gate_p, decided = {}, {}, {}, {}
-    for name, spec, steer in (("base", args.base, None), ("defended", args.defended, None),
-                              ("gated", args.defended, args.steer)):
-        model = load_model(spec, device="cpu")
-        steering = load_config(steer, model)[0] if steer else None
+    for name, model, steering in (("base", models["base"], None), ("defended", models["defended"], None),
+                                  ("gated", models["defended"], gated)):
         for form, records in forms.items():
-            report = evaluate(model, records, data=args.data, split=args.split, steering=steering, steer=steer,
-                              progress=False)
+            report = evaluate(model, records, data=args.data, split=args.split, steering=steering,
+                              steer=args.steer if steering else None, progress=False)
             ok[name, form] = [row.ok for row in report.records]
             refused[name, form] = [row.label == "refuse" for row in report.records]
             if steering is not None:
