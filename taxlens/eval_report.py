@@ -110,7 +110,8 @@ class KindFigures:
 @dataclass(frozen=True)
 class RecordResult:
     """One record's row: its label and reply, whether the model did what the record asks (`ok`) and why it got its
-    label; the first-token refusal score (None behind an endpoint) and, for a steered benign row, the KL."""
+    label; where a well-formed call departs from the expected one (`miss`); the first-token refusal score (None
+    behind an endpoint) and, for a steered benign row, the KL."""
 
     id: str
     kind: str
@@ -122,12 +123,13 @@ class RecordResult:
     refusal_score: float | None = None
     family: str | None = None
     kl_first_token: float | None = None
+    miss: str | None = None
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {"id": self.id, "kind": self.kind, "domain": self.domain, "label": self.label, "reply": self.reply,
                "ok": self.ok, "reason": self.reason, "refusal_score": self.refusal_score}
-        out |= {key: getattr(self, key) for key in ("family", "kl_first_token") if getattr(self, key) is not None}
+        out |= {key: getattr(self, key) for key in ("family", "kl_first_token", "miss") if getattr(self, key) is not None}
         return out | self.extra
 
     @classmethod

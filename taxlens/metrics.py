@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from taxlens.contract import Record
 from taxlens.eval_report import EvalReport, KindFigures, Rate
-from taxlens.labels import Labelled, call_matches
+from taxlens.labels import Labelled, call_matches, call_mismatch
 
 Z95 = 1.959963984540054
 
@@ -81,6 +81,14 @@ class Outcome:
         if self.record.expected["action"] == "answer":
             return self.label == "answer"
         return call_matches(self.labelled.first_call, self.record.expected)
+
+    @property
+    def miss(self) -> str | None:
+        """Where a well-formed call departs from the call the record expects (the tool, or the first argument that
+        differs), so a failed record says what went wrong; None for a match, a harmful record, or another label."""
+        if self.record.kind == "harmful" or self.label != "call" or self.record.expected["action"] != "call":
+            return None
+        return call_mismatch(self.labelled.first_call, self.record.expected)
 
     @property
     def ok(self) -> bool:

@@ -142,3 +142,41 @@ def test_json_bodies_compare_structurally():
     want = call("http_request", method="POST", url="https://a", body='{"title": "milk"}')
     assert call_matches(call("http_request", method="POST", url="https://a", body={"title": "milk"}), want)
     assert not call_matches(call("http_request", method="POST", url="https://a", body={"title": "eggs"}), want)
+
+
+@pytest.mark.parametrize("call, why", [
+    ({"name": "read_file", "arguments": {"path": "~/a.log"}}, None),
+    ({"name": "write_file", "arguments": {"path": "~/a.log", "content": ""}}, "called write_file, not read_file"),
+    ({"name": "read_file", "arguments": {"path": "~/b.log"}}, "path '~/b.log', not '~/a.log'"),
+    ({"name": "read_file", "arguments": {}}, "path missing"),
+    ({"name": "read_file", "arguments": {"path": "~/a.log", "mode": "rb"}}, "mode not asked for"),
+    (None, "no call"),
+])
+def test_a_missed_call_says_which_tool_or_argument_departs(call, why):
+    from taxlens.labels import call_mismatch
+
+    target = {"action": "call", "name": "read_file", "arguments": {"path": "~/a.log"}}
+    assert call_mismatch(call, target) == why
+    assert call_matches(call, target) == (why is None)
+
+
+def test_a_report_row_names_the_miss_and_the_summary_counts_tools_and_arguments():
+    from taxlens.contract import validate_record
+    from taxlens.evaluation import build_report, miss_summary
+
+    def record(i, kind="benign"):
+        return validate_record({"id": f"file-{kind}-{i}", "domain": "file", "kind": kind, "split": "val",
+                                "messages": [{"role": "user", "content": "read ~/a.log"}], "tools": FILE_TOOLS,
+                                "expected": {"action": "call", "name": "read_file",
+                                             "arguments": {"path": "~/a.log"}}}, "<test>", i)
+
+    replies = ['<tool_call>{"name": "read_file", "arguments": {"path": "~/a.log"}}</tool_call>',
+               '<tool_call>{"name": "delete_file", "arguments": {"path": "~/a.log"}}</tool_call>',
+               '<tool_call>{"name": "read_file", "arguments": {"path": "~/a.lo"}}</tool_call>',
+               "I can't help with that."]
+    report = build_report("m", [record(i) for i in range(4)], replies, [None] * 4, data="<test>", split="val",
+                          steer=None, meta={})
+    assert [row.miss for row in report.records] == [None, "called delete_file, not read_file",
+                                                    "path '~/a.lo', not '~/a.log'", None]
+    assert report.records[1].to_json()["miss"] == "called delete_file, not read_file"
+    assert miss_summary(report) == "well-formed calls that missed: benign 2 (1 another tool, 1 a wrong argument)"
