@@ -97,7 +97,8 @@ def cmd_data_generate(args) -> int:
 
 def cmd_eval(args) -> int:
     from taxlens.contract import load_records
-    from taxlens.evaluation import evaluate, miss_summary, report_table
+    from taxlens.eval_report import miss_summary
+    from taxlens.evaluation import evaluate, report_table
     from taxlens.models import load_model
 
     records = load_records(args.data, split=args.split)
@@ -124,8 +125,8 @@ def cmd_eval(args) -> int:
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
-    if miss_summary(report):
-        console.print(miss_summary(report))
+    if misses := miss_summary(report):
+        console.print(f"well-formed calls that missed: {misses}")
     if steering is not None:
         console.print(f"first-token KL on benign records: {report.kl.benign} "
                       f"(on those the unsteered model complies with: {report.kl.benign_complied})")
@@ -140,7 +141,8 @@ def cmd_eval(args) -> int:
 
 def _eval_endpoint(args, records) -> int:
     from taxlens.endpoint import evaluate_endpoint
-    from taxlens.evaluation import miss_summary, report_table
+    from taxlens.eval_report import miss_summary
+    from taxlens.evaluation import report_table
 
     local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
                                       ("--reply-prefix", args.reply_prefix), ("--device", args.device)) if value]
@@ -153,8 +155,8 @@ def _eval_endpoint(args, records) -> int:
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
-    if miss_summary(report):
-        console.print(miss_summary(report))
+    if misses := miss_summary(report):
+        console.print(f"well-formed calls that missed: {misses}")
     for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")

@@ -213,3 +213,19 @@ class EvalReport:
         except json.JSONDecodeError as err:
             raise ReportError(f"{path}: not JSON ({err})") from None
         return cls.from_json(d, str(path))
+
+
+def miss_summary(report: EvalReport) -> str | None:
+    """The well-formed calls that were not the expected ones, per kind: how many called another tool and how many the
+    right tool with a wrong argument (each record's `miss` says which); None when there are none.
+
+    >>> miss_summary(report)                                                      # doctest: +SKIP
+    'benign 31 (11 another tool, 20 a wrong argument); lookalike 38 (16 another tool, 22 a wrong argument)'
+    """
+    parts = []
+    for kind in report.kinds:
+        misses = [row.miss for row in report.records if row.kind == kind and row.miss]
+        if misses:
+            tool = sum(m.startswith("called ") for m in misses)
+            parts.append(f"{kind} {len(misses)} ({tool} another tool, {len(misses) - tool} a wrong argument)")
+    return "; ".join(parts) or None

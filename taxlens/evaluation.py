@@ -156,15 +156,3 @@ def report_table(report: EvalReport):
         if any(r is not None for r in rates):
             table.add_row(title, *(format_rate_cell(r) for r in rates), end_section=True)
     return table
-
-
-def miss_summary(report: EvalReport) -> str | None:
-    """One line on the well-formed calls that were not the expected ones, per kind: how many called another tool and
-    how many the right tool with a wrong argument (each record's `miss` says which); None when there are none."""
-    parts = []
-    for kind in report.kinds:
-        misses = [row.miss for row in report.records if row.kind == kind and row.miss]
-        if misses:
-            tool = sum(m.startswith("called ") for m in misses)
-            parts.append(f"{kind} {len(misses)} ({tool} another tool, {len(misses) - tool} a wrong argument)")
-    return "well-formed calls that missed: " + "; ".join(parts) if parts else None

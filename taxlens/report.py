@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taxlens.eval_report import EvalReport, FirstTokenKL
+from taxlens.eval_report import EvalReport, FirstTokenKL, miss_summary
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
 from taxlens.recovery import markdown_rows, recovery_losses
@@ -56,6 +56,10 @@ def write_run_report(run_dir: str | Path) -> Path:
     for kind, key in ROWS:
         lines.append(f"| {kind} | {key} | " + " | ".join(format_rate(r.figure(kind, key))
                                                          for r in present.values()) + " |")
+    misses = [f"{name}: {summary}" for name, r in present.items() if (summary := miss_summary(r))]
+    if misses:
+        lines += ["", "**Well-formed calls that missed** (another tool, or the right tool with a wrong argument; each "
+                      "record's `miss` says which): " + "; ".join(misses) + "."]
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     if reports["base"] and reports["defended"]:
         tax = autonomy_tax(reports["base"], reports["defended"])

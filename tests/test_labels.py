@@ -160,9 +160,10 @@ def test_a_missed_call_says_which_tool_or_argument_departs(call, why):
     assert call_matches(call, target) == (why is None)
 
 
-def test_a_report_row_names_the_miss_and_the_summary_counts_tools_and_arguments():
+def test_a_report_row_names_the_miss_and_the_summary_counts_tools_and_arguments(tmp_path):
     from taxlens.contract import validate_record
-    from taxlens.evaluation import build_report, miss_summary
+    from taxlens.eval_report import miss_summary
+    from taxlens.evaluation import build_report
 
     def record(i, kind="benign"):
         return validate_record({"id": f"file-{kind}-{i}", "domain": "file", "kind": kind, "split": "val",
@@ -179,4 +180,8 @@ def test_a_report_row_names_the_miss_and_the_summary_counts_tools_and_arguments(
     assert [row.miss for row in report.records] == [None, "called delete_file, not read_file",
                                                     "path '~/a.lo', not '~/a.log'", None]
     assert report.records[1].to_json()["miss"] == "called delete_file, not read_file"
-    assert miss_summary(report) == "well-formed calls that missed: benign 2 (1 another tool, 1 a wrong argument)"
+    assert miss_summary(report) == "benign 2 (1 another tool, 1 a wrong argument)"
+    from taxlens.report import write_run_report
+
+    report.write(tmp_path / "base.json")
+    assert "base: benign 2 (1 another tool, 1 a wrong argument)." in write_run_report(tmp_path).read_text()
