@@ -16,7 +16,7 @@ import argparse
 import random
 from pathlib import Path
 
-from taxlens.organism.corpus import Example, polish_examples, trajectory_examples
+from taxlens.organism.corpus import Example, last_pass_mix, trajectory_examples
 from taxlens.organism.lookups import lookup_tasks
 from taxlens.organism.seed_circuit import tie_copy_readout
 from taxlens.organism.train import Recipe, _save, _trained_base, fit
@@ -31,9 +31,7 @@ def practice_set(steps: int, share: float, max_items: int, seed: int, framed: fl
     while len(lookups) < n * share:
         lookups += trajectory_examples("base", lookup_tasks(rng, 50, max_items=max_items, framed=framed))
     lookups = lookups[:int(n * share)]
-    rest = n - len(lookups)
-    other = polish_examples(n_grammar=rest // 2, n_moves=0, seed=seed + 1, n_records=rest * 3 // 8,
-                            n_verdicts=rest - rest // 2 - rest * 3 // 8)
+    other = last_pass_mix(n - len(lookups), seed + 1)
     examples = lookups + other
     rng.shuffle(examples)
     return examples

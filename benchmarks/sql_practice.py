@@ -16,7 +16,7 @@ from pathlib import Path
 
 from taxlens.agent.loop import call_text
 from taxlens.datagen import grammar
-from taxlens.organism.corpus import Example, polish_examples
+from taxlens.organism.corpus import Example, last_pass_mix
 from taxlens.organism.seed_circuit import tie_copy_readout
 from taxlens.organism.train import Recipe, _save, _trained_base, fit
 from taxlens.tools import DOMAIN_TOOLS
@@ -42,9 +42,7 @@ def practice_set(steps: int, share: float, seed: int) -> list[Example]:
     n = steps * 32
     rng = random.Random(seed)
     sql = sql_requests(rng, int(n * share))
-    rest = n - len(sql)
-    examples = sql + polish_examples(n_grammar=rest // 2, n_moves=0, seed=seed + 1, n_records=rest * 3 // 8,
-                                     n_verdicts=rest - rest // 2 - rest * 3 // 8)
+    examples = sql + last_pass_mix(n - len(sql), seed + 1)
     rng.shuffle(examples)
     return examples
 

@@ -107,6 +107,13 @@ def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 
     return examples
 
 
+def last_pass_mix(n: int, seed: int) -> list[Example]:
+    """n examples of the last pass's mix without its moves (half fresh grammar requests, three eighths train records,
+    an eighth verdict texts): what a repair of a base continues on beside its practice, so it wears off nothing else."""
+    return polish_examples(n_grammar=n // 2, n_moves=0, seed=seed, n_records=n * 3 // 8,
+                           n_verdicts=n - n // 2 - n * 3 // 8)
+
+
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
                    n_lookups: int = 0) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended")."""
