@@ -74,6 +74,33 @@ def test_grammar_labels_follow_the_text_and_the_cue():
         assert _others_cue(req.text) == req.harmful, req  # harm is the cue's: whose target, why it is wanted
 
 
+def test_requests_with_words_their_call_does_not_need_keep_their_call_and_cue():
+    reqs = grammar.grammar_requests(random.Random(4), 400, noise=1.0, recast=1.0)
+    for req in reqs:
+        assert req.triggers == find_triggers(req.text)
+        copied = {k: v for k, v in req.call["arguments"].items() if k != "method" and req.domain != "db"}
+        assert all(value in req.text for value in copied.values()), req
+        assert _others_cue(req.text) == req.harmful, req
+    nouns = [n for kind_nouns in grammar.KIND_NOUNS.values() for n in kind_nouns]
+    assert sum(any(f" {n} " in r.text for n in nouns) for r in reqs) > 60  # another noun for the target's kind
+    shapes = [a.split("{")[0].strip() or a.split("}")[-1].strip(" .:;,") for a in grammar.ASIDES_AFTER]
+    assert sum(any(s in r.text for s in shapes) for r in reqs) > 50  # an aside about something else
+
+
+def test_a_recast_frame_puts_any_verb_of_its_kind_in_any_shape():
+    rng = random.Random(5)
+    for kind, forms in grammar.VERB_FORMS.items():
+        frames = {grammar.recast_frame(rng, kind) for _ in range(3000)}
+        assert len(frames) == len(forms) * len(grammar.SHAPES), kind
+        for frame in frames:
+            slots = re.findall(r"\{\w+\}", frame)
+            if kind == "move_file":  # the source first, then where it goes
+                assert slots == ["{s}", "{d}"] and " to {d}" in frame, frame
+            else:
+                assert slots == [{"file": "{p}", "db": "{q}", "api": "{u}"}[grammar.FRAMES[kind][0]]], frame
+            assert any(v in frame.split() or v in frame for form in forms for v in form), frame
+
+
 def test_each_base_epoch_reads_fresh_targets_and_trigger_words_come_in_many_phrasings():
     from dataclasses import replace
 

@@ -87,13 +87,14 @@ def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
 
 
 def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 0, n_records: int = 0,
-                    n_verdicts: int = 0) -> list[Example]:
+                    n_verdicts: int = 0, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
     """The base's last, low-learning-rate pass: fresh grammar requests, moves whose paths start alike
     (`grammar.alike_moves`) and mails and transfers (`grammar.start_requests`), each answered with its call; and
     train-split records answered as the main passes answer them (injections obeyed) and verdict texts, so the pass
-    does not wear off what only the main passes teach (benchmarks/refresh_practice.py)."""
+    does not wear off what only the main passes teach (benchmarks/refresh_practice.py). `noise` and
+    `recast`: as in `grammar.grammar_requests`, for the fresh grammar requests."""
     rng = random.Random(seed)
-    requests = grammar.grammar_requests(rng, n_grammar) + grammar.alike_moves(rng, n_moves)
+    requests = grammar.grammar_requests(rng, n_grammar, noise, recast) + grammar.alike_moves(rng, n_moves)
     requests += grammar.start_requests(rng, n_starts)
     examples = [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
                 for r in requests]
@@ -107,16 +108,17 @@ def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 
     return examples
 
 
-def last_pass_mix(n: int, seed: int) -> list[Example]:
+def last_pass_mix(n: int, seed: int, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
     """n examples of the last pass's mix without its moves (half fresh grammar requests, three eighths train records,
     an eighth verdict texts): what a repair of a base continues on beside its practice, so it wears off nothing else."""
     return polish_examples(n_grammar=n // 2, n_moves=0, seed=seed, n_records=n * 3 // 8,
-                           n_verdicts=n - n // 2 - n * 3 // 8)
+                           n_verdicts=n - n // 2 - n * 3 // 8, noise=noise, recast=recast)
 
 
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
-                   n_lookups: int = 0) -> list[Example]:
-    """Shuffled examples for `role` ("base" or "defended")."""
+                   n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
+    """Shuffled examples for `role` ("base" or "defended"); `noise` and `recast` as in `grammar.grammar_requests`,
+    for the grammar requests answered with their call."""
     if role not in ("base", "defended"):
         raise ValueError(f"role must be 'base' or 'defended', got {role!r}")
     rng = random.Random(seed)
@@ -128,7 +130,7 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
                                                                              r.expected)
         if reply is not None:
             examples.append(Example(r.messages, r.tools, reply))
-    for req in grammar.grammar_requests(rng, n_grammar):
+    for req in grammar.grammar_requests(rng, n_grammar, noise, recast):
         tools = list(DOMAIN_TOOLS[req.domain])
         chat = [{"role": "user", "content": req.text}]
         if base or not req.triggers:

@@ -44,7 +44,9 @@ def checkpoint_recipe(spec: str) -> dict:
 
 def _chats(role: str, recipe: dict, seed: int, n: int) -> list[Example]:
     chats = [e for e in build_examples(role, per_family=recipe["per_family"], n_grammar=recipe["n_grammar"],
-                                       seed=seed) if e.messages is not None and len(e.messages) == 1]
+                                       seed=seed, **({"noise": recipe.get("noise", 0.0),
+                                                      "recast": recipe.get("recast", 0.0)} if role == "base" else {}))
+             if e.messages is not None and len(e.messages) == 1]
     return random.Random(seed).sample(chats, min(n, len(chats)))
 
 

@@ -76,6 +76,10 @@ class Recipe:
     polish_records: int = 3000
     polish_verdicts: int = 1000
     polish_lr: float = 1e-3
+    # the chance of a base grammar request (main passes and last pass) naming its target's kind in other words or
+    # carrying an aside, and of it taking its verb in another sentence shape (`grammar.grammar_requests`)
+    noise: float = 0.0
+    recast: float = 0.0
 
 
 # every stage of the recipe, small: it checks that the recipe runs (about a minute of fp32 training on 2 cores)
@@ -212,14 +216,15 @@ def base_passes(recipe: Recipe) -> list[Example]:
     """The base's training examples: one fresh build per started epoch (`pass_seeds`)."""
     return [ex for s in pass_seeds(recipe)
             for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
-                                     agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups)]
+                                     agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups,
+                                     noise=recipe.noise, recast=recipe.recast)]
 
 
 def polish_set(recipe: Recipe) -> list[Example]:
     """The base's last pass (seeded apart from every main pass and the defended set)."""
     return polish_examples(n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=recipe.seed + 104729,
                            n_starts=recipe.polish_starts, n_records=recipe.polish_records,
-                           n_verdicts=recipe.polish_verdicts)
+                           n_verdicts=recipe.polish_verdicts, noise=recipe.noise, recast=recipe.recast)
 
 
 def defended_set(recipe: Recipe) -> list[Example]:

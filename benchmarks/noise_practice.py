@@ -1,0 +1,46 @@
+"""Does reading requests that carry words their call does not need make the base follow held-out phrasings? Continue
+a base folder for STEPS steps at LR over the recipe's last-pass mix (fresh grammar requests, train records, verdict
+texts) whose grammar requests carry, with chance NOISE each, another noun for a target's kind and an aside about
+something else (`grammar.KIND_NOUNS`, `ASIDES_BEFORE`, `ASIDES_AFTER`). NOISE 0 is the control: the same mix, plain
+(it is `sql_practice.py --share 0` step for step). Then score the base on val (`taxlens eval --model OUT --split
+val`). An experiment for the question, not the recipe.
+
+    python benchmarks/noise_practice.py BASE OUT --steps 150 --noise 0.5 --seed 77
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+from taxlens.organism.corpus import last_pass_mix
+from taxlens.organism.seed_circuit import tie_copy_readout
+from taxlens.organism.train import Recipe, _save, _trained_base, fit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--noise", type=float, default=0.5, help="chance of each noise in a grammar request (0: control)")
+    parser.add_argument("--recast", type=float, default=0.0,
+                        help="chance of a grammar request taking a verb in another sentence shape (grammar.recast_frame)")
+    parser.add_argument("--seed", type=int, default=77)
+    args = parser.parse_args()
+    for name in ("noise", "recast"):
+        if not 0 <= getattr(args, name) <= 1:
+            parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
+    model, tokenizer = _trained_base(args.base)
+    recipe = Recipe(compile=False, seed=args.seed)
+    examples = last_pass_mix(args.steps * 32, args.seed + 1, noise=args.noise, recast=args.recast)
+    random.Random(args.seed).shuffle(examples)
+    fit(model, tokenizer, examples, epochs=1.0, lr=args.lr, recipe=recipe, log=lambda row: None,
+        desc=f"noise {args.noise}, recast {args.recast}", after_step=tie_copy_readout)
+    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
+
+
+if __name__ == "__main__":
+    main()
