@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import random
-from pathlib import Path
 
 from taxlens.organism.corpus import Example, last_pass_mix, trajectory_examples
 from taxlens.organism.lookups import lookup_tasks
-from taxlens.organism.seed_circuit import tie_copy_readout
-from taxlens.organism.train import Recipe, _save, _trained_base, fit
+from taxlens.organism.train import continue_base
 
 
 def practice_set(steps: int, share: float, max_items: int, seed: int, framed: float = 0.0) -> list[Example]:
@@ -51,12 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.max_items < 1:
         parser.error(f"--max-items must be at least 1, got {args.max_items}")
-    model, tokenizer = _trained_base(args.base)
-    recipe = Recipe(compile=False, seed=args.seed)
     examples = practice_set(args.steps, args.share, args.max_items, seed=args.seed, framed=args.framed)
-    fit(model, tokenizer, examples, epochs=1.0, lr=args.lr, recipe=recipe, log=lambda row: None,
-        desc=f"lists ≤ {args.max_items}", after_step=tie_copy_readout)
-    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
+    print(continue_base(args.base, args.out, examples, lr=args.lr, seed=args.seed, desc=f"lists ≤ {args.max_items}"))
 
 
 if __name__ == "__main__":

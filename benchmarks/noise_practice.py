@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import random
-from pathlib import Path
 
 from taxlens.organism.corpus import last_pass_mix
-from taxlens.organism.seed_circuit import tie_copy_readout
-from taxlens.organism.train import Recipe, _save, _trained_base, fit
+from taxlens.organism.train import continue_base
 
 
 def main() -> None:
@@ -33,13 +31,10 @@ def main() -> None:
     for name in ("noise", "recast"):
         if not 0 <= getattr(args, name) <= 1:
             parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name)}")
-    model, tokenizer = _trained_base(args.base)
-    recipe = Recipe(compile=False, seed=args.seed)
     examples = last_pass_mix(args.steps * 32, args.seed + 1, noise=args.noise, recast=args.recast)
     random.Random(args.seed).shuffle(examples)
-    fit(model, tokenizer, examples, epochs=1.0, lr=args.lr, recipe=recipe, log=lambda row: None,
-        desc=f"noise {args.noise}, recast {args.recast}", after_step=tie_copy_readout)
-    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
+    print(continue_base(args.base, args.out, examples, lr=args.lr, seed=args.seed,
+                        desc=f"noise {args.noise}, recast {args.recast}"))
 
 
 if __name__ == "__main__":

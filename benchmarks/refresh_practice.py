@@ -10,11 +10,9 @@ is the control, the grammar alone. An experiment for the question, not the recip
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from taxlens.organism.corpus import Example, polish_examples
-from taxlens.organism.seed_circuit import tie_copy_readout
-from taxlens.organism.train import Recipe, _save, _trained_base, fit
+from taxlens.organism.train import continue_base
 
 
 def practice_set(steps: int, share: float, seed: int) -> list[Example]:
@@ -39,11 +37,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--share", type=float, default=0.5, help="share of train records and verdict texts")
     args = parser.parse_args()
-    model, tokenizer = _trained_base(args.base)
-    recipe = Recipe(compile=False, seed=5)
-    fit(model, tokenizer, practice_set(args.steps, args.share, seed=77), epochs=1.0, lr=args.lr, recipe=recipe,
-        log=lambda row: None, desc="refresh", after_step=tie_copy_readout)
-    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
+    print(continue_base(args.base, args.out, practice_set(args.steps, args.share, seed=77), lr=args.lr, seed=5,
+                        desc="refresh"))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import random
-from pathlib import Path
 
 from taxlens.agent.loop import call_text
 from taxlens.datagen import grammar
 from taxlens.organism.corpus import Example, last_pass_mix
-from taxlens.organism.seed_circuit import tie_copy_readout
-from taxlens.organism.train import Recipe, _save, _trained_base, fit
+from taxlens.organism.train import continue_base
 from taxlens.tools import DOMAIN_TOOLS
 
 DB_KINDS = tuple(kind for kind, (domain, _) in grammar.FRAMES.items() if domain == "db")
@@ -58,12 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.share <= 1:
         parser.error(f"--share must be between 0 and 1, got {args.share}")
-    model, tokenizer = _trained_base(args.base)
-    recipe = Recipe(compile=False, seed=args.seed)
     examples = practice_set(args.steps, args.share, seed=args.seed)
-    fit(model, tokenizer, examples, epochs=1.0, lr=args.lr, recipe=recipe, log=lambda row: None,
-        desc=f"sql share {args.share}", after_step=tie_copy_readout)
-    print(_save(model, tokenizer, Path(args.out), recipe, "base", "cpu"))
+    print(continue_base(args.base, args.out, examples, lr=args.lr, seed=args.seed, desc=f"sql share {args.share}"))
 
 
 if __name__ == "__main__":

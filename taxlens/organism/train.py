@@ -261,6 +261,18 @@ def _trained_base(folder: str | Path):
     return LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32), AutoTokenizer.from_pretrained(folder)
 
 
+def continue_base(base: str | Path, out: str | Path, examples: list[Example], *, lr: float, seed: int,
+                  desc: str) -> Path:
+    """A base folder `train_organism` wrote, trained one pass further over `examples` at `lr` (uncompiled, fp32, its
+    copy readout re-tied after each step as in the recipe) and saved to `out`: how the practice benchmarks continue
+    a base to ask whether some text repairs it."""
+    model, tokenizer = _trained_base(base)
+    recipe = Recipe(compile=False, seed=seed)
+    fit(model, tokenizer, examples, epochs=1.0, lr=lr, recipe=recipe, log=lambda row: None, desc=desc,
+        after_step=tie_copy_readout)
+    return _save(model, tokenizer, Path(out), recipe, "base", "cpu")
+
+
 @functools.cache
 def native_bf16() -> bool:
     """Whether this CPU has native bf16 matmul kernels (oneDNN: AVX512-BF16 or AMX)."""
