@@ -283,3 +283,16 @@ def test_the_base_last_pass_moves_own_files_between_paths_that_start_alike():
     assert sum(ex.messages is None for ex in examples) == QUICK.polish_verdicts
     assert sum(ex.messages is not None and len(ex.messages) > 1 for ex in examples) > 0  # train records keep systems
     assert set(ex.messages[-1]["content"] for ex in examples if ex.messages) <= set(organism_texts(QUICK))
+
+
+def test_a_last_pass_longer_than_one_train_build_reads_each_train_record_once():
+    """A practice pass asking for more train records than one build of the train split holds reads further fresh
+    builds, so no record comes back twice."""
+    from taxlens.datagen import train_split
+    from taxlens.organism.corpus import polish_examples
+
+    one_build = len(train_split(5, 20))
+    examples = polish_examples(n_grammar=0, n_moves=0, seed=5, n_records=one_build + 40)
+    assert len(examples) == one_build + 40
+    chats = [json.dumps(ex.messages) for ex in examples]
+    assert len(set(chats)) == len(chats)

@@ -99,8 +99,10 @@ def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 
     examples = [Example([{"role": "user", "content": r.text}], list(DOMAIN_TOOLS[r.domain]), call_text(r.call))
                 for r in requests]
     pool = train_split(seed, 20) if n_records else []
-    if n_records > len(pool):
-        raise ValueError(f"n_records={n_records}: one fresh build of the train split holds {len(pool)} records")
+    builds = 1
+    while len(pool) < n_records:  # a long pass reads further fresh fillings of the train split, never a record twice
+        pool += train_split(seed + builds, 20)
+        builds += 1
     examples += [Example(s.record.messages, s.record.tools, call_text(s.helpful_call))
                  for s in rng.sample(pool, n_records)]
     examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_verdicts)]

@@ -1,0 +1,89 @@
+"""Does a model that calls the wrong tool on a held-out phrasing still know, inside, which tool was asked for? A
+multinomial logistic probe per layer on the residual stream at the last prompt token, fitted on the train split's
+benign and lookalike records to read the expected call's tool, scored on SPLIT's (families and phrasings it never
+saw), beside the tool the model itself called there (from a `taxlens eval` report of the same model and split).
+
+    taxlens eval --model organism:base --data datasets/toolcalls.jsonl --split val --out runs/base_val.json
+    python benchmarks/tool_probe.py organism:base runs/base_val.json
+
+If the probe names the right tool where the model's call does not, the request was understood and the failure is in
+the layers after; if the probe fails too, the model never read the request's words as asking for that tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from probes.harm_check import last_token_resid
+from taxlens.contract import load_records
+from taxlens.metrics import wilson
+from taxlens.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("benign", "lookalike")
+_CALLED = re.compile(r'"name":\s*"([^"]+)"')
+
+
+def _probe():
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
+
+
+def _rate(k: int, n: int) -> str:
+    ci = wilson(k, n)
+    return f"{ci['rate']:.1%} [{ci['lo']:.1%}, {ci['hi']:.1%}]"
+
+
+def _called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
+    rows = json.loads(report.read_text())
+    if rows.get("split") != split:
+        raise SystemExit(f"{report}: a report of split {rows.get('split')!r}, not {split!r}")
+    by_id = {r["id"]: r for r in rows["records"]}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise SystemExit(f"{report}: no reply for {len(missing)} {split} records, e.g. {missing[0]}")
+    return [m.group(1) if (m := _CALLED.search(by_id[i]["reply"])) else None for i in ids]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="anything --model takes (organism:base, a folder, an HF id)")
+    parser.add_argument("report", type=Path, help="`taxlens eval` report of the same model on --split")
+    parser.add_argument("--data", default=str(ROOT / "datasets" / "toolcalls.jsonl"))
+    parser.add_argument("--split", default="val")
+    args = parser.parse_args()
+    model = load_model(args.model, device="cpu")
+    fit = [r for r in load_records(args.data, split="train") if r.kind in KINDS]
+    held = [r for r in load_records(args.data, split=args.split) if r.kind in KINDS]
+    y_fit = np.array([r.expected["name"] for r in fit])
+    y_held = np.array([r.expected["name"] for r in held])
+    called = np.array(_called_tools(args.report, [r.id for r in held], args.split), dtype=object)
+    x_fit, x_held = last_token_resid(model, fit), last_token_resid(model, held)
+    cv = [cross_val_score(_probe(), x_fit[:, layer], y_fit, cv=3).mean() for layer in range(x_fit.shape[1])]
+    best = int(np.argmax(cv))
+    print(f"{args.model} on {args.split} ({len(held)} benign and lookalike records; probes fitted on {len(fit)} train)")
+    for layer in range(x_fit.shape[1]):
+        read = _probe().fit(x_fit[:, layer], y_fit).predict(x_held[:, layer])
+        mark = "  <- chosen on train (3-fold CV)" if layer == best else ""
+        where = f"entering block {layer}" if layer < model.n_layers else "after the last block"
+        print(f"  resid {where}: probe names the tool {_rate(int((read == y_held).sum()), len(held))}{mark}")
+        if layer == best:
+            chosen = read
+    own = called == y_held
+    print(f"  the model's own call names the tool {_rate(int(own.sum()), len(held))}")
+    wrong = ~own
+    rescued = int((chosen[wrong] == y_held[wrong]).sum())
+    print(f"  where the model called another tool or none ({int(wrong.sum())}), the chosen probe names the right one "
+          f"in {rescued}")
+
+
+if __name__ == "__main__":
+    main()
