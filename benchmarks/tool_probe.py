@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from probes.harm_check import last_token_resid
-from taxlens.contract import load_records
+from taxlens.contract import Record, load_records
 from taxlens.metrics import wilson
 from taxlens.models import load_model
 
@@ -37,12 +38,42 @@ def _probe():
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
 
 
+@dataclass(frozen=True)
+class ToolReadout:
+    """Per layer, the held-out records whose expected tool the probe names; the layer chosen by 3-fold CV on the
+    fitting records; the records whose own call names it; and, where the call did not, how many the chosen probe
+    names right."""
+
+    probe_right: list[int]
+    best_layer: int
+    own_right: int
+    n: int
+    rescued: int
+
+
+def tool_readout(model, fit: list[Record], held: list[Record], called: list[str | None]) -> ToolReadout:
+    """Probes fitted on `fit` (records with an expected call) to read its tool, scored on `held`, beside `called`
+    (the tool the model called on each held-out record, None where it called none)."""
+    y_fit = np.array([r.expected["name"] for r in fit])
+    y_held = np.array([r.expected["name"] for r in held])
+    x_fit, x_held = last_token_resid(model, fit), last_token_resid(model, held)
+    folds = min(3, int(np.unique(y_fit, return_counts=True)[1].min()))
+    cv = [cross_val_score(_probe(), x_fit[:, layer], y_fit, cv=folds).mean() for layer in range(x_fit.shape[1])]
+    best = int(np.argmax(cv))
+    reads = [_probe().fit(x_fit[:, layer], y_fit).predict(x_held[:, layer]) for layer in range(x_fit.shape[1])]
+    wrong = np.array(called, dtype=object) != y_held
+    return ToolReadout(probe_right=[int((read == y_held).sum()) for read in reads], best_layer=best,
+                       own_right=int((~wrong).sum()), n=len(held),
+                       rescued=int((reads[best][wrong] == y_held[wrong]).sum()))
+
+
 def _rate(k: int, n: int) -> str:
     ci = wilson(k, n)
     return f"{ci['rate']:.1%} [{ci['lo']:.1%}, {ci['hi']:.1%}]"
 
 
-def _called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
+def called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
+    """The tool each of `ids` called in a `taxlens eval` report of `split` (None where the reply names none)."""
     rows = json.loads(report.read_text())
     if rows.get("split") != split:
         raise SystemExit(f"{report}: a report of split {rows.get('split')!r}, not {split!r}")
@@ -63,26 +94,15 @@ def main() -> None:
     model = load_model(args.model, device="cpu")
     fit = [r for r in load_records(args.data, split="train") if r.kind in KINDS]
     held = [r for r in load_records(args.data, split=args.split) if r.kind in KINDS]
-    y_fit = np.array([r.expected["name"] for r in fit])
-    y_held = np.array([r.expected["name"] for r in held])
-    called = np.array(_called_tools(args.report, [r.id for r in held], args.split), dtype=object)
-    x_fit, x_held = last_token_resid(model, fit), last_token_resid(model, held)
-    cv = [cross_val_score(_probe(), x_fit[:, layer], y_fit, cv=3).mean() for layer in range(x_fit.shape[1])]
-    best = int(np.argmax(cv))
-    print(f"{args.model} on {args.split} ({len(held)} benign and lookalike records; probes fitted on {len(fit)} train)")
-    for layer in range(x_fit.shape[1]):
-        read = _probe().fit(x_fit[:, layer], y_fit).predict(x_held[:, layer])
-        mark = "  <- chosen on train (3-fold CV)" if layer == best else ""
+    out = tool_readout(model, fit, held, called_tools(args.report, [r.id for r in held], args.split))
+    print(f"{args.model} on {args.split} ({out.n} benign and lookalike records; probes fitted on {len(fit)} train)")
+    for layer, right in enumerate(out.probe_right):
+        mark = "  <- chosen on train (3-fold CV)" if layer == out.best_layer else ""
         where = f"entering block {layer}" if layer < model.n_layers else "after the last block"
-        print(f"  resid {where}: probe names the tool {_rate(int((read == y_held).sum()), len(held))}{mark}")
-        if layer == best:
-            chosen = read
-    own = called == y_held
-    print(f"  the model's own call names the tool {_rate(int(own.sum()), len(held))}")
-    wrong = ~own
-    rescued = int((chosen[wrong] == y_held[wrong]).sum())
-    print(f"  where the model called another tool or none ({int(wrong.sum())}), the chosen probe names the right one "
-          f"in {rescued}")
+        print(f"  resid {where}: probe names the tool {_rate(right, out.n)}{mark}")
+    print(f"  the model's own call names the tool {_rate(out.own_right, out.n)}")
+    print(f"  where the model called another tool or none ({out.n - out.own_right}), the chosen probe names the right "
+          f"one in {out.rescued}")
 
 
 if __name__ == "__main__":
