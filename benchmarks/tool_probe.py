@@ -56,8 +56,12 @@ def tool_readout(model, fit: list[Record], held: list[Record], called: list[str 
     (the tool the model called on each held-out record, None where it called none)."""
     y_fit = np.array([r.expected["name"] for r in fit])
     y_held = np.array([r.expected["name"] for r in held])
+    tools, counts = np.unique(y_fit, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"the fitting records name {str(tools[counts.argmin()])!r} once; each tool needs two, "
+                         "to choose a layer by cross-validation")
+    folds = min(3, int(counts.min()))
     x_fit, x_held = last_token_resid(model, fit), last_token_resid(model, held)
-    folds = min(3, int(np.unique(y_fit, return_counts=True)[1].min()))
     cv = [cross_val_score(_probe(), x_fit[:, layer], y_fit, cv=folds).mean() for layer in range(x_fit.shape[1])]
     best = int(np.argmax(cv))
     reads = [_probe().fit(x_fit[:, layer], y_fit).predict(x_held[:, layer]) for layer in range(x_fit.shape[1])]

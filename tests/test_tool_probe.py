@@ -27,6 +27,10 @@ def test_the_readout_counts_probe_and_model_against_the_expected_tool(tiny_model
     assert out.n == 30 and out.own_right == 20
     assert len(out.probe_right) == tiny_model.n_layers + 1 and 0 <= out.best_layer <= tiny_model.n_layers
     assert all(0 <= k <= 30 for k in out.probe_right) and 0 <= out.rescued <= 10
+    lone = next(r for r in fit if r.expected["name"] != fit[0].expected["name"])
+    with pytest.raises(ValueError, match=f"name '{lone.expected['name']}' once"):
+        tool_probe.tool_readout(tiny_model, [r for r in fit if r.expected["name"] != lone.expected["name"]] + [lone],
+                                held, called)
 
 
 def test_a_report_of_another_split_or_missing_records_is_refused_by_name(tmp_path):
