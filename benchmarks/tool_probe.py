@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +25,12 @@ from sklearn.preprocessing import StandardScaler
 
 from probes.harm_check import last_token_resid
 from taxlens.contract import Record, load_records
+from taxlens.labels import parse_reply
 from taxlens.metrics import wilson
 from taxlens.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("benign", "lookalike")
-_CALLED = re.compile(r'"name":\s*"([^"]+)"')
 
 
 def _probe():
@@ -77,7 +76,7 @@ def _rate(k: int, n: int) -> str:
 
 
 def called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
-    """The tool each of `ids` called in a `taxlens eval` report of `split` (None where the reply names none)."""
+    """The tool each of `ids` called first in a `taxlens eval` report of `split` (None where no call parses)."""
     rows = json.loads(report.read_text())
     if rows.get("split") != split:
         raise SystemExit(f"{report}: a report of split {rows.get('split')!r}, not {split!r}")
@@ -85,7 +84,7 @@ def called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise SystemExit(f"{report}: no reply for {len(missing)} {split} records, e.g. {missing[0]}")
-    return [m.group(1) if (m := _CALLED.search(by_id[i]["reply"])) else None for i in ids]
+    return [calls[0].get("name") if (calls := parse_reply(by_id[i]["reply"]).calls) else None for i in ids]
 
 
 def main() -> None:
