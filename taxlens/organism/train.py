@@ -293,13 +293,18 @@ def trainable_here(recipe: Recipe, device: str = "cpu") -> Recipe:
 
 def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None = None,
                    defended_lora_rank: int | None = None, base: str | Path | None = None,
-                   defended_seed: int | None = None, device: str = "cpu") -> dict[str, Path]:
+                   defended_seed: int | None = None, device: str = "cpu", recipe: Recipe | None = None,
+                   defended: bool = True) -> dict[str, Path]:
     """Train and save `out_dir/base` and `out_dir/defended` (with `defended_lora_rank`, a LoRA adapter on the base,
     as Meta-SecAlign ships on Llama-3.1-8B-Instruct); the loss log goes to `out_dir/train_log.jsonl`. `seed` None:
     the recipe's own (the shipped pair's, or the quick recipe's). `base`: a base folder written by this function;
     only the defended twin is trained, on it, and the base is copied to `out_dir/base` unchanged. `device`: where
-    the models train ("cpu", "cuda"); the examples are built on the CPU either way."""
-    recipe = QUICK if quick else Recipe()
+    the models train ("cpu", "cuda"); the examples are built on the CPU either way. `recipe`: another recipe to
+    train instead of the shipped one (another shape, for `benchmarks/capacity.py`); `defended` False stops after the
+    base."""
+    if recipe is not None and quick:
+        raise ValueError("train_organism: give `quick` or `recipe`, not both")
+    recipe = recipe or (QUICK if quick else Recipe())
     overrides = ({} if seed is None else {"seed": seed}) | (
         {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
         {} if defended_seed is None else {"defended_seed": defended_seed})
@@ -337,6 +342,8 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
             paths = {"base": out_dir / "base"}
             if paths["base"].resolve() != Path(base).resolve():
                 shutil.copytree(base, paths["base"], dirs_exist_ok=True)
+        if not defended:
+            return paths
         defended_recipe = recipe
         if recipe.defended_seed is not None:
             torch.manual_seed(recipe.defended_seed)
