@@ -209,6 +209,19 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
     assert "should say role 'base'" in capsys.readouterr().err
 
 
+def test_a_recipe_of_another_shape_trains_its_base_alone(tmp_path):
+    from dataclasses import replace
+
+    from taxlens.organism.train import QUICK, train_organism
+
+    paths = train_organism(tmp_path, recipe=replace(QUICK, n_layers=3), defended=False)
+    assert set(paths) == {"base"} and not (tmp_path / "defended").exists()
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["num_hidden_layers"] == 3
+    assert '"phase": "defended"' not in (tmp_path / "train_log.jsonl").read_text()
+    with pytest.raises(ValueError, match="not both"):
+        train_organism(tmp_path / "x", quick=True, recipe=QUICK)
+
+
 def test_recipe_fit_reads_copied_arguments_and_the_copying_circuit(organism, tmp_path, capsys):
     from taxlens.cli import main
     from taxlens.organism.fit_check import recipe_fit
