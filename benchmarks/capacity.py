@@ -29,9 +29,8 @@ def main() -> None:
 
     from taxlens.organism.train import Recipe, train_organism
 
-    recipe = Recipe()
     shape = {"n_layers": args.layers, "d_model": args.d_model, "d_mlp": args.d_mlp, "seed": args.seed}
-    recipe = replace(recipe, **{k: v for k, v in shape.items() if v is not None})
+    recipe = replace(Recipe(), **{k: v for k, v in shape.items() if v is not None})
     if recipe.d_model % 64:
         parser.error(f"--d-model {recipe.d_model}: must be a multiple of 64 (the heads are 64 wide)")
     recipe = replace(recipe, n_heads=recipe.d_model // 64)

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from probes.harm_check import last_token_resid
 from taxlens.contract import Record, load_records
 from taxlens.labels import parse_reply
-from taxlens.metrics import wilson
+from taxlens.metrics import format_rate, wilson
 from taxlens.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,11 +70,6 @@ def tool_readout(model, fit: list[Record], held: list[Record], called: list[str 
                        rescued=int((reads[best][wrong] == y_held[wrong]).sum()))
 
 
-def _rate(k: int, n: int) -> str:
-    ci = wilson(k, n)
-    return f"{ci['rate']:.1%} [{ci['lo']:.1%}, {ci['hi']:.1%}]"
-
-
 def called_tools(report: Path, ids: list[str], split: str) -> list[str | None]:
     """The tool each of `ids` called first in a `taxlens eval` report of `split` (None where no call parses)."""
     rows = json.loads(report.read_text())
@@ -102,8 +97,8 @@ def main() -> None:
     for layer, right in enumerate(out.probe_right):
         mark = "  <- chosen on train (3-fold CV)" if layer == out.best_layer else ""
         where = f"entering block {layer}" if layer < model.n_layers else "after the last block"
-        print(f"  resid {where}: probe names the tool {_rate(right, out.n)}{mark}")
-    print(f"  the model's own call names the tool {_rate(out.own_right, out.n)}")
+        print(f"  resid {where}: probe names the tool {format_rate(wilson(right, out.n))}{mark}")
+    print(f"  the model's own call names the tool {format_rate(wilson(out.own_right, out.n))}")
     print(f"  where the model called another tool or none ({out.n - out.own_right}), the chosen probe names the right "
           f"one in {out.rescued}")
 
