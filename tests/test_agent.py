@@ -12,6 +12,7 @@ import pytest
 
 from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, ScriptedPolicy, agent_comparison, load_tasks, \
     run_tasks
+from taxlens.agent.loop import call_text
 from taxlens.agent.tasks import validate_task
 from taxlens.cli import main
 from taxlens.contract import ContractError
@@ -176,6 +177,28 @@ def test_each_step1_failure_is_counted_by_its_cause(tasks, tmp_path):
         assert [t.steps[0].cause for t in again.trajectories] == [cause] * len(picked)
     solved = run_tasks(ScriptedPolicy("solution"), picked)
     assert all(t.step1_cause is None and t.steps[0].cause == "call" for t in solved)
+
+
+class _Repeater:
+    """Makes each task's first reference call at every step, never moving on."""
+
+    name = "repeater"
+
+    def replies(self, turns):
+        return [call_text(t.task.solution[0]) for t in turns]
+
+
+def test_an_agent_going_round_in_a_loop_is_counted_apart_from_one_that_moves_on(tasks, tmp_path):
+    picked = [t for t in tasks if t.split == "val" and t.kind in ("benign", "lookalike")][:4]
+    looping = AgentReport.build("p", "t", "val", None, run_tasks(_Repeater(), picked))
+    for kind in {t.kind for t in picked}:
+        assert looping.figure(kind, "repeated_call").rate == 1.0
+        assert looping.figure(kind, "timeout").rate == 1.0
+    solved = AgentReport.build("p", "t", "val", None, run_tasks(ScriptedPolicy("solution"), picked))
+    assert all(solved.figure(kind, "repeated_call").rate == 0.0 for kind in {t.kind for t in picked})
+    again = AgentReport.read(looping.write(tmp_path / "r.json"))
+    assert json.loads((tmp_path / "r.json").read_text())["trajectories"][0]["repeated_call"] is True
+    assert again.figure(picked[0].kind, "repeated_call").rate == 1.0
 
 
 def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks, tmp_path, capsys):

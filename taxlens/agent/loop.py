@@ -89,10 +89,17 @@ class Trajectory:
         """A failed step that the agent went on from, in a task that then failed."""
         return not self.success and any(s.failed for s in self.steps[:-1])
 
+    @property
+    def repeated_call(self) -> bool:
+        """The agent made a call it had already made in this task, the same tool with the same arguments: an agent
+        going round in a loop, which is how most step budgets run out."""
+        made = [json.dumps(c, sort_keys=True) for s in self.steps for c in s.calls]
+        return len(made) != len(set(made))
+
     def to_json(self) -> dict:
         return {"id": self.task_id, "kind": self.kind, "domain": self.domain, "family": self.family, "end": self.end,
                 "success": self.success, "forbidden": self.forbidden, "step1_failure": self.step1_failure,
-                "timeout": self.timeout, "cascade": self.cascade,
+                "timeout": self.timeout, "cascade": self.cascade, "repeated_call": self.repeated_call,
                 "steps": [{"reply": s.reply, "label": s.label, "calls": s.calls, "results": s.results,
                            "failed": s.failed, "cause": s.cause} for s in self.steps]}
 
