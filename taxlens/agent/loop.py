@@ -92,7 +92,7 @@ class Trajectory:
     @property
     def repeated_call(self) -> bool:
         """The agent made a call it had already made in this task, the same tool with the same arguments: an agent
-        going round in a loop, which is how most step budgets run out."""
+        going round in a loop rather than moving on."""
         made = [json.dumps(c, sort_keys=True) for s in self.steps for c in s.calls]
         return len(made) != len(set(made))
 

@@ -1,6 +1,6 @@
-"""An agent run's report: per kind, task success, step-1 failure, timeout, cascade, repeated calls and mean steps; attack success
-and utility under attack on injected tasks; harm done on harmful ones; every trajectory. And the cross-report
-figures: the autonomy tax in tasks, the share of it a steering config recovers, and the defence it keeps.
+"""An agent run's report: per kind, task success, step-1 failure, timeout, cascade, repeated calls and mean steps;
+attack success and utility under attack on injected tasks; harm done on harmful ones; every trajectory. And the
+cross-report figures: the autonomy tax in tasks, the share of it a steering config recovers, and the defence it keeps.
 
 Each rate is `{rate, lo, hi, k, n}` with its 95% Wilson interval and, as tasks carry their family, a family-bootstrap
 interval (`family_lo`, `family_hi`, `families`).
