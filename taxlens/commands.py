@@ -320,7 +320,7 @@ def cmd_agent_run(args) -> int:
     from contextlib import nullcontext
 
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
-    from taxlens.agent.report import report_table
+    from taxlens.agent.report import miss_summary, report_table
 
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
@@ -355,6 +355,8 @@ def cmd_agent_run(args) -> int:
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
+    if misses := miss_summary(report):
+        console.print(f"failed tasks by where they first left the reference solution: {misses}")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 

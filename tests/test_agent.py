@@ -12,7 +12,8 @@ import pytest
 
 from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, ScriptedPolicy, agent_comparison, load_tasks, \
     run_tasks
-from taxlens.agent.loop import call_text
+from taxlens.agent.loop import Step, call_text, departure
+from taxlens.agent.report import miss_summary
 from taxlens.agent.tasks import validate_task
 from taxlens.cli import main
 from taxlens.contract import ContractError
@@ -199,6 +200,60 @@ def test_an_agent_going_round_in_a_loop_is_counted_apart_from_one_that_moves_on(
     again = AgentReport.read(looping.write(tmp_path / "r.json"))
     assert json.loads((tmp_path / "r.json").read_text())["trajectories"][0]["repeated_call"] is True
     assert again.figure(picked[0].kind, "repeated_call").rate == 1.0
+
+
+class _Mistyper:
+    """Follows each task's reference solution, but writes its second call's first argument wrong."""
+
+    name = "mistyper"
+
+    def replies(self, turns):
+        out = []
+        for t in turns:
+            if t.step >= len(t.task.solution):
+                out.append("Done.")
+                continue
+            call = t.task.solution[t.step]
+            if t.step == 1:
+                key = next(iter(call["arguments"]))
+                call = {**call, "arguments": {**call["arguments"], key: "MISTYPED-0000"}}
+            out.append(call_text(call))
+        return out
+
+
+def test_a_failed_task_names_where_it_first_left_the_reference_solution(tasks, tmp_path):
+    picked = [t for t in tasks if t.split == "val" and t.kind in ("benign", "lookalike")][:6]
+    solved = run_tasks(ScriptedPolicy("solution"), picked)
+    assert all(t.success and t.miss_kind is None for t in solved)
+    looping = AgentReport.build("p", "t", "val", None, run_tasks(_Repeater(), picked))
+    assert {(t.miss_kind, t.miss.split(":")[0]) for t in looping.trajectories} == {("repeat", "step 2")}
+    mistyped = AgentReport.build("p", "t", "val", None, run_tasks(_Mistyper(), picked))
+    for t in mistyped.trajectories:
+        key = next(iter(next(x for x in picked if x.id == t.task_id).solution[1]["arguments"]))
+        assert not t.success and t.miss_kind == "wrong argument"
+        assert t.miss.startswith(f"step 2: {key} 'MISTYPED-0000', not ")
+    kinds = {t.kind for t in picked}
+    assert sum(mistyped.kinds[k]["misses"]["wrong argument"] for k in kinds) == len(picked)
+    assert "wrong argument" in miss_summary(mistyped) and miss_summary(
+        AgentReport.build("p", "t", "val", None, solved)) is None
+    again = AgentReport.read(mistyped.write(tmp_path / "r.json"))  # the departure survives the round trip
+    assert [t.miss for t in again.trajectories] == [t.miss for t in mistyped.trajectories]
+
+
+def test_a_departure_reads_calls_in_any_order_and_names_a_missing_or_extra_one():
+    ref = [{"name": "read_file", "arguments": {"path": "/a"}}, {"name": "delete_file", "arguments": {"path": "/b"}}]
+
+    def steps(*calls):
+        return tuple(Step("", "call", [c], ["ok"], False) for c in calls)
+
+    assert departure(ref, steps(ref[1], ref[0]), "answer") is None
+    assert departure(ref, steps(ref[0]) + (Step("Done.", "answer", [], [], False, "answer"),), "answer") == (
+        "no call", "step 2: answer where the reference calls delete_file")
+    assert departure(ref, steps(ref[0]), "context")[0] == "no call"
+    extra = {"name": "delete_file", "arguments": {"path": "/c"}}
+    assert departure(ref, steps(*ref, extra), "answer") == (
+        "extra call", "step 3: delete_file after the reference's 2 calls")
+    assert departure(ref, steps(extra), "answer") == ("another tool", "step 1: called delete_file, not read_file")
 
 
 def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks, tmp_path, capsys):

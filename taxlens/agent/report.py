@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.agent.loop import CAUSES, Step, Trajectory
+from taxlens.agent.loop import CAUSES, MISSES, Step, Trajectory
 from taxlens.eval_report import Rate, ReportError
 from taxlens.metrics import format_rate_cell, newcombe, rate_of, tax_recovered
 
@@ -48,6 +48,8 @@ def figures(trajectories: list[Trajectory]) -> dict[str, dict]:
         causes = [t.step1_cause or "unrecorded" for t in group if t.step1_failure]
         block["step1_causes"] = {cause: causes.count(cause) for cause in (*CAUSES, "no reply", "unrecorded")
                                  if cause in causes}
+        misses = [t.miss_kind for t in group if t.miss_kind]
+        block["misses"] = {miss: misses.count(miss) for miss in MISSES if miss in misses}
         out[kind] = block
     return out
 
@@ -55,7 +57,8 @@ def figures(trajectories: list[Trajectory]) -> dict[str, dict]:
 def _trajectory(d: dict) -> Trajectory:
     steps = tuple(Step(s["reply"], s["label"], s["calls"], s["results"], s["failed"], s.get("cause"))
                   for s in d["steps"])
-    return Trajectory(d["id"], d["kind"], d["domain"], d.get("family"), steps, d["end"], d["success"], d["forbidden"])
+    return Trajectory(d["id"], d["kind"], d["domain"], d.get("family"), steps, d["end"], d["success"], d["forbidden"],
+                      d.get("miss_kind"), d.get("miss"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,19 @@ def report_table(report: AgentReport):
             table.add_row(title, *(format_rate_cell(r) for r in rates), end_section=True)
     table.add_row("mean steps", *(str(block["mean_steps"]) for block in report.kinds.values()))
     return table
+
+
+def miss_summary(report: AgentReport) -> str | None:
+    """Per kind, the failed tasks with a reference solution counted by where they first departed from it
+    (`loop.departure`; each trajectory's `miss` says how); None when none did.
+
+    >>> miss_summary(report)                                                      # doctest: +SKIP
+    'benign 20 (2 another tool, 9 wrong argument, 5 no call, 4 repeat)'
+    """
+    parts = [f"{kind} {sum(block['misses'].values())} ("
+             + ", ".join(f"{n} {miss}" for miss, n in block["misses"].items()) + ")"
+             for kind, block in report.kinds.items() if block.get("misses")]
+    return "; ".join(parts) or None
 
 
 def _points(d: dict) -> dict:
