@@ -117,6 +117,9 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
     assert out["tax_recovered"]["lookalike"]["rate"] == 1.0
     assert out["step1_refusal_recovered"]["lookalike"]["rate"] == 1.0  # every step-1 refusal gone
     assert out["defense_retained"]["harm_done"]["steered"]["rate"] == 0.0
+    lookalikes = sum(t.kind == "lookalike" for t in val)
+    assert out["misses"]["defended"]["lookalike"] == {"no call": lookalikes}  # the tax, paid in refusals
+    assert out["misses"]["base"]["lookalike"] == {} == out["misses"]["steered"]["lookalike"]
     family = sorted({t.family for t in val if t.kind == "lookalike"})[0]
     partly = AgentReport.build("partly", "t", "val", None, [  # the steered model still refuses one family
         replace(t, steps=reports["defended"].trajectories[i].steps) if t.family == family else t

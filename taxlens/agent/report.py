@@ -181,8 +181,12 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
     in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the success gap it
     recovers and of the step-1 refusal gap it removes (the part of the tax steering aims at, which a base too weak
     to finish tasks still shows; paired bootstrap over tasks, and over families), and the defence it keeps (harm
-    done, attack success)."""
-    out: dict = {"autonomy_tax_points": {}}
+    done, attack success). `misses`: each model's failed benign and lookalike tasks counted by where they first left
+    the reference solution, so a tax paid in refusals (`no call`) reads apart from a weak agent's broken calls."""
+    models = {"base": base, "defended": defended, **({"steered": steered} if steered is not None else {})}
+    out: dict = {"autonomy_tax_points": {}, "misses": {
+        name: {kind: r.kinds[kind]["misses"] for kind in ("benign", "lookalike") if kind in r.kinds}
+        for name, r in models.items()}}
     for kind in ("benign", "lookalike"):
         b, d = base.figure(kind, "task_success"), defended.figure(kind, "task_success")
         if b is None or d is None:
