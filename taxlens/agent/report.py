@@ -215,14 +215,16 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
 
 def plot_comparison(reports: dict[str, AgentReport], path: str | Path, kind: str = "lookalike") -> Path:
     """Bars of task success, step-1 failure, step-1 refusal and timeout per model on one kind of task, with Wilson
-    intervals."""
+    intervals; below them, each model's tasks of that kind split into done and where the failed ones first left the
+    reference solution (`misses`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = ("task_success", "step1_failure", "step1_refusal", "timeout")
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(8, 3.6 + 0.5 * len(reports) + 0.8),
+                                    height_ratios=(3.6, 0.5 * len(reports) + 0.8))
     width = 0.8 / len(reports)
     for j, (label, report) in enumerate(reports.items()):
         rates = [report.figure(kind, n) for n in names]
@@ -236,6 +238,19 @@ def plot_comparison(reports: dict[str, AgentReport], path: str | Path, kind: str
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8)
     ax.set_title(f"agent runs on {kind} tasks (95% Wilson)")
+    colors = ("tab:green", "tab:gray", "tab:orange", "tab:red", "tab:purple", "tab:brown", "lightgray")
+    for y, report in enumerate(reports.values()):
+        group = [t for t in report.trajectories if t.kind == kind]
+        counts = {"done": sum(t.success for t in group), **report.kinds.get(kind, {}).get("misses", {})}
+        # reports written before departures were recorded, and tasks without a reference, fail without one
+        counts["not recorded"] = len(group) - sum(counts.values())
+        left = 0
+        for (name, color) in zip(("done", *MISSES, "not recorded"), colors):
+            below.barh(y, counts.get(name, 0), left=left, color=color, label=name if y == 0 else None)
+            left += counts.get(name, 0)
+    below.set_yticks(range(len(reports)), list(reports), fontsize=8)
+    below.set_xlabel(f"{kind} tasks: done, or where a failed one first left the reference")
+    below.legend(ncol=7, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
