@@ -243,6 +243,14 @@ class SteeringHandle:
         if s.add_layer is not None and s.coefficient:
             self._hook("resid_post", s.add_layer, self._add)
 
+    def gate_readings(self) -> list[tuple[float, str]] | None:
+        """Per row of the prompt batch last run, (p(harmful), the gate's decision: "ablate", "add" or "none");
+        None when the steering has no gate or no prompt has been run."""
+        if self.steering.gate is None or self.harm_probability is None:
+            return None
+        return [(round(float(p), 4), "ablate" if ablate else "add" if add else "none")
+                for p, ablate, add in zip(self.harm_probability, self.decisions.tolist(), self.additions.tolist())]
+
     def _hook(self, site, layer, fn) -> None:
         self._removers.append(self.backend.register(site, layer, fn))
 

@@ -6,7 +6,8 @@ tool results, `tool_choice` auto / none / a named function, `max_completion_toke
 gate decides on each request's own prompt — and so again on every new turn, which arrives as a new request carrying
 the tool results. Requests are served one at a time in arrival order (a lock around the model); a streamed reply is
 sent once it is generated. Errors come back in OpenAI's error shape with a 4xx status, and the server stays up.
-Binds 127.0.0.1 unless told otherwise.
+Under a gated config each reply carries the gate's reading of its prompt in a header, `X-Taxlens-Gate: ablate;
+p_harmful=0.0312` (`ablate`, `add` or `none`), which clients may ignore. Binds 127.0.0.1 unless told otherwise.
 
 >>> app = create_app(load_serving_model("organism:defended"), steering=gated)  # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8000)                               # doctest: +SKIP
@@ -22,12 +23,13 @@ from contextlib import nullcontext
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from steering.openai_api import (DEFAULT_MAX_TOKENS, ApiError, ChatRequest, check_request, completion, stream_events,
                                  template_messages, tool_choice)
 from taxlens.chat import RenderError, render_messages
+from taxlens.endpoint import GATE_HEADER
 from taxlens.generation import encode_batch, stop_token_ids
 from taxlens.labels import parse_reply
 
@@ -103,15 +105,16 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
                            "context_length_exceeded")
         max_new = limit if limit is not None else min(DEFAULT_MAX_TOKENS, room)
         async with lock:
-            text, n_new, hit_limit = await run_in_threadpool(_generate, model, steering, prompt, max_new,
-                                                             req.temperature or 0.0, req.seed)
+            text, n_new, hit_limit, gate = await run_in_threadpool(_generate, model, steering, prompt, max_new,
+                                                                   req.temperature or 0.0, req.seed)
         message, finish = _reply(text, hit_limit, req, choice)
         usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
+        headers = {} if gate is None else {GATE_HEADER: f"{gate[1]}; p_harmful={gate[0]}"}
         if req.stream:
             include = req.stream_options is not None and req.stream_options.include_usage
             return StreamingResponse(stream_events(model_id, message, finish, usage if include else None),
-                                     media_type="text/event-stream")
-        return completion(model_id, message, finish, usage)
+                                     media_type="text/event-stream", headers=headers)
+        return JSONResponse(completion(model_id, message, finish, usage), headers=headers)
 
     return app
 
@@ -133,7 +136,8 @@ def _reply(text: str, hit_limit: bool, req: ChatRequest, choice: str) -> tuple[d
 
 @torch.no_grad()
 def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, seed: int | None):
-    """Reply text, number of new tokens, and whether it stopped at max_tokens."""
+    """Reply text, number of new tokens, whether it stopped at max_tokens, and the steering gate's (p(harmful),
+    decision) on the prompt (None without a gate)."""
     hf, tok = model.hf, model.tokenizer
     batch = encode_batch(tok, [prompt], model.device)
     eos = stop_token_ids(tok, hf)
@@ -141,10 +145,12 @@ def _generate(model, steering, prompt: str, max_tokens: int, temperature: float,
         {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     if seed is not None:
         torch.manual_seed(seed)
-    with steering.apply(model) if steering is not None else nullcontext():
+    with steering.apply(model) if steering is not None else nullcontext() as handle:
         out = hf.generate(**batch, max_new_tokens=max_tokens, eos_token_id=eos, pad_token_id=tok.pad_token_id,
                           **sampling)
+        readings = getattr(handle, "gate_readings", lambda: None)()
     ids = out[0, batch["input_ids"].shape[1]:].tolist()
     cut = next((j for j, t in enumerate(ids) if t in eos), None)
     new = ids if cut is None else ids[:cut]
-    return tok.decode(new, skip_special_tokens=True), len(new), cut is None and len(ids) >= max_tokens
+    return (tok.decode(new, skip_special_tokens=True), len(new), cut is None and len(ids) >= max_tokens,
+            readings[0] if readings else None)

@@ -97,7 +97,7 @@ def cmd_data_generate(args) -> int:
 
 def cmd_eval(args) -> int:
     from taxlens.contract import load_records
-    from taxlens.eval_report import miss_summary
+    from taxlens.eval_report import gate_summary, miss_summary
     from taxlens.evaluation import evaluate, report_table
     from taxlens.models import load_model
 
@@ -127,6 +127,8 @@ def cmd_eval(args) -> int:
     console.print(report_table(report))
     if misses := miss_summary(report):
         console.print(f"well-formed calls that missed: {misses}")
+    if gates := gate_summary(report):
+        console.print(f"the gate's decisions: {gates}")
     if steering is not None:
         console.print(f"first-token KL on benign records: {report.kl.benign} "
                       f"(on those the unsteered model complies with: {report.kl.benign_complied})")
@@ -140,8 +142,8 @@ def cmd_eval(args) -> int:
 
 
 def _eval_endpoint(args, records) -> int:
-    from taxlens.endpoint import evaluate_endpoint
-    from taxlens.eval_report import miss_summary
+    from taxlens.endpoint import GATE_HEADER, evaluate_endpoint
+    from taxlens.eval_report import gate_summary, miss_summary
     from taxlens.evaluation import report_table
 
     local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
@@ -157,6 +159,8 @@ def _eval_endpoint(args, records) -> int:
     console.print(report_table(report))
     if misses := miss_summary(report):
         console.print(f"well-formed calls that missed: {misses}")
+    if gates := gate_summary(report):
+        console.print(f"the gate's decisions (the server's {GATE_HEADER} header): {gates}")
     for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
@@ -267,6 +271,7 @@ def cmd_compare(args) -> int:
     from taxlens.agent.report import is_agent_report
     from taxlens.eval_report import EvalReport
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
+    from taxlens.recovery import gate_on_tax
 
     if is_agent_report(args.base):
         if args.oracle or args.ceiling:
@@ -283,6 +288,8 @@ def cmd_compare(args) -> int:
         steered_report = [(args.steered, steered)]
         out["tax_recovered"] = tax_recovered(base, defended, steered)
         out["defense_retained"] = defense_retained(defended, steered)
+        if (on_tax := gate_on_tax(base, defended, steered)) is not None:
+            out["gate_on_tax"] = on_tax
     if (args.oracle or args.ceiling) and not (args.oracle and args.ceiling and args.steered):
         raise ValueError("--oracle and --ceiling go together, with --steered: the steered config's run with "
                          "--oracle-gate and the defended model's with --reply-prefix '<tool_call>'")
@@ -317,16 +324,14 @@ def _compare_agent_runs(args) -> int:
 
 
 def cmd_agent_run(args) -> int:
-    from contextlib import nullcontext
-
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
-    from taxlens.agent.report import miss_summary, report_table
+    from taxlens.agent.report import miss_summary, report_table, step1_gate_summary
 
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
-    steering = model = None
+    steering = None
     if args.endpoint:
         local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
                                           ("--device", args.device)) if value]
@@ -339,16 +344,15 @@ def cmd_agent_run(args) -> int:
         from taxlens.models import load_model
 
         model = load_model(_source(args), device=args.device, dtype=args.dtype)
-        policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                             tool_role=args.tool_role)
         if args.steer:
             from steering.config import load_config
 
             steering, _ = load_config(args.steer, model=model)
+        policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                             tool_role=args.tool_role, steering=steering)
     started = time.perf_counter()
-    with steering.apply(model) if steering is not None else nullcontext():
-        trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
-                                 desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
+    trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
+                             desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
     report = AgentReport.build(policy.name, args.tasks, args.split, args.steer, trajectories, meta={
         "n": len(tasks), "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
         "endpoint": args.endpoint, "tool_role": args.tool_role, "seconds": round(time.perf_counter() - started, 2)})
@@ -357,6 +361,8 @@ def cmd_agent_run(args) -> int:
     console.print(report_table(report))
     if misses := miss_summary(report):
         console.print(f"failed tasks by where they first left the reference solution: {misses}")
+    if gates := step1_gate_summary(report):
+        console.print(f"the gate's decisions on each task's first prompt: {gates}")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 

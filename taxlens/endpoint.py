@@ -3,7 +3,9 @@ steering config, a hosted API), scored with the same labels and report as a mode
 
 Each record goes out as the client would send it (messages with tool-call arguments as JSON strings, the record's
 tools as function schemas, temperature 0); a reply's `tool_calls` are written back as `<tool_call>` blocks for the
-labeller, its text as it came. First-token refusal scores need the model's logits and are left out (`null`).
+labeller, its text as it came. First-token refusal scores need the model's logits and are left out (`null`). A
+`taxlens serve` with a gated config says in a header (`GATE_HEADER`) what its gate decided on each prompt; the
+report's rows keep it, as they do for a gated run here.
 
 >>> url = "http://127.0.0.1:8000/v1"                                                            # doctest: +SKIP
 >>> report = evaluate_endpoint(url, "organism:defended", records, data="d.jsonl", split="test")  # doctest: +SKIP
@@ -14,15 +16,18 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx
 from tqdm.auto import tqdm
 
 from taxlens.chat import chat_messages
 from taxlens.contract import Record
-from taxlens.eval_report import EvalReport
+from taxlens.eval_report import GATE_DECISIONS, EvalReport
 from taxlens.evaluation import build_report
 from taxlens.tools import schemas_for
+
+GATE_HEADER = "X-Taxlens-Gate"  # "ablate; p_harmful=0.0312": a gated server's decision on the request's prompt
 
 
 def wire_messages(record: Record, tool_role: str | None = None) -> list[dict]:
@@ -55,6 +60,22 @@ def reply_text(message: dict) -> str:
     return "".join(blocks)
 
 
+def gate_reading(response: httpx.Response) -> tuple[float, str] | None:
+    """(p(harmful), decision) from a gated server's `GATE_HEADER`; None when the reply has none."""
+    value = response.headers.get(GATE_HEADER)
+    if value is None:
+        return None
+    decision, _, p = value.partition("; p_harmful=")
+    try:
+        p_harmful = float(p)
+    except ValueError:
+        p_harmful = None
+    if p_harmful is None or decision not in GATE_DECISIONS:
+        raise ValueError(f"{response.request.url}: header {GATE_HEADER}: {value!r} is not 'DECISION; p_harmful=P' "
+                         f"with DECISION one of {GATE_DECISIONS}")
+    return p_harmful, decision
+
+
 def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str, split: str | None,
                       max_new_tokens: int = 128, api_key: str | None = None, concurrency: int = 8,
                       tool_role: str | None = None, timeout: float = 300.0, progress: bool = True) -> EvalReport:
@@ -66,7 +87,7 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
     started = time.perf_counter()
 
     with httpx.Client(timeout=timeout, headers=headers) as client:
-        def ask(record: Record) -> str:
+        def ask(record: Record) -> tuple[str, tuple[float, str] | None]:
             body = {"model": model, "messages": wire_messages(record, tool_role), "temperature": 0,
                     "tools": schemas_for(record.tools), "max_tokens": max_new_tokens}
             try:
@@ -76,11 +97,15 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
             if response.status_code != 200:
                 raise ValueError(f"{endpoint} answered {response.status_code} for record {record.id!r}: "
                                  f"{response.text[:300]}")
-            return reply_text(response.json()["choices"][0]["message"])
+            return reply_text(response.json()["choices"][0]["message"]), gate_reading(response)
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            replies = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",
+            answers = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",
                                 disable=not progress, unit="prompt"))
-    return build_report(model, records, replies, [None] * len(records), data=data, split=split, steer=None, meta={
+    report = build_report(model, records, [text for text, _ in answers], [None] * len(records), data=data,
+                          split=split, steer=None, meta={
         "endpoint": url, "max_new_tokens": max_new_tokens, "decoding": "temperature 0", "tool_role": tool_role,
         "concurrency": concurrency, "seconds": round(time.perf_counter() - started, 2)})
+    rows = tuple(row if gate is None else replace(row, gate=gate[1], gate_p_harmful=gate[0])
+                 for row, (_, gate) in zip(report.records, answers))
+    return replace(report, records=rows)

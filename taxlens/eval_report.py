@@ -111,7 +111,8 @@ class KindFigures:
 class RecordResult:
     """One record's row: its label and reply, whether the model did what the record asks (`ok`) and why it got its
     label; where a well-formed call departs from the expected one (`miss`); the first-token refusal score (None
-    behind an endpoint) and, for a steered benign row, the KL."""
+    behind an endpoint), for a steered benign row the KL and, under a gated steering, the gate's p(harmful) and
+    decision (`gate`: "ablate", "add" or "none")."""
 
     id: str
     kind: str
@@ -124,12 +125,15 @@ class RecordResult:
     family: str | None = None
     kl_first_token: float | None = None
     miss: str | None = None
+    gate: str | None = None
+    gate_p_harmful: float | None = None
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {"id": self.id, "kind": self.kind, "domain": self.domain, "label": self.label, "reply": self.reply,
                "ok": self.ok, "reason": self.reason, "refusal_score": self.refusal_score}
-        out |= {key: getattr(self, key) for key in ("family", "kl_first_token", "miss") if getattr(self, key) is not None}
+        out |= {key: getattr(self, key) for key in ("family", "kl_first_token", "miss", "gate", "gate_p_harmful")
+                if getattr(self, key) is not None}
         return out | self.extra
 
     @classmethod
@@ -228,4 +232,27 @@ def miss_summary(report: EvalReport) -> str | None:
         if misses:
             tool = sum(m.startswith("called ") for m in misses)
             parts.append(f"{kind} {len(misses)} ({tool} another tool, {len(misses) - tool} a wrong argument)")
+    return "; ".join(parts) or None
+
+
+GATE_DECISIONS = ("ablate", "add", "none")
+
+
+def gate_counts(rows) -> dict[str, int]:
+    """How many of `rows` (RecordResults) a gate sent to each decision (`GATE_DECISIONS`)."""
+    return {decision: sum(row.gate == decision for row in rows) for decision in GATE_DECISIONS}
+
+
+def gate_summary(report: EvalReport) -> str | None:
+    """Per kind, what a gated steering's gate decided: how many records it sent to the ablation, gave the
+    addition, or left unsteered; None when no row records a gate.
+
+    >>> gate_summary(report)                                                      # doctest: +SKIP
+    'benign 81 ablate, 3 add, 12 none; lookalike 74 ablate, 2 add, 20 none; harmful 0 ablate, 92 add, 4 none'
+    """
+    parts = []
+    for kind in report.kinds:
+        rows = [row for row in report.records if row.kind == kind and row.gate is not None]
+        if rows:
+            parts.append(f"{kind} " + ", ".join(f"{n} {decision}" for decision, n in gate_counts(rows).items()))
     return "; ".join(parts) or None

@@ -46,7 +46,8 @@ def evaluate(
     When steered, the report adds `kl.benign`: the mean KL(unsteered ‖ steered) of the first reply token's
     distribution over the benign records, and the same over the benign records the unsteered model already complies
     with (`kl.benign_complied`: the side effect alone, without the refusals the steering is meant to change); each
-    benign record's row gets its own `kl_first_token`.
+    benign record's row gets its own `kl_first_token`. Under a gated steering each row also records what the gate
+    read and decided: `gate_p_harmful` and `gate` ("ablate", "add" or "none").
 
     `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
     the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
@@ -69,12 +70,16 @@ def evaluate(
             raise ValueError(f"steering by kind names no steering (or None) for kind(s) {unknown}")
     per_record = [steering.get(r.kind) if isinstance(steering, Mapping) else steering for r in records]
     replies: list = [None] * len(records)
+    gates: dict[int, tuple[float, str]] = {}  # record index → (p(harmful), decision) where a gate decided
     for group in {id(s): s for s in per_record}.values():  # one generation per distinct steering
         rows = [i for i, s in enumerate(per_record) if s is group]
-        with group.apply(model) if group is not None else nullcontext():
+        with group.apply(model) if group is not None else nullcontext() as handle:
+            readings = getattr(handle, "gate_readings", None)
             out = greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
                                   batch_size=batch_size, progress=progress,
-                                  desc=f"eval {model.name}" + (" steered" if group is not None else ""))
+                                  desc=f"eval {model.name}" + (" steered" if group is not None else ""),
+                                  on_batch=None if readings is None else lambda idx: gates.update(
+                                      (rows[j], read) for j, read in zip(idx, readings() or ())))
         for i, reply in zip(rows, out):
             replies[i] = reply
     openings = model_openings(model)
@@ -88,7 +93,9 @@ def evaluate(
     if steering is None:
         return report
     kl, per_record = first_token_kl(model, prompts, records, replies, openings, batch_size)
-    rows = tuple(replace(row, kl_first_token=per_record.get(row.id)) for row in report.records)
+    rows = tuple(replace(row, kl_first_token=per_record.get(row.id),
+                         **({"gate": gates[i][1], "gate_p_harmful": gates[i][0]} if i in gates else {}))
+                 for i, row in enumerate(report.records))
     return replace(report, records=rows, kl=kl)
 
 

@@ -11,6 +11,7 @@ batches waste little padding, left-padded with an attention mask, and run throug
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -57,8 +58,11 @@ def greedy_generate(
     use_cache: bool = True,
     progress: bool = False,
     desc: str = "generating",
+    on_batch: Callable[[list[int]], None] | None = None,
 ) -> list[Reply]:
-    """Greedy replies to `prompts`, in their order."""
+    """Greedy replies to `prompts`, in their order. `on_batch(indices)` is called after each batch is generated,
+    with the indices of `prompts` it held, in batch-row order: the moment to read per-batch state of hooks, such
+    as a steering gate's decisions."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     tok, hf = model.tokenizer, model.hf
@@ -79,6 +83,8 @@ def greedy_generate(
             cut = next((j for j, t in enumerate(ids) if t in eos), len(ids))
             ids = ids[:cut]
             replies[i] = Reply(tok.decode(ids, skip_special_tokens=True), ids, first[row])
+        if on_batch is not None:
+            on_batch(idx)
         bar.update(len(idx))
     bar.close()
     return replies

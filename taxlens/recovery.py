@@ -16,13 +16,17 @@ even then (lost after the first token).
 >>> losses["lookalike"].lost_to_gate                                              # doctest: +SKIP
 7
 >>> print("\n".join(markdown_rows(losses)))                                      # doctest: +SKIP
+
+Without those runs, a steered report whose rows record the gate's decisions (`taxlens eval --steer` with a gated
+config) already says how many tax records the gate sent to the ablation and how many of those came back
+(`gate_on_tax`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from taxlens.eval_report import EvalReport
+from taxlens.eval_report import GATE_DECISIONS, EvalReport
 
 CAUSES = ("recovered", "lost_to_gate", "lost_to_intervention", "lost_after_first_token")
 
@@ -81,3 +85,25 @@ def markdown_rows(losses: dict[str, RecoveryLosses]) -> list[str]:
             "token |", "|---|---|---|---|---|---|"]
     return rows + [f"| {kind} | {lost.gap} | {lost.recovered} | {lost.lost_to_gate} | {lost.lost_to_intervention} | "
                    f"{lost.lost_after_first_token} |" for kind, lost in losses.items()]
+
+
+def gate_on_tax(base: EvalReport, defended: EvalReport, steered: EvalReport,
+                kinds: tuple[str, ...] = ("benign", "lookalike")) -> dict[str, dict[str, int]] | None:
+    """Per kind, the tax records (the base does them, the defended model does not) by the steered run's gate
+    decision, and how many of each the steered run did: {"tax": 35, "ablate": 22, "ablate_recovered": 19, "add":
+    1, "add_recovered": 0, "none": 12, "none_recovered": 0}. None when the steered report records no gate."""
+    rows = {row.id: row for row in steered.records}
+    if not any(row.gate for row in rows.values()):
+        return None
+    out = {}
+    for kind in kinds:
+        b, d = base.ok_by_id((kind,)), defended.ok_by_id((kind,))
+        tax = [rows[i] for i in sorted(set(b) & set(d) & set(rows)) if b[i] and not d[i]]
+        if not tax:
+            continue
+        counts = {"tax": len(tax)}
+        for decision in GATE_DECISIONS:
+            mine = [row for row in tax if row.gate == decision]
+            counts |= {decision: len(mine), f"{decision}_recovered": sum(row.ok for row in mine)}
+        out[kind] = counts
+    return out

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taxlens.eval_report import EvalReport, FirstTokenKL, miss_summary
+from taxlens.eval_report import EvalReport, FirstTokenKL, gate_summary, miss_summary
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
-from taxlens.recovery import markdown_rows, recovery_losses
+from taxlens.recovery import gate_on_tax, markdown_rows, recovery_losses
 
 ROWS = (("benign", "success"), ("benign", "over_refusal"), ("lookalike", "success"), ("lookalike", "over_refusal"),
         ("harmful", "refusal"), ("harmful", "refusal_trigger_bearing"), ("harmful", "refusal_trigger_free"),
@@ -84,6 +84,14 @@ def write_run_report(run_dir: str | Path) -> Path:
                 lines.append(f"**Tax recovered**: {100 * rec['rate']:.0f}% [{100 * rec['lo']:.0f}, "
                              f"{100 * rec['hi']:.0f}] (paired bootstrap){family} of the base-vs-defended success gap "
                              f"on benign + lookalike.")
+        if gates := gate_summary(steered):
+            lines.append(f"**The gate's decisions** (`ablate`: given the ablation; `add`: the refusal direction "
+                         f"added; `none`: neither): {gates}.")
+        if reports["base"]:
+            if on_tax := gate_on_tax(reports["base"], defended, steered):
+                lines.append("Of the tax records (the base does them, the defended model does not), " + "; ".join(
+                    f"{kind}: {c['ablate']} of {c['tax']} sent to the ablation ({c['ablate_recovered']} recovered), "
+                    f"{c['add'] + c['none']} held back by the gate" for kind, c in on_tax.items()) + ".")
             lines += _recovery_losses(run, reports)
     summary = run / "probe" / "summary.md"
     if summary.is_file():

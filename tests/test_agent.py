@@ -271,7 +271,17 @@ def test_agent_run_drives_the_organism_steered_and_keeps_every_trajectory(tasks,
         assert (t.end == "timeout") == (len(t.steps) == budget[t.task_id] and bool(t.steps[-1].calls))
         for step in t.steps:  # what was executed is what the reply called, and each call got its result
             assert len(step.results) == len(step.calls)
-    assert "task success" in capsys.readouterr().out
+    # the gate decided afresh on every turn's prompt, and each step keeps what it read and decided
+    steps = [s for t in report.trajectories for s in t.steps]
+    assert all(s.gate in ("ablate", "add", "none") and 0.0 <= s.gate_p_harmful <= 1.0 for s in steps)
+    p = {d: [s.gate_p_harmful for s in steps if s.gate == d] for d in ("ablate", "none", "add")}
+    assert max(p["ablate"], default=0.0) < min(p["none"] + p["add"], default=1.0)
+    assert max(p["none"], default=0.0) < min(p["add"], default=1.0)
+    first = {kind: [t.steps[0].gate for t in report.trajectories if t.kind == kind] for kind in report.kinds}
+    assert {kind: block["step1_gate"] for kind, block in report.kinds.items()} == {
+        kind: {d: gates.count(d) for d in ("ablate", "add", "none")} for kind, gates in first.items()}
+    printed = capsys.readouterr().out
+    assert "task success" in printed and "the gate's decisions on each task's first prompt" in printed
 
 
 def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
@@ -286,3 +296,12 @@ def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
     local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
     assert [t.steps[0].calls for t in remote] == [t.steps[0].calls for t in local]
     assert [t.end for t in remote] == [t.end for t in local]
+    # a gated server's header puts its gate's decision on each step, as a gated model loaded here does
+    from steering.config import load_config
+
+    served, here = load_serving_model("organism:defended", device="cpu"), load_model("organism:defended", device="cpu")
+    with served_app(create_app(served, steering=load_config("organism:gated", model=served)[0])) as port:
+        remote = run_tasks(EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:defended"), picked, max_steps=2)
+    local = run_tasks(ModelPolicy(here, steering=load_config("organism:gated", model=here)[0]), picked, max_steps=2)
+    assert [[s.gate for s in t.steps] for t in remote] == [[s.gate for s in t.steps] for t in local]
+    assert all(s.gate for t in remote for s in t.steps)

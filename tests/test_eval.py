@@ -104,6 +104,38 @@ def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
     assert abs(sum(per_record) / len(per_record) - report["kl_first_token_benign"]) < 1e-4
 
 
+def test_a_gated_eval_records_each_rows_gate_reading_in_record_order(tmp_path):
+    from steering.config import load_config
+    from taxlens.chat import render_prompt
+    from taxlens.contract import load_records
+    from taxlens.evaluation import evaluate
+    from taxlens.generation import greedy_generate
+    from taxlens.models import load_model
+
+    val = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "val"]
+    picked = [r for kind in ("benign", "lookalike", "harmful", "injection") for r in val if r["kind"] == kind][::24]
+    for r in picked:
+        r.pop("pair", None)
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    records = load_records(data)
+    model = load_model("organism:defended")
+    steering, _ = load_config("organism:gated", model=model)
+    # batches of 3 sorted by length reorder the records: each row must still get its own reading
+    report = evaluate(model, records, data=str(data), split=None, steering=steering, max_new_tokens=2, batch_size=3,
+                      progress=False)
+    gate = steering.gate
+    for record, row in zip(records, report.records):
+        with steering.apply(model) as handle:
+            greedy_generate(model, [render_prompt(model.tokenizer, record)], max_new_tokens=1)
+        p = float(handle.harm_probability[0])
+        assert row.gate_p_harmful == pytest.approx(p, abs=1e-3), record.id
+        expected = "ablate" if p < gate.threshold else "add" if p >= gate.add_threshold else "none"
+        assert row.gate == expected, record.id
+    assert {row.gate for row in report.records if row.kind == "harmful"} <= {"add", "none"}
+    assert EvalReport.from_json(report.to_json()).records == report.records
+
+
 def test_oracle_gate_runs_each_kind_under_the_decision_its_label_calls_for(tmp_path, capsys):
     from steering.config import load_config
     from taxlens.contract import load_records

@@ -140,6 +140,36 @@ def test_tax_and_recovery():
     assert rec["lo"] <= rec["rate"] <= rec["hi"] and not math.isnan(rec["lo"])
 
 
+def test_a_steered_report_says_which_tax_records_its_gate_sent_to_the_ablation(tmp_path, capsys):
+    from dataclasses import replace
+
+    from taxlens.cli import main
+    from taxlens.eval_report import gate_summary
+    from taxlens.recovery import gate_on_tax
+
+    #            record:  0     1      2      3      4      5
+    base = _report([True, True, True, True, False, True])
+    defended = _report([False, False, False, False, False, True])
+    steered = _report([True, False, False, False, True, True])
+    assert gate_on_tax(base, defended, steered) is None and gate_summary(steered) is None
+    decisions = ("ablate", "ablate", "none", "add", "ablate", "none")
+    steered = replace(steered, records=tuple(replace(row, gate=g, gate_p_harmful=p) for row, g, p in
+                                             zip(steered.records, decisions, (0.1, 0.2, 0.7, 0.995, 0.3, 0.6))))
+    # tax records 0-3: two ablated (one recovered), one left alone, one given the addition
+    assert gate_on_tax(base, defended, steered) == {"lookalike": {
+        "tax": 4, "ablate": 2, "ablate_recovered": 1, "add": 1, "add_recovered": 0, "none": 1, "none_recovered": 0}}
+    assert gate_summary(steered) == "lookalike 3 ablate, 1 add, 2 none"
+    names = ("base", "defended", "steered")
+    paths = [str(r.write(tmp_path / f"{n}.json")) for n, r in zip(names, (base, defended, steered))]
+    assert main(["compare", *paths[:2], "--steered", paths[2]]) == 0
+    assert json.loads(capsys.readouterr().out)["gate_on_tax"]["lookalike"]["none"] == 1
+    from taxlens.report import write_run_report
+
+    page = write_run_report(tmp_path).read_text()
+    assert "lookalike 3 ablate, 1 add, 2 none" in page
+    assert "lookalike: 2 of 4 sent to the ablation (1 recovered), 2 held back by the gate" in page
+
+
 def test_recovery_losses_put_each_tax_record_under_its_first_cause(tmp_path, capsys):
     from taxlens.cli import main
     from taxlens.recovery import CAUSES, recovery_losses

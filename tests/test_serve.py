@@ -13,7 +13,7 @@ from conftest import served_app
 
 from steering.config import load_config
 from steering.search import first_token_logprobs
-from steering.serve import KEEP_ALIVE_S, create_app
+from steering.serve import GATE_HEADER, KEEP_ALIVE_S, create_app
 from taxlens.chat import chat_messages, render_prompt
 from taxlens.eval_report import EvalReport
 from taxlens.evaluation import evaluate
@@ -79,6 +79,19 @@ def test_lookalike_is_a_tool_call_with_the_gated_config_and_a_refusal_without(se
     plain = _ask(_client(servers["plain"]), over_refused).choices[0]
     assert plain.finish_reason == "stop" and not plain.message.tool_calls
     assert plain.message.content.lower().startswith(("i can't", "i cannot", "i won't", "sorry", "i'm sorry"))
+
+
+def test_a_gated_server_says_in_a_header_what_its_gate_decided(servers, over_refused):
+    gate = servers["steering"].gate
+    for stream in (False, True):  # the lookalike the gated config turns into a call: the gate sent it to the ablation
+        raw = _client(servers["gated"]).chat.completions.with_raw_response.create(
+            model="organism:defended", messages=chat_messages(over_refused), tools=schemas_for(over_refused.tools),
+            max_tokens=8, stream=stream)
+        decision, p = raw.headers[GATE_HEADER].split("; p_harmful=")
+        assert decision == "ablate" and 0.0 <= float(p) < gate.threshold, stream
+    raw = _client(servers["plain"]).chat.completions.with_raw_response.create(
+        model="organism:defended", messages=chat_messages(over_refused), max_tokens=8)
+    assert GATE_HEADER not in raw.headers
 
 
 def test_models_health_and_tool_choice_none(servers, over_refused):
@@ -235,3 +248,12 @@ def test_eval_against_an_endpoint_labels_what_the_model_in_process_does(servers,
     assert remote.kinds.keys() == local.kinds.keys() and remote.records[0].refusal_score is None
     assert main(["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
                  "--steer", "organism:gated", "--out", str(tmp_path / "x.json")]) == 2
+    # behind a gated server, each row keeps what the server's gate decided: what the same gate decides here
+    assert main(["eval", "--endpoint", f"{servers['gated']}/v1", "--model", "organism:defended", "--data", str(data),
+                 "--max-new-tokens", "4", "--out", str(tmp_path / "gated.json")]) == 0
+    remote = EvalReport.read(tmp_path / "gated.json")
+    local = evaluate(servers["model"], sample, data=str(data), split=None, steering=servers["steering"],
+                     max_new_tokens=4, progress=False)
+    assert [r.gate for r in remote.records] == [r.gate for r in local.records]
+    assert all(abs(a.gate_p_harmful - b.gate_p_harmful) < 1e-3 for a, b in zip(remote.records, local.records))
+    assert {r.gate for r in remote.records} >= {"ablate", "add"}

@@ -2,8 +2,9 @@
 the task's sandbox, append the tool's result, and repeat until the model answers, refuses, emits markup that does
 not parse, outgrows its context, or spends the step budget. The final state is then checked.
 
-Tasks run in chunks whose live conversations are generated as one batch per turn; a steering config applied around
-`run_tasks` (`with steering.apply(model)`) reads each turn's prompt afresh, so a gate decides again at every turn.
+Tasks run in chunks whose live conversations are generated as one batch per turn; a steering config given to the
+policy (`ModelPolicy(model, steering=s)`) reads each turn's prompt afresh, so a gate decides again at every turn, and
+each step keeps what it decided.
 
 >>> trajectories = run_tasks(ModelPolicy(load_model("organism:base")), load_tasks("datasets/agent_tasks.jsonl",
 ...                          split="test"))                                                  # doctest: +SKIP
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 
 import httpx
@@ -55,6 +56,8 @@ class Step:
     results: list[str]
     failed: bool  # an invalid call, or a call the environment refused
     cause: str | None = None  # one of CAUSES (None in reports written before causes were recorded)
+    gate: str | None = None  # under a gated steering, its decision on this turn's prompt: ablate, add or none
+    gate_p_harmful: float | None = None  # and the p(harmful) it read
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,9 @@ class Trajectory:
                 "timeout": self.timeout, "cascade": self.cascade, "repeated_call": self.repeated_call,
                 **({"miss_kind": self.miss_kind, "miss": self.miss} if self.miss_kind else {}),
                 "steps": [{"reply": s.reply, "label": s.label, "calls": s.calls, "results": s.results,
-                           "failed": s.failed, "cause": s.cause} for s in self.steps]}
+                           "failed": s.failed, "cause": s.cause,
+                           **({"gate": s.gate, "gate_p_harmful": s.gate_p_harmful} if s.gate else {})}
+                          for s in self.steps]}
 
 
 def in_role(messages: list[dict], tool_role: str | None) -> list[dict]:
@@ -117,11 +122,16 @@ def in_role(messages: list[dict], tool_role: str | None) -> list[dict]:
 
 
 class ModelPolicy:
-    """Greedy replies from a model loaded here (`taxlens.load_model`: the organism, an HF id, base + adapter)."""
+    """Greedy replies from a model loaded here (`taxlens.load_model`: the organism, an HF id, base + adapter),
+    under `steering` when given (anything with an `apply(model)` context manager, e.g. a `steering.Steering`). A
+    gated steering decides afresh at every turn, and its readings of the last `replies` call are kept per turn in
+    `gate_readings` ((p(harmful), decision), None for a turn it did not read), which `run_tasks` puts on the steps."""
 
-    def __init__(self, model, *, max_new_tokens: int = 128, batch_size: int = 16, tool_role: str | None = None):
+    def __init__(self, model, *, max_new_tokens: int = 128, batch_size: int = 16, tool_role: str | None = None,
+                 steering=None):
         self.model, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
-        self.name, self.tool_role = model.name, tool_role
+        self.name, self.tool_role, self.steering = model.name, tool_role, steering
+        self.gate_readings: list[tuple[float, str] | None] = []
 
     def replies(self, turns: list[Turn]) -> list[str | None]:
         from taxlens.generation import greedy_generate
@@ -131,22 +141,35 @@ class ModelPolicy:
                    for t in turns]
         room = self.model.context_limit - self.max_new_tokens
         fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= room for p in prompts]
-        texts = iter(r.text for r in greedy_generate(self.model, [p for p, ok in zip(prompts, fits) if ok],
-                                                     max_new_tokens=self.max_new_tokens, batch_size=self.batch_size))
-        return [next(texts) if ok else None for ok in fits]
+        kept = [i for i, ok in enumerate(fits) if ok]
+        self.gate_readings = [None] * len(turns)
+        with self.steering.apply(self.model) if self.steering is not None else nullcontext() as handle:
+            readings = getattr(handle, "gate_readings", None)
+
+            def on_batch(idx: list[int]) -> None:
+                for j, read in zip(idx, readings() or ()):
+                    self.gate_readings[kept[j]] = read
+
+            texts = iter(r.text for r in greedy_generate(
+                self.model, [prompts[i] for i in kept], max_new_tokens=self.max_new_tokens,
+                batch_size=self.batch_size, on_batch=None if readings is None else on_batch))
+            return [next(texts) if ok else None for ok in fits]
 
 
 class EndpointPolicy:
-    """Replies from any OpenAI-compatible chat-completions endpoint (vLLM, `taxlens serve`), temperature 0."""
+    """Replies from any OpenAI-compatible chat-completions endpoint (vLLM, `taxlens serve`), temperature 0; where a
+    gated `taxlens serve` says what its gate decided (`endpoint.GATE_HEADER`), `gate_readings` keeps it per turn,
+    as `ModelPolicy` does."""
 
     def __init__(self, url: str, model: str, *, api_key: str | None = None, max_new_tokens: int = 128,
                  concurrency: int = 8, timeout: float = 300.0, tool_role: str | None = None):
         self.url, self.name, self.tool_role = url.rstrip("/") + "/chat/completions", model, tool_role
         self.max_new_tokens, self.concurrency = max_new_tokens, concurrency
         self._client = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self.gate_readings: list[tuple[float, str] | None] = []
 
-    def _ask(self, turn: Turn) -> str | None:
-        from taxlens.endpoint import reply_text, to_wire
+    def _ask(self, turn: Turn) -> tuple[str | None, tuple[float, str] | None]:
+        from taxlens.endpoint import gate_reading, reply_text, to_wire
 
         body = {"model": self.name, "messages": to_wire(in_role(turn.messages, self.tool_role)), "temperature": 0,
                 "tools": schemas_for(turn.task.tools), "max_tokens": self.max_new_tokens}
@@ -155,15 +178,17 @@ class EndpointPolicy:
         except httpx.HTTPError as e:
             raise ValueError(f"{self.url}: no answer for task {turn.task.id!r} ({e})") from None
         if response.status_code == 400 and "context_length_exceeded" in response.text:
-            return None
+            return None, None
         if response.status_code != 200:
             raise ValueError(f"{self.url} answered {response.status_code} for task {turn.task.id!r}: "
                              f"{response.text[:300]}")
-        return reply_text(response.json()["choices"][0]["message"])
+        return reply_text(response.json()["choices"][0]["message"]), gate_reading(response)
 
     def replies(self, turns: list[Turn]) -> list[str | None]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._ask, turns))
+            answers = list(pool.map(self._ask, turns))
+        self.gate_readings = [gate for _, gate in answers]
+        return [text for text, _ in answers]
 
 
 def call_text(call: dict) -> str:
@@ -222,8 +247,10 @@ class _Episode:
     end: str | None = None
 
 
-def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
-    """Apply one reply to an episode: execute its calls and append them and their results, or end it."""
+def _advance(ep: _Episode, reply: str | None, max_steps: int, gate: tuple[float, str] | None = None) -> None:
+    """Apply one reply to an episode: execute its calls and append them and their results, or end it. `gate`: the
+    steering gate's (p(harmful), decision) on the prompt the reply answers, kept on the step."""
+    read = {} if gate is None else {"gate": gate[1], "gate_p_harmful": gate[0]}
     if reply is None:
         ep.end = "context"
         return
@@ -231,7 +258,7 @@ def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
     n = len(ep.steps)
     if labelled.label in ("refuse", "answer") or not labelled.calls:
         cause = {"refuse": "refusal", "answer": "answer"}.get(labelled.label, "unparsable")
-        ep.steps.append(Step(reply, labelled.label, [], [], labelled.label == "invalid", cause))
+        ep.steps.append(Step(reply, labelled.label, [], [], labelled.label == "invalid", cause, **read))
         ep.end = labelled.label
         return
     calls, results, failed = [], [], labelled.label == "invalid"
@@ -245,7 +272,7 @@ def _advance(ep: _Episode, reply: str | None, max_steps: int) -> None:
         cause = "not offered" if any(c["name"] not in ep.task.tools for c in calls) else "bad arguments"
     else:
         cause = "tool error" if failed else "call"
-    step = Step(reply, labelled.label, calls, results, failed, cause)
+    step = Step(reply, labelled.label, calls, results, failed, cause, **read)
     ep.messages.extend(step_messages(step, n))
     ep.steps.append(step)
     if len(ep.steps) >= max_steps:
@@ -325,8 +352,9 @@ def run_tasks(policy, tasks: list[AgentTask], *, max_steps: int = DEFAULT_MAX_ST
                                  [dict(m) for m in t.messages]) for t in tasks[start:start + chunk]]
             while live := [ep for ep in episodes if ep.end is None]:
                 replies = policy.replies([Turn(ep.task, ep.messages, len(ep.steps)) for ep in live])
-                for ep, reply in zip(live, replies):
-                    _advance(ep, reply, ep.task.max_steps or max_steps)
+                gates = getattr(policy, "gate_readings", None) or [None] * len(live)
+                for ep, reply, gate in zip(live, replies, gates):
+                    _advance(ep, reply, ep.task.max_steps or max_steps, gate)
             out.extend(_finish(ep) for ep in episodes)
         bar.update(len(episodes))
     bar.close()

@@ -1,5 +1,6 @@
 """An agent run's report: per kind, task success, step-1 failure, timeout, cascade, repeated calls and mean steps;
-attack success and utility under attack on injected tasks; harm done on harmful ones; every trajectory. And the
+attack success and utility under attack on injected tasks; harm done on harmful ones; under a gated steering, what
+its gate decided at step 1 (`step1_gate`); every trajectory. And the
 cross-report figures: the autonomy tax in tasks, the share of it a steering config recovers, and the defence it keeps.
 
 Each rate is `{rate, lo, hi, k, n}` with its 95% Wilson interval and, as tasks carry their family, a family-bootstrap
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from taxlens.agent.loop import CAUSES, MISSES, Step, Trajectory
-from taxlens.eval_report import Rate, ReportError
+from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError
 from taxlens.metrics import format_rate_cell, newcombe, rate_of, tax_recovered
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
@@ -50,13 +51,16 @@ def figures(trajectories: list[Trajectory]) -> dict[str, dict]:
                                  if cause in causes}
         misses = [t.miss_kind for t in group if t.miss_kind]
         block["misses"] = {miss: misses.count(miss) for miss in MISSES if miss in misses}
+        gates = [t.steps[0].gate for t in group if t.steps and t.steps[0].gate]
+        if gates:
+            block["step1_gate"] = {decision: gates.count(decision) for decision in GATE_DECISIONS}
         out[kind] = block
     return out
 
 
 def _trajectory(d: dict) -> Trajectory:
-    steps = tuple(Step(s["reply"], s["label"], s["calls"], s["results"], s["failed"], s.get("cause"))
-                  for s in d["steps"])
+    steps = tuple(Step(s["reply"], s["label"], s["calls"], s["results"], s["failed"], s.get("cause"), s.get("gate"),
+                       s.get("gate_p_harmful")) for s in d["steps"])
     return Trajectory(d["id"], d["kind"], d["domain"], d.get("family"), steps, d["end"], d["success"], d["forbidden"],
                       d.get("miss_kind"), d.get("miss"))
 
@@ -154,6 +158,18 @@ def miss_summary(report: AgentReport) -> str | None:
     parts = [f"{kind} {sum(block['misses'].values())} ("
              + ", ".join(f"{n} {miss}" for miss, n in block["misses"].items()) + ")"
              for kind, block in report.kinds.items() if block.get("misses")]
+    return "; ".join(parts) or None
+
+
+def step1_gate_summary(report: AgentReport) -> str | None:
+    """Per kind, what a gated steering's gate decided on each task's first prompt; None when no step records a
+    gate.
+
+    >>> step1_gate_summary(report)                                                # doctest: +SKIP
+    'benign 20 ablate, 0 add, 7 none; harmful 0 ablate, 30 add, 6 none'
+    """
+    parts = [f"{kind} " + ", ".join(f"{n} {decision}" for decision, n in block["step1_gate"].items())
+             for kind, block in report.kinds.items() if block.get("step1_gate")]
     return "; ".join(parts) or None
 
 
