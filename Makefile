@@ -30,15 +30,15 @@ demo: $(STAMP)
 	$(TL) probe --base organism:base --defended organism:defended --data $(DATA) --out runs/demo/probe
 	$(TL) steer --base organism:base --model organism:defended --data $(DATA) --method gated --quick --out runs/demo/steer
 	$(TL) eval --model organism:defended --steer runs/demo/steer --data $(DATA) --split test --out runs/demo/steered.json
-	$(TL) report runs/demo
 	$(TL) agent run --model organism:base --tasks $(TASKS) --split test --out runs/demo/agent_base.json
 	$(TL) agent run --model organism:defended --tasks $(TASKS) --split test --out runs/demo/agent_defended.json
 	$(TL) agent run --model organism:defended --steer runs/demo/steer --tasks $(TASKS) --split test \
 	    --out runs/demo/agent_steered.json
 	$(TL) compare runs/demo/agent_base.json runs/demo/agent_defended.json --steered runs/demo/agent_steered.json \
 	    --plot runs/demo/agent.png
-	@echo "Look at runs/demo/report.md (tables, plots), runs/demo/probe/summary.md, runs/demo/steer/pareto.md and"
-	@echo "runs/demo/agent.png (multi-step tasks in sandboxes)."
+	$(TL) report runs/demo
+	@echo "Look at runs/demo/report.md (tables and plots, the agent runs included), runs/demo/probe/summary.md"
+	@echo "and runs/demo/steer/pareto.md."
 
 data: $(STAMP)
 	.venv/bin/taxlens data generate --out datasets

@@ -199,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--device", default=None)
     check.set_defaults(func=commands.cmd_organism_check)
 
-    rp = _command(sub, "report", "one markdown page from a run folder's eval, probe and steer outputs")
-    rp.add_argument("run", help="the run folder (base.json, defended.json, steered.json, probe/, steer/)")
+    rp = _command(sub, "report", "one markdown page from a run folder's eval, probe, steer and agent outputs")
+    rp.add_argument("run", help="the run folder (base.json, defended.json, steered.json, probe/, steer/, "
+                                "agent_base.json, agent_defended.json, agent_steered.json, agent.png)")
     rp.set_defaults(func=commands.cmd_report)
 
     cmp_ = _command(sub, "compare", "autonomy tax (and, with --steered, tax recovered) from eval or agent reports")

@@ -1,8 +1,9 @@
 """`taxlens report RUN_DIR`: one markdown page from a run's JSON outputs — the eval reports (`base.json`,
 `defended.json`, `steered.json`, and where present `oracle.json` and `ceiling.json`: the steered config with
 `--oracle-gate` and the defended model with `--reply-prefix '<tool_call>'`), the probe summary
-(`probe/summary.json`) and the steering config (`steer/steer.json`) — with the tables and links to the plots. Reads
-files only; whatever is missing is skipped and named.
+(`probe/summary.json`), the steering config (`steer/steer.json`) and the agent runs (`agent_base.json`,
+`agent_defended.json`, `agent_steered.json`, with `agent.png`) — with the tables and links to the plots. Reads files
+only; whatever is missing is skipped and named.
 
 >>> write_run_report("runs/demo")          # doctest: +SKIP
 PosixPath('runs/demo/report.md')
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from taxlens.agent.report import AgentReport, markdown_section
 from taxlens.eval_report import EvalReport, FirstTokenKL, gate_summary, miss_summary
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
@@ -40,15 +42,11 @@ def _recovery_losses(run: Path, reports: dict) -> list[str]:
             "`ceiling.json`: the defended model's reply opened with a call):", "", *markdown_rows(losses)]
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    run = Path(run_dir)
-    reports = {name: EvalReport.read(run / f"{name}.json") if (run / f"{name}.json").is_file() else None
-               for name in ("base", "defended", "steered")}
+def _eval_sections(run: Path, reports: dict) -> list[str]:
+    """The eval reports' figures by kind, the tax, and what the steered run recovered, kept and lost."""
     present = {k: v for k, v in reports.items() if v}
-    if not present:
-        raise FileNotFoundError(f"{run}: no base.json, defended.json or steered.json to report on")
     first = next(iter(present.values()))
-    lines = [f"# taxlens run: {run}", "", f"Data: `{first.data}`, split {first.split}; greedy decoding; "
+    lines = ["", f"Data: `{first.data}`, split {first.split}; greedy decoding; "
              "95% Wilson intervals; in braces, where the records name their template family, 95% intervals from "
              "resampling whole families (records of one family succeed or fail together, so these are the honest "
              "ones).", "", "## Behaviour by kind", "",
@@ -60,7 +58,6 @@ def write_run_report(run_dir: str | Path) -> Path:
     if misses:
         lines += ["", "**Well-formed calls that missed** (another tool, or the right tool with a wrong argument; each "
                       "record's `miss` says which): " + "; ".join(misses) + "."]
-    missing = [f"{k}.json" for k, v in reports.items() if not v]
     if reports["base"] and reports["defended"]:
         tax = autonomy_tax(reports["base"], reports["defended"])
         lines += ["", "**Autonomy tax** (base − defended success, points, Newcombe 95% interval; family bootstrap in "
@@ -93,6 +90,19 @@ def write_run_report(run_dir: str | Path) -> Path:
                     f"{kind}: {c['ablate']} of {c['tax']} sent to the ablation ({c['ablate_recovered']} recovered), "
                     f"{c['add'] + c['none']} held back by the gate" for kind, c in on_tax.items()) + ".")
             lines += _recovery_losses(run, reports)
+    return lines
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    run = Path(run_dir)
+    reports = {name: EvalReport.read(run / f"{name}.json") if (run / f"{name}.json").is_file() else None
+               for name in ("base", "defended", "steered")}
+    agents = {name: AgentReport.read(run / f"agent_{name}.json") for name in ("base", "defended", "steered")
+              if (run / f"agent_{name}.json").is_file()}
+    if not any(reports.values()) and not agents:
+        raise FileNotFoundError(f"{run}: no base.json, defended.json, steered.json or agent_*.json to report on")
+    lines = [f"# taxlens run: {run}"] + (_eval_sections(run, reports) if any(reports.values()) else [])
+    missing = [f"{k}.json" for k, v in reports.items() if not v]
     summary = run / "probe" / "summary.md"
     if summary.is_file():
         text = summary.read_text()
@@ -111,6 +121,9 @@ def write_run_report(run_dir: str | Path) -> Path:
                   f"`{json.dumps(config['settings'])}`{' (quick search: screened on the first token only)' if config.get('quick') else ''}; "
                   f"meets the search constraints on val: {config.get('feasible')}.", "",
                   "![trade-off](steer/tradeoff.png)" if (run / "steer" / "tradeoff.png").is_file() else ""]
+    if agents:
+        lines += markdown_section(agents, "agent.png" if (run / "agent.png").is_file() else None)
+    missing += [f"agent_{k}.json" for k in ("base", "defended", "steered") if k not in agents]
     if missing:
         lines += ["", "Not in this run: " + ", ".join(missing) + "."]
     out = run / "report.md"

@@ -135,6 +135,22 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
     assert printed["tax_recovered"]["lookalike"]["rate"] == 1.0 and (tmp_path / "cmp.png").stat().st_size > 5000
 
 
+def test_a_run_folders_page_shows_its_agent_runs(tasks, tmp_path):
+    from taxlens.metrics import wilson
+    from taxlens.report import write_run_report
+
+    val = [t for t in tasks if t.split == "val"]
+    for name, policy in (("base", ScriptedPolicy("solution")), ("defended", _Refuser())):
+        AgentReport.build(name, "tasks.jsonl", "val", None, run_tasks(policy, val)).write(tmp_path / f"agent_{name}.json")
+    page = write_run_report(tmp_path).read_text()
+    lookalikes = sum(t.kind == "lookalike" for t in val)
+    assert "## As agents" in page and "| figure | base: `base` | defended: `defended` |" in page
+    assert f"| lookalike: task success | 100.0% [{100 * wilson(lookalikes, lookalikes)['lo']:.1f}, 100.0]" in page
+    assert f"defended: benign {sum(t.kind == 'benign' for t in val)} (" in page  # where its refused tasks stopped
+    assert "Not in this run: base.json, defended.json, steered.json" in page and "agent_steered.json" in page
+    assert "Step-1 refusal gap removed" not in page  # that needs a steered run
+
+
 def test_the_run_table_fits_an_80_column_terminal_without_cutting_a_figure(tasks):
     from rich.console import Console
 

@@ -173,6 +173,45 @@ def step1_gate_summary(report: AgentReport) -> str | None:
     return "; ".join(parts) or None
 
 
+MARKDOWN_FIGURES = (("lookalike", "task_success", "lookalike: task success"),
+                    ("lookalike", "step1_failure", "lookalike: step-1 failure"),
+                    ("lookalike", "step1_refusal", "lookalike: step-1 refusal"),
+                    ("lookalike", "timeout", "lookalike: timeout"), ("benign", "task_success", "benign: task success"),
+                    ("harmful", "harm_done", "harmful: harm done"), ("injection", "asr", "injection: attack success"))
+
+
+def markdown_section(models: dict[str, AgentReport], plot: str | None = None) -> list[str]:
+    """Agent runs as a markdown section for `taxlens report`: one row per figure (`MARKDOWN_FIGURES`), one column
+    per model in `models` (name → report); where the failed tasks first left the reference; with `base`, `defended`
+    and `steered` among them, the step-1 refusal gap the steered run removes; what a gate decided at step 1; `plot`
+    (a path relative to the page) below."""
+    from taxlens.metrics import format_rate
+
+    first = next(iter(models.values()))
+    lines = ["", "## As agents", "", f"Multi-step tasks in sandboxes: `{first.tasks}`, split {first.split or 'all'}; "
+             "95% Wilson intervals, in braces resampling task families.", "",
+             "| figure | " + " | ".join(f"{name}: `{r.model}`" for name, r in models.items()) + " |",
+             "|---|" + "---|" * len(models)]
+    for kind, name, title in MARKDOWN_FIGURES:
+        rates = [r.figure(kind, name) for r in models.values()]
+        if any(rates):
+            lines.append(f"| {title} | " + " | ".join(format_rate(rate) for rate in rates) + " |")
+    misses = [f"{name}: {summary}" for name, r in models.items() if (summary := miss_summary(r))]
+    if misses:
+        lines += ["", "**Where failed tasks first left the reference solution**: " + "; ".join(misses) + "."]
+    if all(name in models for name in ("base", "defended", "steered")):
+        refusals = [_Counting(models[name], "step1_refusal") for name in ("base", "defended", "steered")]
+        removed = tax_recovered(*refusals, kinds=("lookalike",))
+        if removed["rate"] is not None:
+            lines += ["", f"**Step-1 refusal gap removed** by the steered run on lookalike tasks: "
+                          f"{100 * removed['rate']:.0f}% [{100 * removed['lo']:.0f}, {100 * removed['hi']:.0f}] "
+                          "(paired bootstrap over tasks)."]
+    gates = [f"{name}: {summary}" for name, r in models.items() if (summary := step1_gate_summary(r))]
+    if gates:
+        lines += ["", "**The gate's decisions on each task's first prompt**: " + "; ".join(gates) + "."]
+    return lines + (["", f"![agent runs]({plot})"] if plot else [])
+
+
 def _points(d: dict) -> dict:
     return {k: (None if v is None else round(100 * v, 2)) for k, v in d.items()}
 
