@@ -127,6 +127,14 @@ def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_p
     removed = agent_comparison(reports["base"], reports["defended"], partly)["step1_refusal_recovered"]["lookalike"]
     refused = [t for t in partly.trajectories if t.kind == "lookalike" and t.steps[0].label == "refuse"]
     assert 0 < removed["rate"] < 1 and removed["rate"] == pytest.approx(1 - len(refused) / removed["n"])
+    assert "step1_gate_on_tax" not in agent_comparison(reports["base"], reports["defended"], partly)
+    gated = AgentReport.build("gated", "t", "val", None, [  # as if its gate gave the refused family the addition
+        replace(t, steps=(replace(t.steps[0], gate="add" if t.steps[0].label == "refuse" else "ablate",
+                                  gate_p_harmful=0.5), *t.steps[1:])) for t in partly.trajectories])
+    on_tax = agent_comparison(reports["base"], reports["defended"], gated)["step1_gate_on_tax"]["lookalike"]
+    ablated = lookalikes - len(refused)
+    assert on_tax == {"tax": lookalikes, "ablate": ablated, "ablate_recovered": ablated, "add": len(refused),
+                      "add_recovered": 0, "none": 0, "none_recovered": 0}
     paths = [reports[n].write(tmp_path / f"{n}.json") for n in ("base", "defended", "steered")]
     assert AgentReport.read(paths[1]).to_json() == json.loads(paths[1].read_text())
     assert main(["compare", str(paths[0]), str(paths[1]), "--steered", str(paths[2]),
@@ -141,7 +149,8 @@ def test_a_run_folders_page_shows_its_agent_runs(tasks, tmp_path):
 
     val = [t for t in tasks if t.split == "val"]
     for name, policy in (("base", ScriptedPolicy("solution")), ("defended", _Refuser())):
-        AgentReport.build(name, "tasks.jsonl", "val", None, run_tasks(policy, val)).write(tmp_path / f"agent_{name}.json")
+        report = AgentReport.build(name, "tasks.jsonl", "val", None, run_tasks(policy, val))
+        report.write(tmp_path / f"agent_{name}.json")
     page = write_run_report(tmp_path).read_text()
     lookalikes = sum(t.kind == "lookalike" for t in val)
     assert "## As agents" in page and "| figure | base: `base` | defended: `defended` |" in page
