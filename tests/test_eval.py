@@ -104,6 +104,18 @@ def test_steered_eval_gives_each_benign_record_its_first_token_kl(tmp_path):
     assert abs(sum(per_record) / len(per_record) - report["kl_first_token_benign"]) < 1e-4
 
 
+def _mixed_val(tmp_path, every: int):
+    """A file of every `every`-th val record, kinds in turn, without their minimal-pair links (the partners are left
+    out)."""
+    val = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "val"]
+    picked = [r for kind in ("benign", "lookalike", "harmful", "injection") for r in val if r["kind"] == kind][::every]
+    for r in picked:
+        r.pop("pair", None)
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    return data
+
+
 def test_a_gated_eval_records_each_rows_gate_reading_in_record_order(tmp_path):
     from steering.config import load_config
     from taxlens.chat import render_prompt
@@ -112,12 +124,7 @@ def test_a_gated_eval_records_each_rows_gate_reading_in_record_order(tmp_path):
     from taxlens.generation import greedy_generate
     from taxlens.models import load_model
 
-    val = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "val"]
-    picked = [r for kind in ("benign", "lookalike", "harmful", "injection") for r in val if r["kind"] == kind][::24]
-    for r in picked:
-        r.pop("pair", None)
-    data = tmp_path / "mixed.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    data = _mixed_val(tmp_path, every=24)
     records = load_records(data)
     model = load_model("organism:defended")
     steering, _ = load_config("organism:gated", model=model)
@@ -142,12 +149,7 @@ def test_oracle_gate_runs_each_kind_under_the_decision_its_label_calls_for(tmp_p
     from taxlens.evaluation import evaluate
     from taxlens.models import load_model
 
-    val = [json.loads(line) for line in DATA.read_text().splitlines() if json.loads(line)["split"] == "val"]
-    picked = [r for kind in ("benign", "lookalike", "harmful", "injection") for r in val if r["kind"] == kind][::20]
-    for r in picked:
-        r.pop("pair", None)
-    data = tmp_path / "mixed.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    data = _mixed_val(tmp_path, every=20)
     out = tmp_path / "oracle.json"
     assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--oracle-gate", "--data",
                  str(data), "--max-new-tokens", "8", "--out", str(out)]) == 0
