@@ -248,7 +248,8 @@ class SteeringHandle:
         None when the steering has no gate or no prompt has been run."""
         if self.steering.gate is None or self.harm_probability is None:
             return None
-        return [(round(float(p), 4), "ablate" if ablate else "add" if add else "none")
+        # unrounded: a reading rounded to 0.99 may lie just below an add threshold of 0.99
+        return [(float(p), "ablate" if ablate else "add" if add else "none")
                 for p, ablate, add in zip(self.harm_probability, self.decisions.tolist(), self.additions.tolist())]
 
     def _hook(self, site, layer, fn) -> None:

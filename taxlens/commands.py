@@ -141,6 +141,23 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from steering.config import load_config
+    from steering.sweep import sweep_thresholds, write_sweep
+    from taxlens.contract import load_records
+    from taxlens.models import load_model
+
+    records = load_records(args.data, split=args.split)[: args.limit]
+    model = load_model(_source(args), device=args.device, dtype=args.dtype)
+    steering, _ = load_config(args.steer, model=model)
+    sweep = sweep_thresholds(model, steering, records, data=args.data, split=args.split,
+                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    out = write_sweep(sweep, args.out)
+    _console().print((out / "sweep.md").read_text())
+    print(f"sweep: {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
+    return 0
+
+
 def _eval_endpoint(args, records) -> int:
     from taxlens.endpoint import GATE_HEADER, evaluate_endpoint
     from taxlens.eval_report import gate_summary, miss_summary

@@ -143,6 +143,37 @@ def test_a_gated_eval_records_each_rows_gate_reading_in_record_order(tmp_path):
     assert EvalReport.from_json(report.to_json()).records == report.records
 
 
+def test_a_threshold_sweep_gives_at_the_configs_own_thresholds_what_the_config_does(tmp_path, capsys):
+    from steering.config import load_config
+    from steering.search import val_figures
+    from taxlens.contract import load_records
+    from taxlens.evaluation import evaluate
+    from taxlens.models import load_model
+
+    data = _mixed_val(tmp_path, every=12)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", "organism:defended", "--steer", "organism:gated", "--data", str(data),
+                 "--max-new-tokens", "8", "--out", str(out)]) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert (out / "sweep.png").stat().st_size > 5000 and "**(config)**" in (out / "sweep.md").read_text()
+    model = load_model("organism:defended")
+    steering, _ = load_config("organism:gated", model=model)
+    gated = evaluate(model, load_records(data), data=str(data), split="val", steering=steering, max_new_tokens=8,
+                     progress=False)
+    own = next(r for r in sweep["rows"] if (r["threshold"], r["add_threshold"]) == (
+        steering.gate.threshold, steering.gate.add_threshold))
+    assert {k: own[k] for k in val_figures(gated)} == val_figures(gated)
+    assert {row.id: row.gate_p_harmful for row in gated.records} == sweep["p_harmful"]
+    # a higher threshold sends more prompts to the ablation: the gate passes more attacks, never fewer
+    at_own_add = sorted((r for r in sweep["rows"] if r["add_threshold"] == steering.gate.add_threshold),
+                        key=lambda r: r["threshold"])
+    passes = [r["gate_passes_harmful"] + r["gate_passes_injection"] for r in at_own_add]
+    assert passes == sorted(passes) and len(at_own_add) >= 8
+    assert main(["sweep", "--model", "organism:defended", "--steer", "organism:global", "--data", str(data),
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "has no gate" in capsys.readouterr().err
+
+
 def test_oracle_gate_runs_each_kind_under_the_decision_its_label_calls_for(tmp_path, capsys):
     from steering.config import load_config
     from taxlens.contract import load_records
