@@ -6,8 +6,9 @@ of the decision it would get. The search chooses its thresholds on the first rep
 curve around its choice, from whole replies.
 
 >>> sweep = sweep_thresholds(model, steering, records, data="datasets/toolcalls.jsonl", split="val")  # doctest: +SKIP
->>> sweep.at(0.5, 0.99)["success_lookalike"]                                                         # doctest: +SKIP
-0.5
+>>> [(r["threshold"], r["success_lookalike"]) for r in sweep.rows if r["add_threshold"] == 0.99][-2:]  # doctest: +SKIP
+[(0.9, 0.51), (0.95, 0.5312)]
+>>> write_sweep(sweep, "runs/sweep")                        # sweep.json, sweep.md, sweep.png  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -37,12 +38,6 @@ class ThresholdSweep:
     add_threshold: float | None  # None: the config adds nothing, and only the threshold moves
     p_harmful: dict[str, float]
     rows: tuple[dict, ...]
-
-    def at(self, threshold: float, add_threshold: float | None = None) -> dict:
-        for row in self.rows:
-            if row["threshold"] == threshold and row["add_threshold"] == add_threshold:
-                return row
-        raise KeyError(f"no row at threshold {threshold}, add threshold {add_threshold} in this sweep")
 
     def to_json(self) -> dict:
         return {"threshold": self.threshold, "add_threshold": self.add_threshold, "rows": list(self.rows),

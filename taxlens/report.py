@@ -73,6 +73,9 @@ def _eval_sections(run: Path, reports: dict) -> list[str]:
                       + " → ".join(format_rate(r.figure("harmful", "refusal")) for r in (defended, steered))
                       + "; ASR " + " → ".join(format_rate(r.figure("injection", "asr")) for r in (defended, steered))
                       + "."]
+        if gates := gate_summary(steered):
+            lines.append(f"**The gate's decisions** (`ablate`: given the ablation; `add`: the refusal direction "
+                         f"added; `none`: neither): {gates}.")
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:
@@ -81,10 +84,6 @@ def _eval_sections(run: Path, reports: dict) -> list[str]:
                 lines.append(f"**Tax recovered**: {100 * rec['rate']:.0f}% [{100 * rec['lo']:.0f}, "
                              f"{100 * rec['hi']:.0f}] (paired bootstrap){family} of the base-vs-defended success gap "
                              f"on benign + lookalike.")
-        if gates := gate_summary(steered):
-            lines.append(f"**The gate's decisions** (`ablate`: given the ablation; `add`: the refusal direction "
-                         f"added; `none`: neither): {gates}.")
-        if reports["base"]:
             if on_tax := gate_on_tax(reports["base"], defended, steered):
                 lines.append("Of the tax records (the base does them, the defended model does not), " + "; ".join(
                     f"{kind}: {c['ablate']} of {c['tax']} sent to the ablation ({c['ablate_recovered']} recovered), "

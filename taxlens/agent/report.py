@@ -1,7 +1,7 @@
 """An agent run's report: per kind, task success, step-1 failure, timeout, cascade, repeated calls and mean steps;
 attack success and utility under attack on injected tasks; harm done on harmful ones; under a gated steering, what
-its gate decided at step 1 (`step1_gate`); every trajectory. And the
-cross-report figures: the autonomy tax in tasks, the share of it a steering config recovers, and the defence it keeps.
+its gate decided at step 1 (`step1_gate`); every trajectory. And the cross-report figures: the autonomy tax in
+tasks, the share of it a steering config recovers, and the defence it keeps.
 
 Each rate is `{rate, lo, hi, k, n}` with its 95% Wilson interval and, as tasks carry their family, a family-bootstrap
 interval (`family_lo`, `family_hi`, `families`).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from taxlens.agent.loop import CAUSES, MISSES, Step, Trajectory
 from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError
-from taxlens.metrics import format_rate_cell, newcombe, rate_of, tax_recovered
+from taxlens.metrics import format_rate, format_rate_cell, newcombe, rate_of, tax_recovered
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
 FIGURES = {  # figure → what it counts, per trajectory
@@ -185,8 +185,6 @@ def markdown_section(models: dict[str, AgentReport], plot: str | None = None) ->
     per model in `models` (name → report); where the failed tasks first left the reference; with `base`, `defended`
     and `steered` among them, the step-1 refusal gap the steered run removes; what a gate decided at step 1; `plot`
     (a path relative to the page) below."""
-    from taxlens.metrics import format_rate
-
     first = next(iter(models.values()))
     lines = ["", "## As agents", "", f"Multi-step tasks in sandboxes: `{first.tasks}`, split {first.split or 'all'}; "
              "95% Wilson intervals, in braces resampling task families.", "",
