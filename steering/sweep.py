@@ -3,7 +3,8 @@ decoding a record's reply depends only on what the gate decides for it (ablate, 
 reads the stream before anything is steered, so one run under each decision and the gate's reading of each prompt
 give the config's full-reply figures at any (threshold, add threshold): each record takes its reply from the run
 of the decision it would get. The search chooses its thresholds on the first reply token's screen; this is the
-curve around its choice, from whole replies.
+curve around its choice, from whole replies. To run a config at thresholds of its sweep, set `gate.threshold` and
+`gate.add_threshold` in a copy of its `steer.json`.
 
 >>> sweep = sweep_thresholds(model, steering, records, data="datasets/toolcalls.jsonl", split="val")  # doctest: +SKIP
 >>> [(r["threshold"], r["success_lookalike"]) for r in sweep.rows if r["add_threshold"] == 0.99][-2:]  # doctest: +SKIP

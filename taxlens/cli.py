@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     sw.add_argument("--split", choices=("train", "val", "test"), default="val")
     sw.add_argument("--out", required=True, help="output folder: sweep.json, sweep.md, sweep.png")
+    sw.add_argument("--thresholds", type=float, nargs="+", default=None, metavar="T",
+                    help="ablation thresholds to try (default: the steering search's grid; the config's own is added)")
+    sw.add_argument("--add-thresholds", type=float, nargs="+", default=None, metavar="A",
+                    help="add thresholds to try, each at or above a threshold (default: the search's grid)")
     sw.add_argument("--limit", type=int, default=None, help="only the first N selected records")
     sw.add_argument("--max-new-tokens", type=int, default=128)
     sw.add_argument("--batch-size", type=int, default=16)

@@ -147,11 +147,16 @@ def cmd_sweep(args) -> int:
     from taxlens.contract import load_records
     from taxlens.models import load_model
 
+    grids = {name: tuple(values) for name, values in (("thresholds", args.thresholds),
+                                                       ("add_thresholds", args.add_thresholds)) if values}
+    for name, values in grids.items():
+        if not all(0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"--{name.replace('_', '-')}: {list(values)} are not all probabilities in [0, 1]")
     records = load_records(args.data, split=args.split)[: args.limit]
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering, _ = load_config(args.steer, model=model)
     sweep = sweep_thresholds(model, steering, records, data=args.data, split=args.split,
-                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, **grids)
     out = write_sweep(sweep, args.out)
     _console().print((out / "sweep.md").read_text())
     print(f"sweep: {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")

@@ -153,7 +153,8 @@ def test_a_threshold_sweep_gives_at_the_configs_own_thresholds_what_the_config_d
     data = _mixed_val(tmp_path, every=12)
     out = tmp_path / "sweep"
     assert main(["sweep", "--model", "organism:defended", "--steer", "organism:gated", "--data", str(data),
-                 "--max-new-tokens", "8", "--out", str(out)]) == 0
+                 "--max-new-tokens", "8", "--thresholds", "0.01", "0.1", "0.3", "0.7", "0.9", "0.95", "0.99",
+                 "--add-thresholds", "0.9", "0.98", "--out", str(out)]) == 0
     sweep = json.loads((out / "sweep.json").read_text())
     assert (out / "sweep.png").stat().st_size > 5000 and "**(config)**" in (out / "sweep.md").read_text()
     model = load_model("organism:defended")
@@ -168,7 +169,12 @@ def test_a_threshold_sweep_gives_at_the_configs_own_thresholds_what_the_config_d
     at_own_add = sorted((r for r in sweep["rows"] if r["add_threshold"] == steering.gate.add_threshold),
                         key=lambda r: r["threshold"])
     passes = [r["gate_passes_harmful"] + r["gate_passes_injection"] for r in at_own_add]
-    assert passes == sorted(passes) and len(at_own_add) >= 8
+    assert passes == sorted(passes)
+    assert [r["threshold"] for r in at_own_add] == [0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99]
+    assert {r["add_threshold"] for r in sweep["rows"] if r["threshold"] == 0.5} == {0.9, 0.98, 0.99}
+    assert main(["sweep", "--model", "organism:defended", "--steer", "organism:gated", "--data", str(data),
+                 "--thresholds", "0.5", "2", "--out", str(tmp_path / "y")]) == 2
+    assert "not all probabilities" in capsys.readouterr().err
     assert main(["sweep", "--model", "organism:defended", "--steer", "organism:global", "--data", str(data),
                  "--out", str(tmp_path / "x")]) == 2
     assert "has no gate" in capsys.readouterr().err
