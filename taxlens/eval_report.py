@@ -238,9 +238,21 @@ def miss_summary(report: EvalReport) -> str | None:
 GATE_DECISIONS = ("ablate", "add", "none")
 
 
-def gate_counts(rows) -> dict[str, int]:
-    """How many of `rows` (RecordResults) a gate sent to each decision (`GATE_DECISIONS`)."""
-    return {decision: sum(row.gate == decision for row in rows) for decision in GATE_DECISIONS}
+def by_decision(items) -> dict[str, int]:
+    """(decision, done) pairs counted per gate decision, and how many of each were done: {"ablate": 22,
+    "ablate_recovered": 19, "add": 4, "add_recovered": 0, "none": 9, "none_recovered": 0}."""
+    items = list(items)
+    out = {}
+    for decision in GATE_DECISIONS:
+        mine = [done for d, done in items if d == decision]
+        out |= {decision: len(mine), f"{decision}_recovered": sum(mine)}
+    return out
+
+
+def decisions_text(counts_by_kind: dict[str, dict[str, int]]) -> str | None:
+    """`{kind: {decision: n}}` as 'benign 81 ablate, 0 add, 15 none; …'; None when empty."""
+    return "; ".join(f"{kind} " + ", ".join(f"{counts.get(d, 0)} {d}" for d in GATE_DECISIONS)
+                     for kind, counts in counts_by_kind.items()) or None
 
 
 def gate_summary(report: EvalReport) -> str | None:
@@ -250,9 +262,6 @@ def gate_summary(report: EvalReport) -> str | None:
     >>> gate_summary(report)                                                      # doctest: +SKIP
     'benign 81 ablate, 3 add, 12 none; lookalike 74 ablate, 2 add, 20 none; harmful 0 ablate, 92 add, 4 none'
     """
-    parts = []
-    for kind in report.kinds:
-        rows = [row for row in report.records if row.kind == kind and row.gate is not None]
-        if rows:
-            parts.append(f"{kind} " + ", ".join(f"{n} {decision}" for decision, n in gate_counts(rows).items()))
-    return "; ".join(parts) or None
+    decided = {kind: [row.gate for row in report.records if row.kind == kind and row.gate] for kind in report.kinds}
+    return decisions_text({kind: {d: gates.count(d) for d in GATE_DECISIONS} for kind, gates in decided.items()
+                           if gates})

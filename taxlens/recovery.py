@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from taxlens.eval_report import GATE_DECISIONS, EvalReport
+from taxlens.eval_report import EvalReport, by_decision
 
 CAUSES = ("recovered", "lost_to_gate", "lost_to_intervention", "lost_after_first_token")
 
@@ -101,9 +101,5 @@ def gate_on_tax(base: EvalReport, defended: EvalReport, steered: EvalReport,
         tax = [rows[i] for i in sorted(set(b) & set(d) & set(rows)) if b[i] and not d[i]]
         if not tax:
             continue
-        counts = {"tax": len(tax)}
-        for decision in GATE_DECISIONS:
-            mine = [row for row in tax if row.gate == decision]
-            counts |= {decision: len(mine), f"{decision}_recovered": sum(row.ok for row in mine)}
-        out[kind] = counts
+        out[kind] = {"tax": len(tax), **by_decision((row.gate, row.ok) for row in tax)}
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from taxlens.agent.loop import CAUSES, MISSES, Step, Trajectory
-from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError
+from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError, by_decision, decisions_text
 from taxlens.metrics import format_rate, format_rate_cell, newcombe, rate_of, tax_recovered
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
@@ -168,9 +168,8 @@ def step1_gate_summary(report: AgentReport) -> str | None:
     >>> step1_gate_summary(report)                                                # doctest: +SKIP
     'benign 20 ablate, 0 add, 7 none; harmful 0 ablate, 30 add, 6 none'
     """
-    parts = [f"{kind} " + ", ".join(f"{n} {decision}" for decision, n in block["step1_gate"].items())
-             for kind, block in report.kinds.items() if block.get("step1_gate")]
-    return "; ".join(parts) or None
+    return decisions_text({kind: block["step1_gate"] for kind, block in report.kinds.items()
+                           if block.get("step1_gate")})
 
 
 MARKDOWN_FIGURES = (("lookalike", "task_success", "lookalike: task success"),
@@ -250,10 +249,7 @@ def step1_gate_on_tax(base: AgentReport, defended: AgentReport, steered: AgentRe
         tax = [first[t.task_id] for t in defended.trajectories if t.kind == kind and t.task_id in first
                and t.task_id in refused["defended"] - refused["base"]]
         if tax:
-            out[kind] = {"tax": len(tax)}
-            for decision in GATE_DECISIONS:
-                mine = [step for step in tax if step.gate == decision]
-                out[kind] |= {decision: len(mine), f"{decision}_recovered": sum(s.label != "refuse" for s in mine)}
+            out[kind] = {"tax": len(tax), **by_decision((step.gate, step.label != "refuse") for step in tax)}
     return out
 
 
