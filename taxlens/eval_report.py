@@ -260,7 +260,7 @@ def gate_summary(report: EvalReport) -> str | None:
     addition, or left unsteered; None when no row records a gate.
 
     >>> gate_summary(report)                                                      # doctest: +SKIP
-    'benign 81 ablate, 3 add, 12 none; lookalike 74 ablate, 2 add, 20 none; harmful 0 ablate, 92 add, 4 none'
+    'benign 81 ablate, 0 add, 15 none; lookalike 74 ablate, 6 add, 16 none; harmful 0 ablate, 108 add, 36 none'
     """
     decided = {kind: [row.gate for row in report.records if row.kind == kind and row.gate] for kind in report.kinds}
     return decisions_text({kind: {d: gates.count(d) for d in GATE_DECISIONS} for kind, gates in decided.items()

@@ -91,7 +91,7 @@ def gate_on_tax(base: EvalReport, defended: EvalReport, steered: EvalReport,
                 kinds: tuple[str, ...] = ("benign", "lookalike")) -> dict[str, dict[str, int]] | None:
     """Per kind, the tax records (the base does them, the defended model does not) by the steered run's gate
     decision, and how many of each the steered run did: {"tax": 35, "ablate": 22, "ablate_recovered": 19, "add":
-    1, "add_recovered": 0, "none": 12, "none_recovered": 0}. None when the steered report records no gate."""
+    4, "add_recovered": 0, "none": 9, "none_recovered": 0}. None when the steered report records no gate."""
     rows = {row.id: row for row in steered.records}
     if not any(row.gate for row in rows.values()):
         return None

@@ -166,7 +166,7 @@ def step1_gate_summary(report: AgentReport) -> str | None:
     gate.
 
     >>> step1_gate_summary(report)                                                # doctest: +SKIP
-    'benign 20 ablate, 0 add, 7 none; harmful 0 ablate, 30 add, 6 none'
+    'benign 18 ablate, 1 add, 8 none; harmful 0 ablate, 28 add, 8 none'
     """
     return decisions_text({kind: block["step1_gate"] for kind, block in report.kinds.items()
                            if block.get("step1_gate")})
@@ -236,8 +236,8 @@ class _Counting:
 def step1_gate_on_tax(base: AgentReport, defended: AgentReport, steered: AgentReport,
                       kinds: tuple[str, ...] = ("benign", "lookalike")) -> dict[str, dict[str, int]] | None:
     """Per kind, the tasks the defended model refuses at step 1 and the base does not, by the steered run's gate
-    decision on their first prompt, and how many of each the steered run no longer refuses there: {"tax": 8,
-    "ablate": 6, "ablate_recovered": 5, "add": 2, "add_recovered": 0, "none": 0, "none_recovered": 0}. None when
+    decision on their first prompt, and how many of each the steered run no longer refuses there: {"tax": 4,
+    "ablate": 1, "ablate_recovered": 1, "add": 3, "add_recovered": 0, "none": 0, "none_recovered": 0}. None when
     the steered run's steps record no gate."""
     first = {t.task_id: t.steps[0] for t in steered.trajectories if t.steps}
     if not any(step.gate for step in first.values()):
