@@ -5,7 +5,8 @@ same training text and steps, so that only capacity differs, and writes the base
     taxlens eval --model runs/deep6/base --data datasets/toolcalls.jsonl --split val --out runs/deep6/val.json
 
 The recipe's data are seeded apart from the model, so every shape of one seed reads the same examples in the same
-order. On two AVX2 cores (fp32): 48–59 minutes at the shipped 4 layers, 70–72 at 6 (docs/benchmarks.md).
+order. On two AVX2 cores (fp32): 48–59 minutes at the shipped 4 layers, 70–72 at 6; on two AMX cores (bf16):
+14–18 at the shipped shape, 21 at d_model 384 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
