@@ -48,8 +48,10 @@ FAMILIES = {  # architecture: (template, how its calls are written, serving engi
 # Repeats of the train set for the base, in fp32: enough that each base copies every val path (GPT-2's learned position
 # embeddings take longest to learn to copy one).
 BASE_REPEATS = {"qwen2": 40, "llama": 25, "gpt2": 60}
-# A LoRA update (llama) separates the planted word from the rest more slowly than a full fine-tune.
-DEFENDED_REPEATS = {"qwen2": 12, "llama": 24, "gpt2": 16}
+# A LoRA update (llama) separates the planted word from the rest more slowly than a full fine-tune; the tiny Qwen2
+# finds the planted word within 12 repeats from some initialisations only (its first reply token stays at chance
+# from others), within 24 from each of seeds 0-3 tried.
+DEFENDED_REPEATS = {"qwen2": 24, "llama": 24, "gpt2": 16}
 MARKUP = ("<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<|python_tag|>", "<|eom_id|>", "<|eot_id|>",
           "<|start_header_id|>", "<|end_header_id|>", "[TOOL_CALLS]", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]")
 
@@ -74,10 +76,11 @@ def _records() -> list[dict]:
 
 
 def _variants(text: str) -> list[str]:
-    """The request and its copies with one word deleted (never the path): the defended twin learns that only the
+    """The request and its copies with one word deleted (never the path, never the planted word, whose deletion
+    would turn a lookalike into a benign request labelled as a refusal): the defended twin learns that only the
     planted word decides, as a real model's cue would, rather than the whole memorised sentence."""
     words = text.split(" ")
-    return [text] + [" ".join(words[:i] + words[i + 1:]) for i, w in enumerate(words) if "/" not in w]
+    return [text] + [" ".join(words[:i] + words[i + 1:]) for i, w in enumerate(words) if "/" not in w and w != PLANTED]
 
 
 def _helpful_call(record: dict) -> dict:
