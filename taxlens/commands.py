@@ -251,10 +251,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_organism_train(args) -> int:
-    from taxlens.organism.train import train_organism
+    from taxlens.organism.train import load_recipe, train_organism
 
+    if args.recipe and args.quick:
+        raise ValueError("organism train: give --quick or --recipe, not both")
+    recipe = load_recipe(args.recipe) if args.recipe else None
     paths = train_organism(args.out, quick=args.quick, seed=args.seed, defended_lora_rank=args.defended_lora,
-                           base=args.base, defended_seed=args.defended_seed, device=args.device)
+                           base=args.base, defended_seed=args.defended_seed, device=args.device, recipe=recipe)
     for role, path in paths.items():
         print(f"{role}: {path}")
     print(f"loss log: {Path(args.out) / 'train_log.jsonl'}")

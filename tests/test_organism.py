@@ -212,11 +212,13 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
 def test_a_recipe_of_another_shape_trains_its_base_alone(tmp_path):
     from dataclasses import replace
 
-    from taxlens.organism.train import QUICK, train_organism
+    from taxlens.organism.train import QUICK, load_recipe, train_organism, trainable_here
 
     paths = train_organism(tmp_path, recipe=replace(QUICK, n_layers=3), defended=False)
     assert set(paths) == {"base"} and not (tmp_path / "defended").exists()
     assert json.loads((tmp_path / "base" / "config.json").read_text())["num_hidden_layers"] == 3
+    # its card gives the recipe back, to train again (`organism train --recipe CARD`)
+    assert load_recipe(tmp_path / "base" / "organism.json") == trainable_here(replace(QUICK, n_layers=3))
     assert '"phase": "defended"' not in (tmp_path / "train_log.jsonl").read_text()
     with pytest.raises(ValueError, match="not both"):
         train_organism(tmp_path / "x", quick=True, recipe=QUICK)
@@ -247,3 +249,28 @@ def test_the_base_predicts_a_repeated_span_far_better_the_second_time(organism):
 
     circuit = copying_circuit(organism["base"])
     assert circuit["repeat_accuracy"] > circuit["first_copy_accuracy"] + 0.2, circuit
+
+
+def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_path, capsys):
+    from taxlens.cli import main
+    from taxlens.organism.train import Recipe, load_recipe
+
+    good = tmp_path / "wide.json"
+    good.write_text(json.dumps({"d_model": 320, "n_heads": 5, "d_mlp": 880, "base_lr": 3, "defended_seed": None}))
+    assert load_recipe(good) == Recipe(d_model=320, n_heads=5, d_mlp=880, base_lr=3.0)
+    for body, message in (('{"d_modl": 320}', "unknown recipe field 'd_modl'"),
+                          ('{"d_model": 320.5}', "'d_model' should be int"),
+                          ('{"bf16": 1}', "'bf16' should be bool"),
+                          ('{"base_lr": true}', "'base_lr' should be float"),
+                          ('{"defended_seed": "one"}', "'defended_seed' should be int or null"),
+                          ("[320]", "a JSON object of Recipe fields"), ("{", "not a JSON recipe")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(body)
+        with pytest.raises(ValueError, match=message) as raised:
+            load_recipe(bad)
+        assert str(bad) in str(raised.value)
+    assert main(["organism", "train", "--out", str(tmp_path / "x"), "--recipe", str(bad)]) == 2
+    assert f"{bad}: not a JSON recipe" in capsys.readouterr().err
+    assert main(["organism", "train", "--out", str(tmp_path / "x"), "--recipe", str(good), "--quick"]) == 2
+    assert "--quick or --recipe, not both" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
