@@ -251,7 +251,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_organism_train(args) -> int:
-    from taxlens.organism.train import load_recipe, train_organism
+    from taxlens.organism.recipe_file import load_recipe
+    from taxlens.organism.train import train_organism
 
     if args.recipe and args.quick:
         raise ValueError("organism train: give --quick or --recipe, not both")

@@ -212,7 +212,8 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
 def test_a_recipe_of_another_shape_trains_its_base_alone(tmp_path):
     from dataclasses import replace
 
-    from taxlens.organism.train import QUICK, load_recipe, train_organism, trainable_here
+    from taxlens.organism.recipe_file import load_recipe
+    from taxlens.organism.train import QUICK, train_organism, trainable_here
 
     paths = train_organism(tmp_path, recipe=replace(QUICK, n_layers=3), defended=False)
     assert set(paths) == {"base"} and not (tmp_path / "defended").exists()
@@ -253,7 +254,8 @@ def test_the_base_predicts_a_repeated_span_far_better_the_second_time(organism):
 
 def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_path, capsys):
     from taxlens.cli import main
-    from taxlens.organism.train import Recipe, load_recipe
+    from taxlens.organism.recipe_file import load_recipe
+    from taxlens.organism.train import Recipe
 
     good = tmp_path / "wide.json"
     good.write_text(json.dumps({"d_model": 320, "n_heads": 5, "d_mlp": 880, "base_lr": 3, "defended_seed": None}))

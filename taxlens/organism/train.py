@@ -14,7 +14,6 @@ import random
 import shutil
 import sys
 import time
-import typing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -143,46 +142,6 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
             x, y = encoded[i]
             ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = torch.tensor(x), torch.tensor(y), 1
         yield ids, labels, mask
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """A recipe from a JSON file: an object of `Recipe` fields (the fields it leaves out keep the shipped recipe's),
-    or the `organism.json` card of a folder `train_organism` wrote (its recipe, to train again). An unknown field or
-    a value of the wrong type is an error naming the file and the field.
-
-    >>> load_recipe("runs/wide/base/organism.json").d_model          # doctest: +SKIP
-    320
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a JSON recipe ({e})") from None
-    if isinstance(data, dict) and "role" in data and isinstance(data.get("recipe"), dict):
-        data = data["recipe"]  # an organism.json card
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a recipe is a JSON object of Recipe fields, e.g. {{\"d_model\": 320}}")
-    hints = typing.get_type_hints(Recipe)
-    for key, value in data.items():
-        if key not in hints:
-            raise ValueError(f"{path}: unknown recipe field {key!r} (Recipe's fields: {', '.join(hints)})")
-        if not _fits(hints[key], value):
-            raise ValueError(f"{path}: recipe field {key!r} should be {_type_name(hints[key])}, got {value!r}")
-    return Recipe(**{key: float(v) if hints[key] is float else v for key, v in data.items()})
-
-
-def _fits(hint, value) -> bool:
-    """Whether a JSON value fits a `Recipe` field's type (an int fits a float field; a bool fits no number's)."""
-    for t in typing.get_args(hint) or (hint,):
-        if t is type(None) and value is None or t is bool and isinstance(value, bool):
-            return True
-        if t in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float) if t is float else int):
-            return True
-    return False
-
-
-def _type_name(hint) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in typing.get_args(hint) or (hint,))
 
 
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
