@@ -220,6 +220,7 @@ def test_a_recipe_of_another_shape_trains_its_base_alone(tmp_path):
     assert json.loads((tmp_path / "base" / "config.json").read_text())["num_hidden_layers"] == 3
     # its card gives the recipe back, to train again (`organism train --recipe CARD`)
     assert load_recipe(tmp_path / "base" / "organism.json") == trainable_here(replace(QUICK, n_layers=3))
+    assert load_recipe(tmp_path / "base") == load_recipe(tmp_path / "base" / "organism.json")  # the folder will do
     assert '"phase": "defended"' not in (tmp_path / "train_log.jsonl").read_text()
     with pytest.raises(ValueError, match="not both"):
         train_organism(tmp_path / "x", quick=True, recipe=QUICK)

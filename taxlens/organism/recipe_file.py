@@ -16,9 +16,11 @@ from taxlens.organism.train import Recipe
 
 def load_recipe(path: str | Path) -> Recipe:
     """A recipe from a JSON file: an object of `Recipe` fields (the fields it leaves out keep the shipped recipe's),
-    or the `organism.json` card of a folder `train_organism` wrote (its recipe, to train again). An unknown field or
-    a value of the wrong type is an error naming the file and the field."""
+    or the `organism.json` card of a folder `train_organism` wrote, or that folder (its recipe, to train again). An
+    unknown field or a value of the wrong type is an error naming the file and the field."""
     path = Path(path)
+    if path.is_dir():  # a folder `train_organism` wrote: its card
+        path = path / "organism.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
