@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", default=None, metavar="FILE",
                        help="another recipe: a JSON object of Recipe fields (the rest keep the shipped recipe's, "
                             "e.g. {\"d_model\": 320, \"n_heads\": 5, \"d_mlp\": 880}), or a trained folder's "
-                            "organism.json (or the folder) to train its recipe again; --seed and the options below still "
-                            "apply")
+                            "organism.json (or the folder) to train its recipe again; --seed and the options below "
+                            "still apply")
     train.add_argument("--seed", type=int, default=None, help="default: the recipe's (the shipped pair's)")
     train.add_argument("--defended-seed", type=int, default=None,
                        help="the defended twin's own seed (its set, adapter start and batch order); default: it "
