@@ -1,10 +1,11 @@
 """Seconds per organism training step on the recipe's own batches, with the loss taken as HF's causal LM computes it
 (logits at every position) and with the unembedding applied only where the next token is labelled (`labelled_loss`
 below: the reply, about a third of a base pass's tokens and a quarter of the defended set's). Both compiled, with
-bf16 autocast where the CPU computes bf16 natively, from the same initial weights over the same batches, taking turns on each batch; the
-losses must agree.
+bf16 autocast where the CPU computes bf16 natively, from the same initial weights over the same batches, taking
+turns on each batch; their losses on the first batch must agree.
 
-    python benchmarks/loss_speed.py --steps 120 --d-model 320 --n-heads 5 --d-mlp 880 --json runs/bench/loss_speed.json
+    python benchmarks/loss_speed.py --steps 150 --d-model 320 --n-heads 5 --d-mlp 880 [--set defended] \
+        --json runs/bench/loss_speed.json
 """
 
 from __future__ import annotations
