@@ -12,7 +12,7 @@ import pytest
 from taxlens.datagen import grammar, vocab
 from taxlens.datagen.triggers import find_triggers
 from taxlens.labels import label_reply
-from taxlens.organism.corpus import REFUSAL_TEXT, assessment_texts, build_examples
+from taxlens.organism.corpus import REFUSAL_TEXT, assessment_texts, build_examples, vary_tool_lists
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +296,23 @@ def test_a_last_pass_longer_than_one_train_build_reads_each_train_record_once():
     assert len(examples) == one_build + 40
     chats = [json.dumps(ex.messages) for ex in examples]
     assert len(set(chats)) == len(chats)
+
+
+def test_varied_tool_lists_keep_every_called_tool_and_change_nothing_else(examples):
+    chats = examples["base"] + examples["defended"]
+    varied = vary_tool_lists(chats, seed=3)
+    assert [(e.messages, e.reply, e.text) for e in varied] == [(e.messages, e.reply, e.text) for e in chats]
+    lists = set()
+    for before, after in zip(chats, varied):
+        if before.messages is None:
+            assert after.tools == before.tools
+            continue
+        said = before.reply + "".join(m["content"] for m in before.messages if m["role"] == "assistant")
+        called = set(re.findall(r'"name": "([a-z_]+)"', said))
+        assert called <= set(after.tools) and after.tools, (before.reply, after.tools)
+        lists.add(tuple(after.tools))
+    # lists of many shapes, some short of the domain's set and some reaching into another domain
+    assert len(lists) > 50
+    assert any(len(t) == 1 for t in lists)
+    assert any({"read_file", "http_request"} <= set(t) for t in lists)
+    assert vary_tool_lists(chats, seed=3) == varied

@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from taxlens.agent.loop import REFUSAL, call_text
 from taxlens.datagen import grammar, train_split
@@ -149,3 +150,33 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
         examples += trajectory_examples(role, lookup_tasks(rng, n_lookups))
     rng.shuffle(examples)
     return examples
+
+
+_CALLED = re.compile(r'"name": "([a-z_]+)"')
+
+
+def draw_tool_list(called: set[str], domain: tuple[str, ...], rng: random.Random) -> list[str]:
+    """The tools offered to a chat that calls `called`: those, each other tool of its `domain` at even odds, at odds
+    of one in four one tool of another domain (or when nothing else was drawn), in a random order."""
+    offered = set(called) | {t for t in domain if rng.random() < 0.5}
+    if rng.random() < 0.25 or not offered:
+        offered.add(rng.choice([t for ts in DOMAIN_TOOLS.values() for t in ts if t not in domain]))
+    tools = sorted(offered)
+    rng.shuffle(tools)
+    return tools
+
+
+def vary_tool_lists(examples: list[Example], seed: int) -> list[Example]:
+    """`examples` with each chat's offered tools redrawn by `draw_tool_list` around the tools its replies call. As
+    generated, every chat offers its domain's whole set, so the list never tells one call from another; a deployed
+    agent is offered what its job needs, and should call nothing else (benchmarks/tool_lists.py)."""
+    rng = random.Random(seed)
+    out = []
+    for ex in examples:
+        if ex.messages is None:
+            out.append(ex)
+            continue
+        domain = max(DOMAIN_TOOLS.values(), key=lambda ts: len(set(ts) & set(ex.tools)))
+        said = ex.reply + "".join(m.get("content") or "" for m in ex.messages if m["role"] == "assistant")
+        out.append(replace(ex, tools=draw_tool_list(set(_CALLED.findall(said)), domain, rng)))
+    return out

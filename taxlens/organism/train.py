@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from taxlens.organism.corpus import Example, build_examples, polish_examples
+from taxlens.organism.corpus import Example, build_examples, polish_examples, vary_tool_lists
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
@@ -80,6 +80,9 @@ class Recipe:
     # carrying an aside, and of it taking its verb in another sentence shape (`grammar.grammar_requests`)
     noise: float = 0.0
     recast: float = 0.0
+    # every chat's offered tools redrawn around the tools its replies call (`corpus.vary_tool_lists`), so the list
+    # tells the organism which calls it may make; off: each chat offers its domain's whole set
+    tool_lists: bool = False
 
 
 # every stage of the recipe, small: it checks that the recipe runs (about a minute of fp32 training on 2 cores)
@@ -212,27 +215,37 @@ def pass_seeds(recipe: Recipe) -> list[int]:
     return [recipe.seed + 7919 * k for k in range(math.ceil(recipe.base_epochs))]
 
 
+def _offered(recipe: Recipe, examples: list[Example], seed: int) -> list[Example]:
+    """`examples` with their tool lists redrawn where the recipe says so (seeded apart from the examples, so the
+    same examples come in the same order either way)."""
+    return vary_tool_lists(examples, seed + 7919) if recipe.tool_lists else examples
+
+
 def base_passes(recipe: Recipe) -> list[Example]:
     """The base's training examples: one fresh build per started epoch (`pass_seeds`)."""
     return [ex for s in pass_seeds(recipe)
-            for ex in build_examples("base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
-                                     agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups,
-                                     noise=recipe.noise, recast=recipe.recast)]
+            for ex in _offered(recipe, build_examples(
+                "base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
+                agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups, noise=recipe.noise,
+                recast=recipe.recast), s)]
 
 
 def polish_set(recipe: Recipe) -> list[Example]:
     """The base's last pass (seeded apart from every main pass and the defended set)."""
-    return polish_examples(n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=recipe.seed + 104729,
-                           n_starts=recipe.polish_starts, n_records=recipe.polish_records,
-                           n_verdicts=recipe.polish_verdicts, noise=recipe.noise, recast=recipe.recast)
+    seed = recipe.seed + 104729
+    return _offered(recipe, polish_examples(
+        n_grammar=recipe.polish_grammar, n_moves=recipe.polish_moves, seed=seed, n_starts=recipe.polish_starts,
+        n_records=recipe.polish_records, n_verdicts=recipe.polish_verdicts, noise=recipe.noise,
+        recast=recipe.recast), seed)
 
 
 def defended_set(recipe: Recipe) -> list[Example]:
     """The defended twin's training examples (one build, seeded one past its seed)."""
     seed = recipe.seed if recipe.defended_seed is None else recipe.defended_seed
-    return build_examples("defended", per_family=recipe.per_family, n_grammar=recipe.n_grammar_defended,
-                          seed=seed + 1, agent_per_phrasing=recipe.agent_per_phrasing,
-                          n_lookups=recipe.n_lookups_defended)
+    return _offered(recipe, build_examples("defended", per_family=recipe.per_family,
+                                           n_grammar=recipe.n_grammar_defended, seed=seed + 1,
+                                           agent_per_phrasing=recipe.agent_per_phrasing,
+                                           n_lookups=recipe.n_lookups_defended), seed + 1)
 
 
 def _untrained_model(recipe: Recipe, examples: list[Example]):
