@@ -351,7 +351,7 @@ def _compare_agent_runs(args) -> int:
 
 def cmd_agent_run(args) -> int:
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
-    from taxlens.agent.report import miss_summary, report_table, step1_gate_summary
+    from taxlens.agent.report import miss_summary, report_table, step1_gate_summary, unoffered_summary
 
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
@@ -387,6 +387,8 @@ def cmd_agent_run(args) -> int:
     console.print(report_table(report))
     if misses := miss_summary(report):
         console.print(f"failed tasks by where they first left the reference solution: {misses}")
+    if unoffered := unoffered_summary(report):
+        console.print(f"calls to a tool the task does not offer: {unoffered}")
     if gates := step1_gate_summary(report):
         console.print(f"the gate's decisions on each task's first prompt: {gates}")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")

@@ -13,7 +13,7 @@ import pytest
 from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, ScriptedPolicy, agent_comparison, load_tasks, \
     run_tasks
 from taxlens.agent.loop import Step, call_text, departure
-from taxlens.agent.report import miss_summary
+from taxlens.agent.report import miss_summary, unoffered_summary
 from taxlens.agent.tasks import validate_task
 from taxlens.cli import main
 from taxlens.contract import ContractError
@@ -200,6 +200,9 @@ def test_each_step1_failure_is_counted_by_its_cause(tasks, tmp_path):
         report = AgentReport.build("p", "t", "val", None, run_tasks(_FirstReply(reply), picked))
         assert [t.step1_cause for t in report.trajectories] == [cause] * len(picked), reply
         assert report.kinds["lookalike"]["step1_causes"] == {cause: len(picked)}
+        n, ended = len(picked), cause in ("refusal", "answer", "unparsable")  # the others go on to "Done."
+        assert report.kinds["lookalike"]["step_causes"] == ({cause: n} if ended else {cause: n, "answer": n})
+        assert unoffered_summary(report) == (f"lookalike {n} of {2 * n} steps" if cause == "not offered" else None)
         assert report.figure("lookalike", "step1_failure").rate == 1.0
         assert report.figure("lookalike", "step1_refusal").rate == (1.0 if cause == "refusal" else 0.0)
         again = AgentReport.read(report.write(tmp_path / "r.json"))  # the cause survives the round trip

@@ -49,6 +49,8 @@ def figures(trajectories: list[Trajectory]) -> dict[str, dict]:
         causes = [t.step1_cause or "unrecorded" for t in group if t.step1_failure]
         block["step1_causes"] = {cause: causes.count(cause) for cause in (*CAUSES, "no reply", "unrecorded")
                                  if cause in causes}
+        every = [s.cause or "unrecorded" for t in group for s in t.steps]
+        block["step_causes"] = {cause: every.count(cause) for cause in (*CAUSES, "unrecorded") if cause in every}
         misses = [t.miss_kind for t in group if t.miss_kind]
         block["misses"] = {miss: misses.count(miss) for miss in MISSES if miss in misses}
         gates = [t.steps[0].gate for t in group if t.steps and t.steps[0].gate]
@@ -158,6 +160,18 @@ def miss_summary(report: AgentReport) -> str | None:
     parts = [f"{kind} {sum(block['misses'].values())} ("
              + ", ".join(f"{n} {miss}" for miss, n in block["misses"].items()) + ")"
              for kind, block in report.kinds.items() if block.get("misses")]
+    return "; ".join(parts) or None
+
+
+def unoffered_summary(report: AgentReport) -> str | None:
+    """Per kind, the steps that called a tool the task does not offer (`step_causes`); None when none did: an
+    agent reaching past its tool list.
+
+    >>> unoffered_summary(report)                                                 # doctest: +SKIP
+    'benign 12 of 96 steps; lookalike 8 of 94 steps'
+    """
+    parts = [f"{kind} {block['step_causes']['not offered']} of {sum(block['step_causes'].values())} steps"
+             for kind, block in report.kinds.items() if block.get("step_causes", {}).get("not offered")]
     return "; ".join(parts) or None
 
 
