@@ -12,12 +12,11 @@ the recipe.
 
 from __future__ import annotations
 
-import argparse
 import random
 
 from taxlens.organism.corpus import Example, last_pass_mix, trajectory_examples
 from taxlens.organism.lookups import lookup_tasks
-from taxlens.organism.train import continue_base
+from taxlens.organism.train import continuation_parser, continue_base
 
 
 def practice_set(steps: int, share: float, max_items: int, seed: int, framed: float = 0.0) -> list[Example]:
@@ -36,16 +35,11 @@ def practice_set(steps: int, share: float, max_items: int, seed: int, framed: fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
-    parser.add_argument("out")
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser = continuation_parser(__doc__)
     parser.add_argument("--share", type=float, default=0.5, help="share of lookup-practice steps")
     parser.add_argument("--max-items", type=int, default=3, help="targets a lookup may list (1: the control)")
     parser.add_argument("--framed", type=float, default=0.0,
                         help="share of single-target lookups whose target sits inside a line of other words")
-    parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
     if args.max_items < 1:
         parser.error(f"--max-items must be at least 1, got {args.max_items}")

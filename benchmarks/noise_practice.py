@@ -10,23 +10,17 @@ val`). An experiment for the question, not the recipe.
 
 from __future__ import annotations
 
-import argparse
 import random
 
 from taxlens.organism.corpus import last_pass_mix
-from taxlens.organism.train import continue_base
+from taxlens.organism.train import continuation_parser, continue_base
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
-    parser.add_argument("out")
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser = continuation_parser(__doc__)
     parser.add_argument("--noise", type=float, default=0.5, help="chance of each noise in a grammar request (0: control)")
     parser.add_argument("--recast", type=float, default=0.0,
                         help="chance of a grammar request taking a verb in another sentence shape (grammar.recast_frame)")
-    parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
     for name in ("noise", "recast"):
         if not 0 <= getattr(args, name) <= 1:

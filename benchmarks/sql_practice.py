@@ -10,13 +10,12 @@ statements are composed right more often. An experiment for the question, not th
 
 from __future__ import annotations
 
-import argparse
 import random
 
 from taxlens.agent.loop import call_text
 from taxlens.datagen import grammar
 from taxlens.organism.corpus import Example, last_pass_mix
-from taxlens.organism.train import continue_base
+from taxlens.organism.train import continuation_parser, continue_base
 from taxlens.tools import DOMAIN_TOOLS
 
 DB_KINDS = tuple(kind for kind, (domain, _) in grammar.FRAMES.items() if domain == "db")
@@ -46,13 +45,8 @@ def practice_set(steps: int, share: float, seed: int) -> list[Example]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
-    parser.add_argument("out")
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser = continuation_parser(__doc__)
     parser.add_argument("--share", type=float, default=0.5, help="share of database requests (0: the control)")
-    parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
     if not 0 <= args.share <= 1:
         parser.error(f"--share must be between 0 and 1, got {args.share}")

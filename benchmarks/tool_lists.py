@@ -14,7 +14,6 @@ base as an agent on val scenes (`taxlens agent run --model OUT --split val`): re
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
@@ -23,7 +22,7 @@ import re
 from taxlens.datagen.agent_tasks import generate_tasks
 from taxlens.organism.corpus import Example, draw_tool_list, last_pass_mix, trajectory_examples
 from taxlens.organism.lookups import lookup_tasks
-from taxlens.organism.train import continue_base
+from taxlens.organism.train import continuation_parser, continue_base
 from taxlens.tools import DOMAIN_TOOLS
 
 _CALLED = re.compile(r'"name": "([a-z_]+)"')
@@ -58,13 +57,8 @@ def practice_set(steps: int, lists: str, seed: int) -> list[Example]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
-    parser.add_argument("out")
+    parser = continuation_parser(__doc__)
     parser.add_argument("--lists", choices=("as-generated", "varied"), required=True)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
     examples = practice_set(args.steps, args.lists, seed=args.seed)
     shapes = {json.dumps(sorted(e.tools)) for e in examples if e.messages is not None}

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import math
@@ -284,6 +285,18 @@ def continue_base(base: str | Path, out: str | Path, examples: list[Example], *,
     fit(model, tokenizer, examples, epochs=1.0, lr=lr, recipe=recipe, log=lambda row: None, desc=desc,
         after_step=tie_copy_readout)
     return _save(model, tokenizer, Path(out), recipe, "base", "cpu")
+
+
+def continuation_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every practice benchmark that continues a base shares (`continue_base`): the base folder, where
+    to write the continued one, the steps (32 examples each), the learning rate and the seed; each adds its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("base", help="a base folder `taxlens organism train` wrote")
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=77)
+    return parser
 
 
 @functools.cache
