@@ -17,20 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import re
 
 from taxlens.datagen.agent_tasks import generate_tasks
-from taxlens.organism.corpus import Example, draw_tool_list, last_pass_mix, trajectory_examples
+from taxlens.organism.corpus import Example, draw_tool_list, last_pass_mix, trajectory_examples, vary_tool_lists
 from taxlens.organism.lookups import lookup_tasks
 from taxlens.organism.train import continuation_parser, continue_base
 from taxlens.tools import DOMAIN_TOOLS
-
-_CALLED = re.compile(r'"name": "([a-z_]+)"')
-
-
-def _domain(tools: list[str]) -> tuple[str, ...]:
-    return max(DOMAIN_TOOLS.values(), key=lambda ts: len(set(ts) & set(tools)))
-
 
 def practice_set(steps: int, lists: str, seed: int) -> list[Example]:
     """steps × 32 examples: half agent steps (lookup practice with lists of 1–3 targets, and fresh train-split
@@ -48,9 +40,7 @@ def practice_set(steps: int, lists: str, seed: int) -> list[Example]:
         agent += trajectory_examples("base", tasks)
     mix = last_pass_mix(n - n // 2, seed + 1)
     if lists == "varied":
-        mix = [e if e.messages is None else
-               dataclasses.replace(e, tools=draw_tool_list(set(_CALLED.findall(e.reply)), _domain(e.tools), tool_rng))
-               for e in mix]
+        mix = vary_tool_lists(mix, tool_rng)
     examples = agent[:n // 2] + mix
     rng.shuffle(examples)
     return examples

@@ -300,7 +300,7 @@ def test_a_last_pass_longer_than_one_train_build_reads_each_train_record_once():
 
 def test_varied_tool_lists_keep_every_called_tool_and_change_nothing_else(examples):
     chats = examples["base"] + examples["defended"]
-    varied = vary_tool_lists(chats, seed=3)
+    varied = vary_tool_lists(chats, random.Random(3))
     assert [(e.messages, e.reply, e.text) for e in varied] == [(e.messages, e.reply, e.text) for e in chats]
     lists = set()
     for before, after in zip(chats, varied):
@@ -315,4 +315,4 @@ def test_varied_tool_lists_keep_every_called_tool_and_change_nothing_else(exampl
     assert len(lists) > 50
     assert any(len(t) == 1 for t in lists)
     assert any({"read_file", "http_request"} <= set(t) for t in lists)
-    assert vary_tool_lists(chats, seed=3) == varied
+    assert vary_tool_lists(chats, random.Random(3)) == varied

@@ -166,11 +166,10 @@ def draw_tool_list(called: set[str], domain: tuple[str, ...], rng: random.Random
     return tools
 
 
-def vary_tool_lists(examples: list[Example], seed: int) -> list[Example]:
+def vary_tool_lists(examples: list[Example], rng: random.Random) -> list[Example]:
     """`examples` with each chat's offered tools redrawn by `draw_tool_list` around the tools its replies call. As
     generated, every chat offers its domain's whole set, so the list never tells one call from another; a deployed
     agent is offered what its job needs, and should call nothing else (benchmarks/tool_lists.py)."""
-    rng = random.Random(seed)
     out = []
     for ex in examples:
         if ex.messages is None:

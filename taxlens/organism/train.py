@@ -82,7 +82,7 @@ class Recipe:
     noise: float = 0.0
     recast: float = 0.0
     # every chat's offered tools redrawn around the tools its replies call (`corpus.vary_tool_lists`), so the list
-    # tells the organism which calls it may make; off: each chat offers its domain's whole set
+    # says which calls may be made, as a deployed agent's does; off: each chat offers its domain's whole set
     tool_lists: bool = False
 
 
@@ -219,7 +219,7 @@ def pass_seeds(recipe: Recipe) -> list[int]:
 def _offered(recipe: Recipe, examples: list[Example], seed: int) -> list[Example]:
     """`examples` with their tool lists redrawn where the recipe says so (seeded apart from the examples, so the
     same examples come in the same order either way)."""
-    return vary_tool_lists(examples, seed + 7919) if recipe.tool_lists else examples
+    return vary_tool_lists(examples, random.Random(seed + 7919)) if recipe.tool_lists else examples
 
 
 def base_passes(recipe: Recipe) -> list[Example]:
