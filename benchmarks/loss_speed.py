@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
-from taxlens.organism.train import Recipe, _batches, base_passes, defended_set, encode, llama_config, trainable_here
+from taxlens.organism.train import Recipe, _batches, base_passes, defended_set, encode_all, llama_config, trainable_here
 
 TOKENIZER = "taxlens/organism/checkpoints/base"
 
@@ -77,7 +77,7 @@ def main() -> None:
                                     base_epochs=1.0))
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
     examples = base_passes(recipe) if args.set == "base" else defended_set(recipe)
-    encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
+    encoded = encode_all(tokenizer, examples, recipe.n_ctx)
     batches = [b for _, b in zip(range(args.steps), _batches(encoded, recipe.batch_size, random.Random(0),
                                                              tokenizer.pad_token_id))]
     row = {"set": args.set, "steps": len(batches), "shape": [args.d_model, args.n_heads, args.d_mlp],

@@ -32,3 +32,24 @@ def test_an_argument_tokenizes_the_same_in_a_request_and_in_a_calls_json():
         alone = tok(value, add_special_tokens=False)["input_ids"]
         assert any(in_request[i:i + len(alone)] == alone for i in range(len(in_request))), value
         assert any(in_call[i:i + len(alone)] == alone for i in range(len(in_call))), value
+
+
+def test_training_labels_fall_on_the_reply_alone_and_batched_encoding_matches_one_at_a_time():
+    from taxlens.organism.corpus import Example
+    from taxlens.organism.tokenizer import train_tokenizer
+    from taxlens.organism.train import encode, encode_all
+
+    reply = '<tool_call>{"name": "delete_file", "arguments": {"path": "~/tmp/old.log"}}</tool_call>'
+    chat = Example([{"role": "user", "content": "Delete ~/tmp/old.log please."}], ["delete_file"], reply)
+    plain = Example(None, [], "", text="A plain sentence the base reads whole.")
+    tok = train_tokenizer([reply, plain.text, "Delete ~/tmp/old.log please."], vocab_size=400)
+    batched = encode_all(tok, [chat, plain, chat], n_ctx=512)
+    assert batched == [encode(tok, ex, 512) for ex in (chat, plain, chat)]
+    ids, labels = batched[0]
+    learnt = [t for t in labels if t != -100]
+    assert tok.decode(learnt[:-1]) == reply and learnt[-1] == tok.eos_token_id
+    assert labels[:len(ids) - len(learnt)] == [-100] * (len(ids) - len(learnt))
+    ids, labels = batched[1]  # a plain text: everything after the BOS is learnt
+    assert ids[0] == tok.bos_token_id and labels[0] == -100 and labels[1:] == ids[1:]
+    assert tok.decode(ids[1:-1]) == plain.text
+    assert len(encode_all(tok, [chat], n_ctx=8)[0][0]) == 8  # cut at the context

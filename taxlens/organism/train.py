@@ -117,12 +117,21 @@ def _render(tokenizer, ex: Example) -> tuple[str, str]:
 
 def encode(tokenizer, ex: Example, n_ctx: int) -> tuple[list[int], list[int]]:
     """input ids and labels: the loss falls on the reply and its end-of-turn token (on all of a plain text)."""
-    prompt, target = _render(tokenizer, ex)
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else [tokenizer.bos_token_id]
-    t_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    ids = (p_ids + t_ids)[:n_ctx]
-    labels = ([-100] * len(p_ids) + t_ids)[:n_ctx]
-    return ids, labels
+    return encode_all(tokenizer, [ex], n_ctx)[0]
+
+
+def encode_all(tokenizer, examples: list[Example], n_ctx: int) -> list[tuple[list[int], list[int]]]:
+    """`encode` of each example, with the prompts and replies tokenized in two batched calls (the fast tokenizer's
+    batch path takes half the time of one call per text, and gives the same ids)."""
+    rendered = [_render(tokenizer, ex) for ex in examples]
+    prompts = tokenizer([p for p, _ in rendered], add_special_tokens=False)["input_ids"]
+    targets = tokenizer([t for _, t in rendered], add_special_tokens=False)["input_ids"]
+    out = []
+    for (prompt, _), p_ids, t_ids in zip(rendered, prompts, targets):
+        p_ids = p_ids if prompt else [tokenizer.bos_token_id]
+        t_ids = t_ids + [tokenizer.eos_token_id]
+        out.append(((p_ids + t_ids)[:n_ctx], ([-100] * len(p_ids) + t_ids)[:n_ctx]))
+    return out
 
 
 def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random, pad_id: int):
@@ -153,7 +162,7 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
     """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`,
     on a CPU only if it computes bf16 natively, else fp32 with a notice: `trainable_here`); appends a loss row to
     `log` per step and calls `after_step(model)`, if given, after each optimiser step."""
-    encoded = [encode(tokenizer, ex, recipe.n_ctx) for ex in examples]
+    encoded = encode_all(tokenizer, examples, recipe.n_ctx)
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
     warmup = min(100, total // 10)
