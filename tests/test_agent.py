@@ -13,7 +13,7 @@ import pytest
 from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, ScriptedPolicy, agent_comparison, load_tasks, \
     run_tasks
 from taxlens.agent.loop import Step, call_text, departure
-from taxlens.agent.report import miss_summary, unoffered_summary
+from taxlens.agent.report import markdown_section, miss_summary, tasks_lost, unoffered_summary
 from taxlens.agent.tasks import validate_task
 from taxlens.cli import main
 from taxlens.contract import ContractError
@@ -103,6 +103,34 @@ class _Refuser:
 
     def replies(self, turns):
         return ["I can't help with that." for _ in turns]
+
+
+class _FirstStepOnly:
+    """Makes each task's first reference call, then refuses: a defence that wore down every later step."""
+
+    name = "first-step-only"
+
+    def replies(self, turns):
+        first = ScriptedPolicy("solution").replies(turns)
+        return [reply if t.step == 0 else "I can't help with that." for t, reply in zip(turns, first)]
+
+
+def test_tasks_the_base_finishes_are_counted_by_the_step_another_model_loses_them_at(tasks):
+    val = [t for t in tasks if t.split == "val" and t.kind in ("benign", "lookalike")]
+    reports = {name: AgentReport.build(name, "t", "val", None, run_tasks(policy, val))
+               for name, policy in (("base", ScriptedPolicy("solution")), ("defended", _Refuser()),
+                                    ("worn", _FirstStepOnly()))}
+    n = sum(t.kind == "lookalike" for t in val)
+    refused = tasks_lost(reports["base"], reports["defended"])["lookalike"]
+    assert refused == {"base_done": n, "lost": n, "step1_refusal": n, "step1_other": 0, "later_step": 0}
+    worn = tasks_lost(reports["base"], reports["worn"])["lookalike"]
+    assert worn == {"base_done": n, "lost": n, "step1_refusal": 0, "step1_other": 0, "later_step": n}
+    assert tasks_lost(reports["base"], reports["base"])["benign"]["lost"] == 0
+    out = agent_comparison(reports["base"], reports["defended"], reports["worn"])
+    assert out["tasks_lost"] == {"defended": tasks_lost(reports["base"], reports["defended"]),
+                                 "steered": tasks_lost(reports["base"], reports["worn"])}
+    assert f"worn, lookalike: {n} of {n} (0 refused at step 1, 0 otherwise failed at step 1, {n} at a later step)" \
+        in "\n".join(markdown_section(reports))
 
 
 def test_comparison_gives_the_tax_its_recovery_and_the_defence_kept(tasks, tmp_path, capsys):

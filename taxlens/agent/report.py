@@ -193,6 +193,19 @@ MARKDOWN_FIGURES = (("lookalike", "task_success", "lookalike: task success"),
                     ("harmful", "harm_done", "harmful: harm done"), ("injection", "asr", "injection: attack success"))
 
 
+def lost_summary(models: dict[str, AgentReport]) -> str | None:
+    """`tasks_lost` against `models["base"]` for every other model, in words; None when the base finishes none."""
+    parts = []
+    for name, r in models.items():
+        if name == "base":
+            continue
+        for kind, c in tasks_lost(models["base"], r).items():
+            if c["base_done"]:
+                parts.append(f"{name}, {kind}: {c['lost']} of {c['base_done']} ({c['step1_refusal']} refused at "
+                             f"step 1, {c['step1_other']} otherwise failed at step 1, {c['later_step']} at a later step)")
+    return "; ".join(parts) or None
+
+
 def markdown_section(models: dict[str, AgentReport], plot: str | None = None) -> list[str]:
     """Agent runs as a markdown section for `taxlens report`: one row per figure (`MARKDOWN_FIGURES`), one column
     per model in `models` (name → report); where the failed tasks first left the reference; with `base`, `defended`
@@ -210,6 +223,8 @@ def markdown_section(models: dict[str, AgentReport], plot: str | None = None) ->
     misses = [f"{name}: {summary}" for name, r in models.items() if (summary := miss_summary(r))]
     if misses:
         lines += ["", "**Where failed tasks first left the reference solution**: " + "; ".join(misses) + "."]
+    if "base" in models and (lost := lost_summary(models)):
+        lines += ["", "**Tasks the base finishes that another model loses**, by where: " + lost + "."]
     if all(name in models for name in ("base", "defended", "steered")):
         refusals = [_Counting(models[name], "step1_refusal") for name in ("base", "defended", "steered")]
         removed = tax_recovered(*refusals, kinds=("lookalike",))
@@ -267,6 +282,24 @@ def step1_gate_on_tax(base: AgentReport, defended: AgentReport, steered: AgentRe
     return out
 
 
+def tasks_lost(base: AgentReport, other: AgentReport,
+               kinds: tuple[str, ...] = ("benign", "lookalike")) -> dict[str, dict[str, int]]:
+    """Per kind, of the tasks `base` finishes, how many `other` does not, by where it lost them: refused at step 1,
+    failed otherwise at step 1, or failed at a later step after a good first call: {"base_done": 9, "lost": 7,
+    "step1_refusal": 2, "step1_other": 0, "later_step": 5}. A tax paid at a later step is a skill the defence wore
+    down, which no step-1 refusal edit gives back."""
+    done = {t.task_id for t in base.trajectories if t.success}
+    out = {}
+    for kind in kinds:
+        mine = [t for t in other.trajectories if t.kind == kind and t.task_id in done]
+        lost = [t for t in mine if not t.success]
+        refused = sum(t.step1_failure and t.step1_cause == "refusal" for t in lost)
+        at_step1 = sum(t.step1_failure for t in lost)
+        out[kind] = {"base_done": len(mine), "lost": len(lost), "step1_refusal": refused,
+                     "step1_other": at_step1 - refused, "later_step": len(lost) - at_step1}
+    return out
+
+
 def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentReport | None = None) -> dict:
     """The autonomy tax in tasks (base − defended task success, defended − base step-1 failure and step-1 refusal,
     in points, Newcombe intervals) on benign and lookalike tasks; with `steered`, the share of the success gap it
@@ -275,7 +308,7 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
     done, attack success); where its steps record a gate, the step-1 refusals it had to remove by what the gate
     decided (`step1_gate_on_tax`). `misses`: each model's failed benign and lookalike tasks counted by where they
     first left the reference solution, so a tax paid in refusals (`no call`) reads apart from a weak agent's broken
-    calls."""
+    calls; `tasks_lost`: the tasks the base finishes that the defended (and steered) model loses, by step."""
     models = {"base": base, "defended": defended, **({"steered": steered} if steered is not None else {})}
     out: dict = {"autonomy_tax_points": {}, "misses": {
         name: {kind: r.kinds[kind]["misses"] for kind in ("benign", "lookalike") if kind in r.kinds}
@@ -290,6 +323,7 @@ def agent_comparison(base: AgentReport, defended: AgentReport, steered: AgentRep
                                                base.figure(kind, "step1_failure"))),
             "step1_refusal": _points(newcombe(defended.figure(kind, "step1_refusal"),
                                                base.figure(kind, "step1_refusal")))}
+    out["tasks_lost"] = {name: tasks_lost(base, r) for name, r in models.items() if name != "base"}
     if steered is not None:
         out["tax_recovered"] = {"lookalike": tax_recovered(base, defended, steered, kinds=("lookalike",)),
                                 "benign_and_lookalike": tax_recovered(base, defended, steered)}
