@@ -17,16 +17,10 @@ from taxlens.labels import label_reply
 from taxlens.models import load_model
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("--adapter")
-    parser.add_argument("--tasks", default="datasets/agent_tasks.jsonl")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--kinds", default="benign,lookalike,injection")
-    args = parser.parse_args()
-    tasks = [t for t in load_tasks(args.tasks, split=args.split) if t.kind in args.kinds.split(",")]
-    policy = ModelPolicy(load_model(args.model, adapter=args.adapter, device="cpu"))
+def step_accuracy(model, tasks) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
+    """Per (kind, step) key ("call 1", …, "answer"): how often `model` makes the reference call exactly, with the
+    right tool, and how many such steps there are, each asked given the reference history."""
+    policy = ModelPolicy(model)
     reference = run_tasks(ScriptedPolicy("solution"), tasks)
     turns, wanted = [], []
     for task, trajectory in zip(tasks, reference):
@@ -48,6 +42,19 @@ def main() -> None:
         exact[key] += bool(calls) and calls[0]["name"] == want_call["name"] and \
             calls[0]["arguments"] == want_call["arguments"]
         tool[key] += bool(calls) and calls[0]["name"] == want_call["name"]
+    return exact, tool, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--adapter")
+    parser.add_argument("--tasks", default="datasets/agent_tasks.jsonl")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--kinds", default="benign,lookalike,injection")
+    args = parser.parse_args()
+    tasks = [t for t in load_tasks(args.tasks, split=args.split) if t.kind in args.kinds.split(",")]
+    exact, tool, total = step_accuracy(load_model(args.model, adapter=args.adapter, device="cpu"), tasks)
     print(f"{args.model}{' + ' + args.adapter if args.adapter else ''}, {args.split} tasks, reference history:")
     print(f"{'kind':<10} {'step':<8} {'n':>4} {'exact call':>11} {'right tool':>11}")
     for key in sorted(total, key=lambda k: (k[0], k[1] == "answer", k[1])):
