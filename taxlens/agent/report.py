@@ -202,7 +202,8 @@ def lost_summary(models: dict[str, AgentReport]) -> str | None:
         for kind, c in tasks_lost(models["base"], r).items():
             if c["base_done"]:
                 parts.append(f"{name}, {kind}: {c['lost']} of {c['base_done']} ({c['step1_refusal']} refused at "
-                             f"step 1, {c['step1_other']} otherwise failed at step 1, {c['later_step']} at a later step)")
+                             f"step 1, {c['step1_other']} otherwise failed at step 1, {c['later_step']} at a later "
+                             "step)")
     return "; ".join(parts) or None
 
 
