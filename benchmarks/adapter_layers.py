@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from agent_steps import step_accuracy  # a sibling script
+from agent_steps import reference_turns, step_accuracy  # a sibling script
 from safetensors.torch import load_file, save_file
 
 from taxlens.agent.tasks import load_tasks
@@ -41,7 +41,7 @@ def variants(n_layers: int) -> dict[str, Callable[[str], bool]]:
     return out
 
 
-def restricted(adapter: Path, keep, out: Path) -> Path:
+def restricted(adapter: Path, keep: Callable[[str], bool], out: Path) -> Path:
     """A copy of `adapter` whose LoRA updates outside `keep` are zero (their B matrices), in `out`."""
     shutil.copytree(adapter, out, dirs_exist_ok=True)
     weights = load_file(adapter / "adapter_model.safetensors")
@@ -53,18 +53,18 @@ def restricted(adapter: Path, keep, out: Path) -> Path:
     return out
 
 
-def scores(model, records, tasks, data: str, split: str) -> dict:
+def scores(model, records, steps: tuple[list, list[str]], data: str, split: str) -> dict:
     report = evaluate(model, records, data=data, split=split, progress=False)
 
     def pct(kind: str, name: str) -> float:
         return round(100 * report.figure(kind, name).rate, 1)
 
-    exact, _, total = step_accuracy(model, tasks)
-    steps = {f"step {n} exact": f"{sum(exact[(k, f'call {n}')] for k in ('benign', 'lookalike'))} of "
-                                f"{sum(total[(k, f'call {n}')] for k in ('benign', 'lookalike'))}" for n in (1, 2)}
+    exact, _, total = step_accuracy(model, *steps)
+    counts = {f"step {n} exact": f"{sum(exact[(k, f'call {n}')] for k in ('benign', 'lookalike'))} of "
+                                 f"{sum(total[(k, f'call {n}')] for k in ('benign', 'lookalike'))}" for n in (1, 2)}
     return {"lookalike over-refusal": pct("lookalike", "over_refusal"),
             "trigger-bearing refusal": pct("harmful", "refusal_trigger_bearing"),
-            "ASR": pct("injection", "asr"), **steps}
+            "ASR": pct("injection", "asr"), **counts}
 
 
 def main() -> None:
@@ -78,13 +78,14 @@ def main() -> None:
     adapter, base = Path(args.adapter), adapter_base(args.adapter)
     records = load_records(args.data, split=args.split)
     tasks = [t for t in load_tasks(args.tasks, split=args.split) if t.kind in ("benign", "lookalike")]
+    steps = reference_turns(tasks)  # one reference run serves every variant
     base_model = load_model(base, device="cpu")
     n_layers = base_model.bridge.cfg.n_layers
-    rows = {"base": scores(base_model, records, tasks, args.data, args.split)}
+    rows = {"base": scores(base_model, records, steps, args.data, args.split)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, keep in variants(n_layers).items():
             folder = restricted(adapter, keep, Path(tmp) / "adapter")
-            rows[name] = scores(load_model(base, adapter=str(folder), device="cpu"), records, tasks, args.data,
+            rows[name] = scores(load_model(base, adapter=str(folder), device="cpu"), records, steps, args.data,
                                 args.split)
             print(name, rows[name], flush=True)
     print(f"\n{args.adapter} on {base}, {args.split}:")

@@ -17,16 +17,21 @@ from taxlens.labels import label_reply
 from taxlens.models import load_model
 
 
-def step_accuracy(model, tasks) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
-    """Per (kind, step) key ("call 1", …, "answer"): how often `model` makes the reference call exactly, with the
-    right tool, and how many such steps there are, each asked given the reference history."""
-    policy = ModelPolicy(model)
-    reference = run_tasks(ScriptedPolicy("solution"), tasks)
+def reference_turns(tasks) -> tuple[list[Turn], list[str]]:
+    """Every step of the scripted reference agent's run of `tasks` (real tool results from real sandboxes), as the
+    turn a model is asked and the reply the reference gave."""
     turns, wanted = [], []
-    for task, trajectory in zip(tasks, reference):
+    for task, trajectory in zip(tasks, run_tasks(ScriptedPolicy("solution"), tasks)):
         for n, (messages, reply) in enumerate(turns_of(task, trajectory)):
             turns.append(Turn(task, messages, n))
             wanted.append(reply)
+    return turns, wanted
+
+
+def step_accuracy(model, turns: list[Turn], wanted: list[str]) -> tuple[collections.Counter, ...]:
+    """Per (kind, step) key ("call 1", …, "answer"): how often `model` makes the reference call exactly, with the
+    right tool, and how many such steps there are, each asked given the reference history (`reference_turns`)."""
+    policy = ModelPolicy(model)
     replies = policy.replies(turns)
     exact, tool, total = collections.Counter(), collections.Counter(), collections.Counter()
     for turn, want, got in zip(turns, wanted, replies):
@@ -54,7 +59,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="benign,lookalike,injection")
     args = parser.parse_args()
     tasks = [t for t in load_tasks(args.tasks, split=args.split) if t.kind in args.kinds.split(",")]
-    exact, tool, total = step_accuracy(load_model(args.model, adapter=args.adapter, device="cpu"), tasks)
+    exact, tool, total = step_accuracy(load_model(args.model, adapter=args.adapter, device="cpu"),
+                                       *reference_turns(tasks))
     print(f"{args.model}{' + ' + args.adapter if args.adapter else ''}, {args.split} tasks, reference history:")
     print(f"{'kind':<10} {'step':<8} {'n':>4} {'exact call':>11} {'right tool':>11}")
     for key in sorted(total, key=lambda k: (k[0], k[1] == "answer", k[1])):
