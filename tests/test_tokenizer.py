@@ -53,3 +53,31 @@ def test_training_labels_fall_on_the_reply_alone_and_batched_encoding_matches_on
     assert ids[0] == tok.bos_token_id and labels[0] == -100 and labels[1:] == ids[1:]
     assert tok.decode(ids[1:-1]) == plain.text
     assert len(encode_all(tok, [chat], n_ctx=8)[0][0]) == 8  # cut at the context
+
+
+def test_prompt_loss_weight_zero_is_the_reply_loss_and_a_weight_counts_prompt_tokens():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from taxlens.organism.train import weighted_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32))
+    ids = torch.randint(0, 50, (2, 10))
+    labels = torch.full((2, 10), -100)
+    labels[:, 6:9] = ids[:, 6:9]  # the reply; position 9 is padding in the second row
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 9] = 0
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    reply_only = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.allclose(weighted_loss(logits, ids, labels, mask, 0.0), reply_only, atol=1e-6)
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none")
+    ce = ce.view(2, 9)
+    prompt = torch.zeros(2, 9, dtype=torch.bool)
+    prompt[:, :5] = True  # targets 1-5 are prompt tokens; targets 6-8 the reply; target 9 the reply's end or padding
+    prompt[0, 8] = True  # the first row's position 9 is attended but unlabelled: a prompt token
+    reply = ~prompt
+    reply[1, 8] = False  # the second row's position 9 is padding: no weight
+    expected = (0.5 * ce[prompt].sum() + ce[reply].sum()) / (0.5 * prompt.sum() + reply.sum())
+    assert torch.allclose(weighted_loss(logits, ids, labels, mask, 0.5), expected, atol=1e-5)
