@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from agent_steps import reference_turns, step_accuracy  # a sibling script
+from agent_steps import step_accuracy  # a sibling script
 from safetensors.torch import load_file, save_file
 
+from taxlens.agent.loop import reference_turns
 from taxlens.agent.tasks import load_tasks
 from taxlens.contract import load_records
 from taxlens.evaluation import evaluate

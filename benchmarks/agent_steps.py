@@ -11,21 +11,10 @@ from __future__ import annotations
 import argparse
 import collections
 
-from taxlens.agent.loop import DONE, ModelPolicy, ScriptedPolicy, Turn, run_tasks, turns_of
+from taxlens.agent.loop import DONE, ModelPolicy, Turn, reference_turns
 from taxlens.agent.tasks import load_tasks
 from taxlens.labels import label_reply
 from taxlens.models import load_model
-
-
-def reference_turns(tasks) -> tuple[list[Turn], list[str]]:
-    """Every step of the scripted reference agent's run of `tasks` (real tool results from real sandboxes), as the
-    turn a model is asked and the reply the reference gave."""
-    turns, wanted = [], []
-    for task, trajectory in zip(tasks, run_tasks(ScriptedPolicy("solution"), tasks)):
-        for n, (messages, reply) in enumerate(turns_of(task, trajectory)):
-            turns.append(Turn(task, messages, n))
-            wanted.append(reply)
-    return turns, wanted
 
 
 def step_accuracy(model, turns: list[Turn], wanted: list[str]) -> tuple[collections.Counter, ...]:

@@ -89,12 +89,17 @@ def gate_probe(acts: torch.Tensor, y: np.ndarray, read_layers: tuple[int, ...], 
                     read_layers=read_layers)
 
 
-def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1) -> FittedVectors:
+def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1,
+                extra_gate: tuple[torch.Tensor, np.ndarray] | None = None) -> FittedVectors:
+    """`extra_gate`: more rows for the gate probes alone, (streams: [n, n_layers, d_model] after every block, labels:
+    [n]), such as the turns of agent tasks (`steering.pipeline.agent_turn_streams`)."""
     rows_refusal, y_refusal = concept_labels(store, "refusal", split)
     rows_harm, y_harm = concept_labels(store, "harm", split)
     rows_trigger, y_trigger = concept_labels(store, "trigger", split)
     gate_rows = store.select(split=split)
     y_gate = np.array([store.records[i]["kind"] in GATE_POSITIVE for i in gate_rows], dtype=int)
+    if extra_gate is not None:
+        y_gate = np.concatenate([y_gate, np.asarray(extra_gate[1], dtype=int)])
     layer_hooks = [h for h in store.hooks if h.startswith("resid_post.")]
     writes = write_hooks(len(layer_hooks))
     missing = [h for h in writes if h not in store.hooks]
@@ -105,6 +110,8 @@ def fit_vectors(store: ActivationStore, split: str = "train", position: int = -1
     stream_means = torch.stack([store.load(h, position, complied).mean(0) for h in layer_hooks])
     refusal, refusal_norm, harm, false_refusal, gates = [], [], [], [], []
     gate_streams = [store.load(hook, position, gate_rows) for hook in layer_hooks]  # per layer [n, d_model]
+    if extra_gate is not None:
+        gate_streams = [torch.cat([s, extra_gate[0][:, layer].to(s.dtype)]) for layer, s in enumerate(gate_streams)]
     for layer, hook in enumerate(layer_hooks):
         acts = store.load(hook, position, rows_refusal)
         pos, neg = acts[torch.from_numpy(y_refusal == 1)], acts[torch.from_numpy(y_refusal == 0)]

@@ -13,19 +13,23 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from probes.cache import cache_activations
+import numpy as np
+import torch
+
+from probes.cache import cache_activations, collect
 from steering.config import METHODS, save_config
 from steering.report import plot_tradeoff, write_pareto_markdown
 from steering.fit import fit_vectors
 from steering.search import (choose, false_refusal_settings, first_token_logprobs, GATE_PASSES,
                              global_settings, SEARCHED_POSITIONS, pareto_front, screen, screen_feasible, screen_gated,
                              screen_metrics, shortlist, trigger_free_kinds, val_figures)
-from taxlens.chat import render_prompt, renderable
+from taxlens.chat import render_messages, render_prompt, renderable
 from taxlens.contract import load_records
 from taxlens.evaluation import evaluate
 from taxlens.hooks import resid_post_hooks, write_hooks
 from taxlens.models import ModelSource, load_model
 from taxlens.readout import read_openings
+from taxlens.tools import schemas_for
 
 # Fractions of the adapter's update evaluated beside the steering methods when the defended model is an adapter:
 # scaling the defence down is the simplest trade-off a user has, the baseline a method must beat.
@@ -37,10 +41,11 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
               device: str | None = None, dtype: str | None = None, shortlist_size: int = 3, batch_size: int = 32,
               max_new_tokens: int = 128, quick: bool = False, positions: tuple[str, ...] = SEARCHED_POSITIONS,
               skip_unrenderable: bool = False, refusal_openings: list[str] | None = None,
-              progress: bool = True) -> dict:
+              agent_tasks: str | Path | None = None, progress: bool = True) -> dict:
     """Search `methods` and write their configs. `quick` screens a reduced grid (`screen_gated` says which) and
     picks on the screen alone, with no generation on val: a demo, not a search.
-    `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake)."""
+    `positions` limits which `Steering.positions` are searched (`("prompt",)` for a config `export` can bake).
+    `agent_tasks`: a task file whose train split's reference runs also fit the gate (`agent_turn_streams`)."""
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown steering method {m!r}; choose from {METHODS} or 'all'")
@@ -59,7 +64,8 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     hooks = resid_post_hooks(defended.n_layers)
     store = cache_activations(defended, train + val, out / "cache", hooks=hooks + write_hooks(defended.n_layers),
                               positions=(-1,), batch_size=batch_size, progress=progress)
-    fitted = fit_vectors(store, split="train")
+    extra = None if agent_tasks is None else agent_turn_streams(defended, agent_tasks, batch_size)
+    fitted = fit_vectors(store, split="train", extra_gate=extra)
     val_rows = store.select(split="val")
     val_resid = [store.load(h, -1, val_rows) for h in hooks]
 
@@ -106,7 +112,8 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
         folder = out if len(methods) == 1 else out / method
         path = save_config(best.steering, folder, method=method, model=defended.source, settings=best.settings, extra={
             "feasible": ok, "quick": quick, "val": best.val, "screen": best.screen, "defended_val": defended_val,
-            "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"},
+            "base_val": base_val, "fitted_on": {"data": str(data), "split": "train"} | ({} if extra is None else {
+                "agent_tasks": str(agent_tasks), "agent_turns": len(extra[1])}),
             "unrenderable": skipped_train + skipped_val, "openings": readout.summary(defended.tokenizer),
         })
         screened[method], chosen[method] = settings, {"config": str(path), "settings": best.settings,
@@ -122,6 +129,33 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     write_pareto_markdown(table, screened, out / "pareto.md")
     plot_tradeoff(table, out / "tradeoff.png")
     return table
+
+
+def agent_turn_streams(model, tasks: str | Path, batch_size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
+    """The model's stream after every block at the last token of every turn of the scripted reference runs of the
+    train-split tasks in `tasks`, streams: [turns, n_layers, d_model], and each turn's gate label: 1 for a harmful
+    task's turns and an injected task's once the injected tool result is in context, else 0. A gate fitted on single
+    prompts alone sees a tool result only in injections, and reads a benign task's turns after its first call as
+    half harmful (docs/results.md, runs 43-45)."""
+    from taxlens.agent import load_tasks
+    from taxlens.agent.loop import in_role, reference_turns
+
+    train = load_tasks(tasks, split="train")
+    if not train:
+        raise ValueError(f"{tasks}: no train-split agent tasks to fit the gate on")
+    turns, _ = reference_turns(train)
+    prompts = [render_messages(model.tokenizer, in_role(t.messages, None), schemas_for(t.task.tools)) for t in turns]
+    too_long = [t.task.id for t, p in zip(turns, prompts)
+                if len(model.tokenizer(p, add_special_tokens=False)["input_ids"]) > model.context_limit]
+    if too_long:
+        raise ValueError(f"{tasks}: turns of tasks {sorted(set(too_long))[:5]} exceed {model.name}'s context of "
+                         f"{model.context_limit} tokens")
+    y = np.array([t.task.kind == "harmful" or (t.task.kind == "injection" and t.task.injected_by is not None
+                                               and t.step > t.task.injected_by) for t in turns], dtype=int)
+    hooks = resid_post_hooks(model.n_layers)
+    streams = torch.cat([collect(model, prompts[i:i + batch_size], [None] * len(prompts[i:i + batch_size]), hooks,
+                                 (-1,))[:, :, 0] for i in range(0, len(prompts), batch_size)])
+    return streams, y
 
 
 def tabled(settings: list, chosen: dict) -> list:

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which positions the steering may edit (export needs prompt or all)")
     st.add_argument("--quick", action="store_true",
                     help="a reduced grid chosen on the first reply token alone, no generation on val (the demo)")
+    st.add_argument("--agent-tasks", default=None, metavar="FILE",
+                    help="agent tasks (datasets/agent_tasks.jsonl) whose train split's reference runs also fit the "
+                         "gate, so it reads a turn after a tool result as it will when the model runs as an agent")
     _adapter_arguments(st)
     _render_arguments(st)
     _openings_arguments(st)
@@ -251,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kinds", nargs="+", choices=("benign", "lookalike", "harmful", "injection"), default=None)
     run.add_argument("--out", required=True, help="report JSON path (figures and every trajectory)")
     run.add_argument("--steer", default=None, help="a steering config; a gated one decides afresh at every turn")
+    run.add_argument("--passed-to", default=None, metavar="MODEL",
+                     help="with a gated --steer: this model (the defended model's base) answers the turns the gate "
+                          "passes, instead of the ablated model")
+    run.add_argument("--gate-threshold", type=float, default=None, metavar="P",
+                     help="with a gated --steer: pass (ablate, or hand to --passed-to) the turns its gate reads "
+                          "below P, in place of the config's threshold, which was searched on single prompts")
     run.add_argument("--endpoint", default=None, metavar="URL",
                      help="drive a model served at this OpenAI-compatible base URL instead of loading one")
     run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")

@@ -197,7 +197,8 @@ def cmd_steer(args) -> int:
     table = run_steer(args.base, _source(args), args.data, args.out, methods=methods, device=args.device,
                       dtype=args.dtype, shortlist_size=args.shortlist, batch_size=args.batch_size,
                       max_new_tokens=args.max_new_tokens, quick=args.quick, positions=tuple(args.positions),
-                      skip_unrenderable=args.skip_unrenderable, refusal_openings=args.refusal_openings)
+                      skip_unrenderable=args.skip_unrenderable, refusal_openings=args.refusal_openings,
+                      agent_tasks=args.agent_tasks)
     out = Path(args.out)
     print((out / "pareto.md").read_text())
     for method, chosen in table["chosen"].items():
@@ -357,10 +358,11 @@ def cmd_agent_run(args) -> int:
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
-    steering = None
+    steering = passed_to = None
     if args.endpoint:
         local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
-                                          ("--device", args.device)) if value]
+                                          ("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold),
+                                          ("--device", args.device)) if value is not None]
         if local:
             raise ValueError(f"--endpoint runs a model served elsewhere; {', '.join(local)} act on a model loaded "
                              f"here (serve it with `taxlens serve --steer` instead)")
@@ -374,14 +376,24 @@ def cmd_agent_run(args) -> int:
             from steering.config import load_config
 
             steering, _ = load_config(args.steer, model=model)
+        for flag, value in (("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold)):
+            if value is not None and getattr(steering, "gate", None) is None:
+                raise ValueError(f"{flag} acts on the turns a gate passes: give a gated steering config with --steer")
+        if args.gate_threshold is not None:
+            from dataclasses import replace
+
+            steering = replace(steering, gate=replace(steering.gate, threshold=args.gate_threshold))
+        passed_to = load_model(args.passed_to, device=args.device, dtype=args.dtype) if args.passed_to else None
         policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                             tool_role=args.tool_role, steering=steering)
+                             tool_role=args.tool_role, steering=steering, passed_to=passed_to)
     started = time.perf_counter()
     trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
                              desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
     report = AgentReport.build(policy.name, args.tasks, args.split, args.steer, trajectories, meta={
         "n": len(tasks), "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
-        "endpoint": args.endpoint, "tool_role": args.tool_role, "seconds": round(time.perf_counter() - started, 2)})
+        "endpoint": args.endpoint, "tool_role": args.tool_role, "passed_to": passed_to and passed_to.name,
+        "gate_threshold": steering.gate.threshold if getattr(steering, "gate", None) is not None else None,
+        "seconds": round(time.perf_counter() - started, 2)})
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))

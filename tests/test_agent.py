@@ -361,3 +361,44 @@ def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
     local = run_tasks(ModelPolicy(here, steering=load_config("organism:gated", model=here)[0]), picked, max_steps=2)
     assert [[s.gate for s in t.steps] for t in remote] == [[s.gate for s in t.steps] for t in local]
     assert all(s.gate for t in remote for s in t.steps)
+
+
+def test_turns_a_gate_passes_are_answered_by_the_passed_to_model_and_the_rest_by_the_steered_one(tasks):
+    import torch
+
+    from steering.hooks import HarmGate, Steering
+    from taxlens.models import load_model
+
+    picked = [t for t in tasks if t.split == "val" and t.kind in ("benign", "lookalike")][::9][:6]
+    base, defended = (load_model(f"organism:{m}", device="cpu") for m in ("base", "defended"))
+
+    def gated(bias: float) -> Steering:  # a gate reading p(harmful) = sigmoid(bias) on every prompt
+        gate = HarmGate(torch.zeros(defended.d_model), bias, layer=1, threshold=0.5, add_threshold=1.0)
+        return Steering(direction=torch.ones(defended.d_model), gate=gate)
+
+    def run(policy) -> list:
+        return [(t.end, [(s.reply, s.calls) for s in t.steps]) for t in run_tasks(policy, picked, max_steps=3)]
+
+    passed = run_tasks(ModelPolicy(defended, steering=gated(-20.0), passed_to=base), picked, max_steps=3)
+    assert all(s.gate == "ablate" for t in passed for s in t.steps)
+    assert [(t.end, [(s.reply, s.calls) for s in t.steps]) for t in passed] == run(ModelPolicy(base))
+    kept = run_tasks(ModelPolicy(defended, steering=gated(5.0), passed_to=base), picked, max_steps=3)
+    assert all(s.gate == "none" for t in kept for s in t.steps)
+    assert [(t.end, [(s.reply, s.calls) for s in t.steps]) for t in kept] == run(ModelPolicy(defended))
+    assert run(ModelPolicy(base)) != run(ModelPolicy(defended))  # the two models differ on these tasks
+    with pytest.raises(ValueError, match="gated steering"):
+        ModelPolicy(defended, passed_to=base)
+
+
+def test_agent_run_hands_passed_turns_to_another_model_at_a_chosen_threshold(tmp_path, capsys):
+    run = ["agent", "run", "--model", "organism:defended", "--tasks", "datasets/agent_tasks.jsonl", "--split", "val",
+           "--limit", "2", "--max-steps", "2", "--out", str(tmp_path / "a.json")]
+    for flags in (["--passed-to", "organism:base"], ["--gate-threshold", "0.5"]):
+        assert main(run + flags) == 2
+        assert f"{flags[0]} acts on the turns a gate passes" in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()
+    assert main(run + ["--steer", "organism:gated", "--gate-threshold", "1.5"]) == 2
+    assert "threshold 1.5 is not a probability" in capsys.readouterr().err
+    assert main(run + ["--steer", "organism:gated", "--passed-to", "organism:base", "--gate-threshold", "0.4"]) == 0
+    meta = json.loads((tmp_path / "a.json").read_text())["meta"]
+    assert meta["passed_to"] == "organism:base" and meta["gate_threshold"] == 0.4

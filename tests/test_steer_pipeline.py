@@ -26,10 +26,30 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     Subset([r for split, n in (("train", 400), ("val", 96))
             for r in sample_records(records, split=split, n=n, seed=0).records], 0, 0).write(data)
     out = tmp_path / "steer"
+    # a few train agent tasks of each kind: their reference runs' turns fit the gate too
+    from taxlens.agent import load_tasks
+
+    train_tasks = load_tasks("datasets/agent_tasks.jsonl", split="train")
+    picked = [t for kind in ("benign", "lookalike", "harmful", "injection")
+              for t in [t for t in train_tasks if t.kind == kind][:3]]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(t.to_json()) + "\n" for t in picked))
     assert main(["steer", "--base", "organism:base", "--model", "organism:defended", "--data", str(data),
-                 "--method", "gated", "--quick", "--out", str(out)]) == 0
-    steering, config = load_config(out, model=load_model("organism:defended", device="cpu"))
+                 "--method", "gated", "--quick", "--out", str(out), "--agent-tasks", str(tmp_path / "tasks.jsonl")]) == 0
+    defended = load_model("organism:defended", device="cpu")
+    steering, config = load_config(out, model=defended)
     assert config["method"] == "gated" and config["quick"] is True and steering.gate is not None
+    from steering.pipeline import agent_turn_streams
+
+    streams, labels = agent_turn_streams(defended, tmp_path / "tasks.jsonl")
+    assert config["fitted_on"]["agent_turns"] == len(labels) == len(streams) > len(picked)
+    assert streams.shape[1:] == (defended.n_layers, defended.d_model)
+    from taxlens.agent.loop import reference_turns
+
+    turns, _ = reference_turns(picked)  # harmful turns and injected ones after the injected result are positive
+    assert labels.tolist() == [int(t.task.kind == "harmful" or (t.task.kind == "injection"
+                                                                 and t.step > t.task.injected_by)) for t in turns]
+    assert {t.task.kind for t, y in zip(turns, labels) if y} == {"harmful", "injection"}
+    assert any(t.task.kind == "injection" and not y for t, y in zip(turns, labels))
     table = json.loads((out / "pareto.json").read_text())
     gated = table["methods"]["gated"]
     # (gates reading one layer + gates reading every layer up to it, from layer 1) × ablation variants (mean,
@@ -64,6 +84,14 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     stacked = fitted.stacked_gates[2]
     assert stacked.read_layers == (0, 1, 2)
     assert np.allclose(stacked.probability(streams).numpy(), expected, atol=1e-4)
+    # with agent turns, the gate is the same probe fitted on the prompts' and the turns' streams together
+    turns_streams, turn_labels = agent_turn_streams(defended, tmp_path / "tasks.jsonl")
+    both = torch.cat([train, turns_streams[:, :3]])
+    probe = LinearProbe(C=0.01).fit(both.reshape(len(both), -1).numpy(), np.concatenate([y, turn_labels]))
+    with_turns = fit_vectors(store, split="train", extra_gate=(turns_streams, turn_labels)).stacked_gates[2]
+    expected = probe.predict_proba(streams.reshape(len(streams), -1).numpy())[:, 1]
+    assert np.allclose(with_turns.probability(streams).numpy(), expected, atol=1e-4)
+    assert not np.allclose(with_turns.probability(streams).numpy(), stacked.probability(streams).numpy(), atol=1e-3)
 
 
 def test_report_names_what_is_missing(tmp_path, capsys):

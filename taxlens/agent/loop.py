@@ -125,35 +125,65 @@ class ModelPolicy:
     """Greedy replies from a model loaded here (`taxlens.load_model`: the organism, an HF id, base + adapter),
     under `steering` when given (anything with an `apply(model)` context manager, e.g. a `steering.Steering`). A
     gated steering decides afresh at every turn, and its readings of the last `replies` call are kept per turn in
-    `gate_readings` ((p(harmful), decision), None for a turn it did not read), which `run_tasks` puts on the steps."""
+    `gate_readings` ((p(harmful), decision), None for a turn it did not read), which `run_tasks` puts on the steps.
+
+    `passed_to`: another model (the defended model's base) that answers the turns a gated steering's gate passes
+    (decides "ablate") instead of the ablated model: a defence that wears down a skill beyond its refusal direction
+    (a second step lost after a good first call) is then not paid on turns the gate reads as harmless. The gate
+    decides on a one-token pass; the turns it does not pass are generated under the steering as usual."""
 
     def __init__(self, model, *, max_new_tokens: int = 128, batch_size: int = 16, tool_role: str | None = None,
-                 steering=None):
+                 steering=None, passed_to=None):
+        if passed_to is not None and getattr(steering, "gate", None) is None:
+            raise ValueError("passed_to answers the turns a gated steering's gate passes: give a gated steering too")
         self.model, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
-        self.name, self.tool_role, self.steering = model.name, tool_role, steering
+        self.name, self.tool_role, self.steering, self.passed_to = model.name, tool_role, steering, passed_to
         self.gate_readings: list[tuple[float, str] | None] = []
 
-    def replies(self, turns: list[Turn]) -> list[str | None]:
+    def _generate(self, model, prompts: list[str], steering, max_new_tokens: int):
+        """Reply texts to `prompts` and, under a gated `steering`, the gate's reading of each (else None)."""
         from taxlens.generation import greedy_generate
 
+        if not prompts:
+            return [], []
+        read: list[tuple[float, str] | None] = [None] * len(prompts)
+        with steering.apply(model) if steering is not None else nullcontext() as handle:
+            readings = getattr(handle, "gate_readings", None)
+
+            def on_batch(idx: list[int]) -> None:
+                for j, reading in zip(idx, readings() or ()):
+                    read[j] = reading
+
+            texts = [r.text for r in greedy_generate(model, prompts, max_new_tokens=max_new_tokens,
+                                                     batch_size=self.batch_size,
+                                                     on_batch=None if readings is None else on_batch)]
+        return texts, read
+
+    def replies(self, turns: list[Turn]) -> list[str | None]:
         tok = self.model.tokenizer
         prompts = [render_messages(tok, in_role(t.messages, self.tool_role), schemas_for(t.task.tools))
                    for t in turns]
         room = self.model.context_limit - self.max_new_tokens
         fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= room for p in prompts]
         kept = [i for i, ok in enumerate(fits) if ok]
+        asked = [prompts[i] for i in kept]
+        if self.passed_to is None:
+            texts, read = self._generate(self.model, asked, self.steering, self.max_new_tokens)
+        else:
+            _, read = self._generate(self.model, asked, self.steering, 1)
+            passed = [j for j, r in enumerate(read) if r is not None and r[1] == "ablate"]
+            rest = sorted(set(range(len(asked))) - set(passed))
+            texts = [""] * len(asked)
+            for group, model, steering in ((passed, self.passed_to, None), (rest, self.model, self.steering)):
+                out, group_read = self._generate(model, [asked[j] for j in group], steering, self.max_new_tokens)
+                for j, text, reading in zip(group, out, group_read):
+                    texts[j] = text
+                    read[j] = read[j] if steering is None else reading
         self.gate_readings = [None] * len(turns)
-        with self.steering.apply(self.model) if self.steering is not None else nullcontext() as handle:
-            readings = getattr(handle, "gate_readings", None)
-
-            def on_batch(idx: list[int]) -> None:
-                for j, read in zip(idx, readings() or ()):
-                    self.gate_readings[kept[j]] = read
-
-            texts = iter(r.text for r in greedy_generate(
-                self.model, [prompts[i] for i in kept], max_new_tokens=self.max_new_tokens,
-                batch_size=self.batch_size, on_batch=None if readings is None else on_batch))
-            return [next(texts) if ok else None for ok in fits]
+        for i, reading in zip(kept, read):
+            self.gate_readings[i] = reading
+        answers = iter(texts)
+        return [next(answers) if ok else None for ok in fits]
 
 
 class EndpointPolicy:
@@ -296,6 +326,17 @@ def turns_of(task: AgentTask, trajectory: Trajectory) -> list[tuple[list[dict], 
         out.append((list(messages), step.reply))
         messages += step_messages(step, n)
     return out
+
+
+def reference_turns(tasks) -> tuple[list[Turn], list[str]]:
+    """Every step of the scripted reference agent's run of `tasks` (real tool results from real sandboxes), as the
+    turn a model is asked and the reply the reference gave."""
+    turns, wanted = [], []
+    for task, trajectory in zip(tasks, run_tasks(ScriptedPolicy("solution"), tasks)):
+        for n, (messages, reply) in enumerate(turns_of(task, trajectory)):
+            turns.append(Turn(task, messages, n))
+            wanted.append(reply)
+    return turns, wanted
 
 
 def departure(solution: list[dict], steps: tuple[Step, ...], end: str) -> tuple[str, str] | None:
