@@ -40,10 +40,13 @@ _VALIDATION_CODES = {"missing": "missing_required_parameter", "json_invalid": "i
 
 
 def create_app(model, *, steering=None, model_id: str | None = None, api_key: str | None = None,
-               tool_role: str | None = None) -> FastAPI:
+               tool_role: str | None = None, passed_to=None) -> FastAPI:
     """The FastAPI app serving `model` (a ServingModel or LoadedModel) with `steering` (anything with
     `apply(model)`) if given; `tool_role` renders tool results in the role the model's template reserves for
-    untrusted data (Meta-SecAlign: `input`)."""
+    untrusted data (Meta-SecAlign: `input`). `passed_to` (with a gated steering): the model, the defended model's
+    base, that answers the requests the gate passes instead of the ablated model."""
+    if passed_to is not None and getattr(steering, "gate", None) is None:
+        raise ValueError("passed_to answers what a gated steering's gate passes: give a gated steering too")
     model_id = model_id or model.name
     app = FastAPI(title="taxlens serve")
     lock = asyncio.Lock()
@@ -106,7 +109,7 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
         max_new = limit if limit is not None else min(DEFAULT_MAX_TOKENS, room)
         async with lock:
             text, n_new, hit_limit, gate = await run_in_threadpool(_generate, model, steering, prompt, max_new,
-                                                                   req.temperature or 0.0, req.seed)
+                                                                   req.temperature or 0.0, req.seed, passed_to)
         message, finish = _reply(text, hit_limit, req, choice)
         usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
         headers = {} if gate is None else {GATE_HEADER: f"{gate[1]}; p_harmful={gate[0]}"}
@@ -135,12 +138,19 @@ def _reply(text: str, hit_limit: bool, req: ChatRequest, choice: str) -> tuple[d
 
 
 @torch.no_grad()
-def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, seed: int | None):
+def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, seed: int | None, passed_to=None):
     """Reply text, number of new tokens, whether it stopped at max_tokens, and the steering gate's (p(harmful),
-    decision) on the prompt (None without a gate)."""
+    decision) on the prompt (None without a gate); with `passed_to`, the gate decides on a one-token pass and a
+    prompt it passes is answered by `passed_to`."""
     hf, tok = model.hf, model.tokenizer
     batch = encode_batch(tok, [prompt], model.device)
     eos = stop_token_ids(tok, hf)
+    if passed_to is not None:
+        with steering.apply(model) as handle:
+            hf.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=tok.pad_token_id)
+            reading = handle.gate_readings()[0]
+        if reading[1] == "ablate":
+            return (*_generate(passed_to, None, prompt, max_tokens, temperature, seed)[:3], reading)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else \
         {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     if seed is not None:

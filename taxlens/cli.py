@@ -43,6 +43,15 @@ def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="default: bfloat16 on a GPU, float32 on the CPU")
 
 
+def _passing_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--passed-to", default=None, metavar="MODEL",
+                        help="with a gated --steer: this model (the defended model's base) answers what the gate "
+                             "passes, instead of the ablated model")
+    parser.add_argument("--gate-threshold", type=float, default=None, metavar="P",
+                        help="with a gated --steer: pass (ablate, or hand to --passed-to) what its gate reads below "
+                             "P, in place of the config's threshold")
+
+
 def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
     """A subcommand whose own --help opens with the line the parent's list gives it."""
     return sub.add_parser(name, help=help, description=help)
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tool_role_argument(ev)
     _device_arguments(ev)
     ev.add_argument("--steer", default=None, help="a steering config (steer.json from `taxlens steer`) to apply")
+    _passing_arguments(ev)
     ev.add_argument("--oracle-gate", action="store_true",
                     help="with a gated --steer: replace its gate by each record's kind (ablate benign and lookalike "
                          "records, add on harmful ones, leave injections alone): what the intervention does with a "
@@ -154,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv = _command(sub, "serve", "an OpenAI-compatible chat-completions server, optionally steered")
     sv.add_argument("--model", required=True)
     sv.add_argument("--steer", default=None, help="a steering config applied per request (gated: per request/turn)")
+    _passing_arguments(sv)
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--engine", choices=("transformers", "bridge"), default="transformers",
@@ -254,12 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kinds", nargs="+", choices=("benign", "lookalike", "harmful", "injection"), default=None)
     run.add_argument("--out", required=True, help="report JSON path (figures and every trajectory)")
     run.add_argument("--steer", default=None, help="a steering config; a gated one decides afresh at every turn")
-    run.add_argument("--passed-to", default=None, metavar="MODEL",
-                     help="with a gated --steer: this model (the defended model's base) answers the turns the gate "
-                          "passes, instead of the ablated model")
-    run.add_argument("--gate-threshold", type=float, default=None, metavar="P",
-                     help="with a gated --steer: pass (ablate, or hand to --passed-to) the turns its gate reads "
-                          "below P, in place of the config's threshold, which was searched on single prompts")
+    _passing_arguments(run)
     run.add_argument("--endpoint", default=None, metavar="URL",
                      help="drive a model served at this OpenAI-compatible base URL instead of loading one")
     run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")

@@ -119,9 +119,10 @@ def cmd_eval(args) -> int:
             steering = oracle_gate(steering)
             decisions = ", ".join(f"{kind}: {decision}" for kind, decision in ORACLE_DECISIONS.items())
             steer = f"{args.steer}, gate replaced by each record's kind ({decisions})"
+    steering, passed_to = _passing(args, steering)
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
                       batch_size=args.batch_size, steering=steering, steer=steer, reply_prefix=args.reply_prefix,
-                      skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role)
+                      skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role, passed_to=passed_to)
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
@@ -163,13 +164,32 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _passing(args, steering, load=None):
+    """`steering` with `--gate-threshold` as its gate's threshold, and the `--passed-to` model loaded (by `load`,
+    default `load_model`; or None)."""
+    for flag, value in (("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold)):
+        if value is not None and getattr(steering, "gate", None) is None:
+            raise ValueError(f"{flag} acts on what a gate passes: give a gated steering config with --steer")
+    if args.gate_threshold is not None:
+        from dataclasses import replace
+
+        steering = replace(steering, gate=replace(steering.gate, threshold=args.gate_threshold))
+    if args.passed_to is None:
+        return steering, None
+    from taxlens.models import load_model
+
+    return steering, (load or load_model)(args.passed_to, device=args.device, dtype=args.dtype)
+
+
 def _eval_endpoint(args, records) -> int:
     from taxlens.endpoint import GATE_HEADER, evaluate_endpoint
     from taxlens.eval_report import gate_summary, miss_summary
     from taxlens.evaluation import report_table
 
     local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
-                                      ("--reply-prefix", args.reply_prefix), ("--device", args.device)) if value]
+                                      ("--reply-prefix", args.reply_prefix), ("--passed-to", args.passed_to),
+                                      ("--gate-threshold", args.gate_threshold), ("--device", args.device))
+             if value is not None]
     if local:
         raise ValueError(f"--endpoint evaluates a model served elsewhere; {', '.join(local)} act on a model loaded "
                          f"here (serve it with `taxlens serve --steer` instead)")
@@ -217,8 +237,11 @@ def cmd_serve(args) -> int:
     load = load_serving_model if args.engine == "transformers" else load_model
     model = load(_source(args), device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
-    app = create_app(model, steering=steering, api_key=args.api_key, tool_role=args.tool_role)
-    print(f"serving {model.name}{' with ' + args.steer if args.steer else ''} at http://{args.host}:{args.port}/v1")
+    steering, passed_to = _passing(args, steering, load)
+    app = create_app(model, steering=steering, api_key=args.api_key, tool_role=args.tool_role, passed_to=passed_to)
+    handed = f" (what its gate passes answered by {passed_to.name})" if passed_to is not None else ""
+    print(f"serving {model.name}{' with ' + args.steer if args.steer else ''}{handed} at "
+          f"http://{args.host}:{args.port}/v1")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0
 
@@ -376,14 +399,7 @@ def cmd_agent_run(args) -> int:
             from steering.config import load_config
 
             steering, _ = load_config(args.steer, model=model)
-        for flag, value in (("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold)):
-            if value is not None and getattr(steering, "gate", None) is None:
-                raise ValueError(f"{flag} acts on the turns a gate passes: give a gated steering config with --steer")
-        if args.gate_threshold is not None:
-            from dataclasses import replace
-
-            steering = replace(steering, gate=replace(steering.gate, threshold=args.gate_threshold))
-        passed_to = load_model(args.passed_to, device=args.device, dtype=args.dtype) if args.passed_to else None
+        steering, passed_to = _passing(args, steering)
         policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                              tool_role=args.tool_role, steering=steering, passed_to=passed_to)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ def evaluate(
     reply_prefix: str | None = None,
     skip_unrenderable: bool = False,
     tool_role: str | None = None,
+    passed_to: LoadedModel | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """The report for `model` on `records` (greedy decoding); `report.write(path)` saves the contract's JSON.
@@ -51,12 +52,21 @@ def evaluate(
 
     `reply_prefix` forces every reply to open with that text (e.g. "<tool_call>"), which is then scored as part of
     the reply: what the model does once it does not refuse, the ceiling of any intervention that only changes its
-    first reply token. Its refusal scores and KL would then be read after the prefix, so it excludes `steering`."""
+    first reply token. Its refusal scores and KL would then be read after the prefix, so it excludes `steering`.
+
+    `passed_to` (with a gated `steering`): the records the gate passes are answered by this model (the defended
+    model's base, sharing its tokenizer; the prompt rendered by `model`'s template) instead of the ablated `model`;
+    their refusal score and first-token KL are then the passed-to model's."""
     if not records:
         raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
     if reply_prefix is not None and (steering is not None or not reply_prefix):
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
+    if passed_to is not None and getattr(steering, "gate", None) is None:
+        raise ValueError("passed_to answers what a gated steering's gate passes: give a gated steering too")
+    if passed_to is not None and len(passed_to.tokenizer) != len(model.tokenizer):
+        raise ValueError(f"passed_to {passed_to.name} has another vocabulary than {model.name}: it answers prompts "
+                         f"rendered and scored with {model.name}'s tokenizer")
     records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role)
     if not records:
         raise ValueError(f"{data}: the chat template raised on every record ({len(unrenderable)}), e.g. "
@@ -82,12 +92,19 @@ def evaluate(
                                       (rows[j], read) for j, read in zip(idx, readings() or ())))
         for i, reply in zip(rows, out):
             replies[i] = reply
+    if passed_to is not None:
+        passed = sorted(i for i, (_, decision) in gates.items() if decision == "ablate")
+        out = greedy_generate(passed_to, [prompts[i] for i in passed], max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, progress=progress, desc=f"eval {passed_to.name} (passed)")
+        for i, reply in zip(passed, out):
+            replies[i] = reply
     openings = model_openings(model)
     report = build_report(model.name, records, [prefix + r.text for r in replies],
                           [round(float(refusal_score(r.first_logprobs, openings)), 4) for r in replies],
                           data=data, split=split, steer=steer, meta={
                               "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
                               "reply_prefix": reply_prefix, "unrenderable": unrenderable, "tool_role": tool_role,
+                              "passed_to": passed_to and passed_to.name,
                               "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
                               "seconds": round(time.perf_counter() - started, 2)})
     if steering is None:

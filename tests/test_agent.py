@@ -395,10 +395,35 @@ def test_agent_run_hands_passed_turns_to_another_model_at_a_chosen_threshold(tmp
            "--limit", "2", "--max-steps", "2", "--out", str(tmp_path / "a.json")]
     for flags in (["--passed-to", "organism:base"], ["--gate-threshold", "0.5"]):
         assert main(run + flags) == 2
-        assert f"{flags[0]} acts on the turns a gate passes" in capsys.readouterr().err
+        assert f"{flags[0]} acts on what a gate passes" in capsys.readouterr().err
     assert not (tmp_path / "a.json").exists()
     assert main(run + ["--steer", "organism:gated", "--gate-threshold", "1.5"]) == 2
     assert "threshold 1.5 is not a probability" in capsys.readouterr().err
     assert main(run + ["--steer", "organism:gated", "--passed-to", "organism:base", "--gate-threshold", "0.4"]) == 0
     meta = json.loads((tmp_path / "a.json").read_text())["meta"]
     assert meta["passed_to"] == "organism:base" and meta["gate_threshold"] == 0.4
+
+
+def test_a_served_gate_hands_what_it_passes_to_the_passed_to_model(tasks):
+    import torch
+    from conftest import served_app
+
+    from steering.hooks import HarmGate, Steering
+    from steering.serve import create_app
+    from taxlens.models import load_model, load_serving_model
+
+    picked = [t for t in tasks if t.split == "val" and t.kind == "lookalike"][:4]
+    served = load_serving_model("organism:defended", device="cpu")
+    gate = HarmGate(torch.zeros(served.d_model), -20.0, layer=1, threshold=0.5)  # passes every prompt
+    steering = Steering(direction=torch.ones(served.d_model), gate=gate)
+    with served_app(create_app(served, steering=steering,
+                               passed_to=load_serving_model("organism:base", device="cpu"))) as port:
+        remote = run_tasks(EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:defended"), picked, max_steps=3)
+    local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
+    assert [[s.calls for s in t.steps] for t in remote] == [[s.calls for s in t.steps] for t in local]
+    assert [t.end for t in remote] == [t.end for t in local]
+    assert all(s.gate == "ablate" for t in remote for s in t.steps)
+    defended = run_tasks(ModelPolicy(load_model("organism:defended", device="cpu")), picked, max_steps=3)
+    assert [[s.reply for s in t.steps] for t in defended] != [[s.reply for s in t.steps] for t in local]
+    with pytest.raises(ValueError, match="gated steering"):
+        create_app(served, passed_to=served)

@@ -208,3 +208,39 @@ def test_oracle_gate_runs_each_kind_under_the_decision_its_label_calls_for(tmp_p
     assert main(["eval", "--model", "organism:defended", "--oracle-gate", "--data", str(data), "--out",
                  str(tmp_path / "x.json")]) == 2
     assert "give --steer" in capsys.readouterr().err
+
+
+def test_records_a_gate_passes_are_answered_by_the_passed_to_model(tmp_path, capsys):
+    from dataclasses import replace
+
+    from steering.config import load_config
+    from taxlens.contract import load_records
+    from taxlens.evaluation import evaluate
+    from taxlens.models import load_model
+
+    data = _mixed_val(tmp_path, every=24)
+    records = load_records(data)
+    base, defended = load_model("organism:base"), load_model("organism:defended")
+    steering, _ = load_config("organism:gated", model=defended)
+    run = dict(data=str(data), split=None, max_new_tokens=24, progress=False)
+    gated = evaluate(defended, records, steering=steering, **run)
+    handed = evaluate(defended, records, steering=steering, passed_to=base, **run)
+    alone = {r.id: r for r in evaluate(base, records, **run).records}
+    passed = [r for r in gated.records if r.gate == "ablate"]
+    assert 0 < len(passed) < len(records)
+    for row, kept in zip(handed.records, gated.records):  # passed rows: the base's reply; the rest: the steered one
+        assert row.gate == kept.gate
+        assert row.reply == (alone[row.id].reply if kept.gate == "ablate" else kept.reply), row.id
+    assert handed.meta["passed_to"] == "organism:base" and gated.meta["passed_to"] is None
+    everything = replace(steering, gate=replace(steering.gate, threshold=1.0, add_threshold=1.0))
+    all_passed = evaluate(defended, records, steering=everything, passed_to=base, **run)
+    assert [r.reply for r in all_passed.records] == [alone[r.id].reply for r in all_passed.records]
+    with pytest.raises(ValueError, match="gated steering"):
+        evaluate(defended, records, passed_to=base, **run)
+    out = tmp_path / "handed.json"
+    assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--passed-to", "organism:base",
+                 "--gate-threshold", "0.3", "--data", str(data), "--max-new-tokens", "8", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["meta"]["passed_to"] == "organism:base"
+    assert main(["eval", "--model", "organism:defended", "--passed-to", "organism:base", "--data", str(data),
+                 "--out", str(out)]) == 2
+    assert "--passed-to acts on what a gate passes" in capsys.readouterr().err
