@@ -81,22 +81,29 @@ def evaluate(
     per_record = [steering.get(r.kind) if isinstance(steering, Mapping) else steering for r in records]
     replies: list = [None] * len(records)
     gates: dict[int, tuple[float, str]] = {}  # record index → (p(harmful), decision) where a gate decided
-    for group in {id(s): s for s in per_record}.values():  # one generation per distinct steering
-        rows = [i for i, s in enumerate(per_record) if s is group]
+
+    def generate(rows: list[int], group, max_new: int, desc: str) -> list:
         with group.apply(model) if group is not None else nullcontext() as handle:
             readings = getattr(handle, "gate_readings", None)
-            out = greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
-                                  batch_size=batch_size, progress=progress,
-                                  desc=f"eval {model.name}" + (" steered" if group is not None else ""),
-                                  on_batch=None if readings is None else lambda idx: gates.update(
-                                      (rows[j], read) for j, read in zip(idx, readings() or ())))
-        for i, reply in zip(rows, out):
+            return greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new,
+                                   batch_size=batch_size, progress=progress, desc=desc,
+                                   on_batch=None if readings is None else lambda idx: gates.update(
+                                       (rows[j], read) for j, read in zip(idx, readings() or ())))
+
+    passed: set[int] = set()
+    if passed_to is not None:  # the gate decides on a one-token pass; what it passes is never generated ablated
+        generate(list(range(len(records))), steering, 1, f"eval {model.name} gate")
+        passed = {i for i, (_, decision) in gates.items() if decision == "ablate"}
+        rows = sorted(passed)
+        for i, reply in zip(rows, greedy_generate(passed_to, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
+                                                  batch_size=batch_size, progress=progress,
+                                                  desc=f"eval {passed_to.name} (passed)")):
             replies[i] = reply
-    if passed_to is not None:
-        passed = sorted(i for i, (_, decision) in gates.items() if decision == "ablate")
-        out = greedy_generate(passed_to, [prompts[i] for i in passed], max_new_tokens=max_new_tokens,
-                              batch_size=batch_size, progress=progress, desc=f"eval {passed_to.name} (passed)")
-        for i, reply in zip(passed, out):
+    for group in {id(s): s for s in per_record}.values():  # one generation per distinct steering
+        rows = [i for i, s in enumerate(per_record) if s is group and i not in passed]
+        out = generate(rows, group, max_new_tokens,
+                       f"eval {model.name}" + (" steered" if group is not None else "")) if rows else []
+        for i, reply in zip(rows, out):
             replies[i] = reply
     openings = model_openings(model)
     report = build_report(model.name, records, [prefix + r.text for r in replies],
