@@ -30,7 +30,7 @@ from steering.openai_api import (DEFAULT_MAX_TOKENS, ApiError, ChatRequest, chec
                                  template_messages, tool_choice)
 from taxlens.chat import RenderError, render_messages
 from taxlens.endpoint import GATE_HEADER
-from taxlens.generation import encode_batch, stop_token_ids
+from taxlens.generation import check_passed_to, encode_batch, gate_readings, stop_token_ids
 from taxlens.labels import parse_reply
 
 # Requests queue behind one model lock, so a client's pooled connection can sit idle for longer than uvicorn's 5 s
@@ -45,8 +45,7 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
     `apply(model)`) if given; `tool_role` renders tool results in the role the model's template reserves for
     untrusted data (Meta-SecAlign: `input`). `passed_to` (with a gated steering): the model, the defended model's
     base, that answers the requests the gate passes instead of the ablated model."""
-    if passed_to is not None and getattr(steering, "gate", None) is None:
-        raise ValueError("passed_to answers what a gated steering's gate passes: give a gated steering too")
+    check_passed_to(model, steering, passed_to)
     model_id = model_id or model.name
     app = FastAPI(title="taxlens serve")
     lock = asyncio.Lock()
@@ -146,9 +145,7 @@ def _generate(model, steering, prompt: str, max_tokens: int, temperature: float,
     batch = encode_batch(tok, [prompt], model.device)
     eos = stop_token_ids(tok, hf)
     if passed_to is not None:
-        with steering.apply(model) as handle:
-            hf.generate(**batch, max_new_tokens=1, do_sample=False, pad_token_id=tok.pad_token_id)
-            reading = handle.gate_readings()[0]
+        reading = gate_readings(model, steering, [prompt], 1)[0]
         if reading[1] == "ablate":
             return (*_generate(passed_to, None, prompt, max_tokens, temperature, seed)[:3], reading)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else \

@@ -17,7 +17,7 @@ from dataclasses import replace
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record
 from taxlens.eval_report import EvalReport, FirstTokenKL, RecordResult
-from taxlens.generation import greedy_generate
+from taxlens.generation import check_passed_to, gate_readings, greedy_generate
 from taxlens.labels import label_reply
 from taxlens.metrics import Outcome, figures_by_kind, format_rate_cell, report_warnings
 from taxlens.models import LoadedModel
@@ -62,11 +62,7 @@ def evaluate(
     if reply_prefix is not None and (steering is not None or not reply_prefix):
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
-    if passed_to is not None and getattr(steering, "gate", None) is None:
-        raise ValueError("passed_to answers what a gated steering's gate passes: give a gated steering too")
-    if passed_to is not None and len(passed_to.tokenizer) != len(model.tokenizer):
-        raise ValueError(f"passed_to {passed_to.name} has another vocabulary than {model.name}: it answers prompts "
-                         f"rendered and scored with {model.name}'s tokenizer")
+    check_passed_to(model, steering, passed_to)
     records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role)
     if not records:
         raise ValueError(f"{data}: the chat template raised on every record ({len(unrenderable)}), e.g. "
@@ -82,17 +78,17 @@ def evaluate(
     replies: list = [None] * len(records)
     gates: dict[int, tuple[float, str]] = {}  # record index → (p(harmful), decision) where a gate decided
 
-    def generate(rows: list[int], group, max_new: int, desc: str) -> list:
+    def generate(rows: list[int], group, desc: str) -> list:
         with group.apply(model) if group is not None else nullcontext() as handle:
             readings = getattr(handle, "gate_readings", None)
-            return greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new,
+            return greedy_generate(model, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
                                    batch_size=batch_size, progress=progress, desc=desc,
                                    on_batch=None if readings is None else lambda idx: gates.update(
                                        (rows[j], read) for j, read in zip(idx, readings() or ())))
 
     passed: set[int] = set()
     if passed_to is not None:  # the gate decides on a one-token pass; what it passes is never generated ablated
-        generate(list(range(len(records))), steering, 1, f"eval {model.name} gate")
+        gates.update((i, read) for i, read in enumerate(gate_readings(model, steering, prompts, batch_size)))
         passed = {i for i, (_, decision) in gates.items() if decision == "ablate"}
         rows = sorted(passed)
         for i, reply in zip(rows, greedy_generate(passed_to, [prompts[i] for i in rows], max_new_tokens=max_new_tokens,
@@ -101,8 +97,7 @@ def evaluate(
             replies[i] = reply
     for group in {id(s): s for s in per_record}.values():  # one generation per distinct steering
         rows = [i for i, s in enumerate(per_record) if s is group and i not in passed]
-        out = generate(rows, group, max_new_tokens,
-                       f"eval {model.name}" + (" steered" if group is not None else "")) if rows else []
+        out = generate(rows, group, f"eval {model.name}" + (" steered" if group is not None else "")) if rows else []
         for i, reply in zip(rows, out):
             replies[i] = reply
     openings = model_openings(model)

@@ -88,3 +88,32 @@ def greedy_generate(
         bar.update(len(idx))
     bar.close()
     return replies
+
+
+def check_passed_to(model, steering, passed_to) -> None:
+    """What handing the prompts a gate passes to `passed_to` (the defended model's base) needs: a gated `steering`,
+    and `model`'s vocabulary, since the prompt is rendered and scored with `model`'s tokenizer."""
+    if passed_to is None:
+        return
+    if getattr(steering, "gate", None) is None:
+        raise ValueError("passed_to answers what a gated steering's gate passes: give a gated steering too")
+    if len(passed_to.tokenizer) != len(model.tokenizer):
+        raise ValueError(f"passed_to {passed_to.name} has another vocabulary than {model.name}: it answers prompts "
+                         f"rendered and scored with {model.name}'s tokenizer")
+
+
+def gate_readings(model, steering, prompts: list[str], batch_size: int = 16) -> list[tuple[float, str] | None]:
+    """A gated `steering`'s (p(harmful), decision) on each prompt, in order, from a one-token pass under it: how a
+    prompt is routed before anything is generated for it."""
+    read: list[tuple[float, str] | None] = [None] * len(prompts)
+    if not prompts:
+        return read
+    with steering.apply(model) as handle:
+
+        def on_batch(idx: list[int]) -> None:
+            for j, reading in zip(idx, handle.gate_readings() or ()):
+                read[j] = reading
+
+        greedy_generate(model, prompts, max_new_tokens=1, batch_size=batch_size, on_batch=on_batch)
+    return read
+

@@ -237,6 +237,11 @@ def test_records_a_gate_passes_are_answered_by_the_passed_to_model(tmp_path, cap
     assert [r.reply for r in all_passed.records] == [alone[r.id].reply for r in all_passed.records]
     with pytest.raises(ValueError, match="gated steering"):
         evaluate(defended, records, passed_to=base, **run)
+    from types import SimpleNamespace
+
+    other = SimpleNamespace(name="other", tokenizer=list(range(len(base.tokenizer) + 1)))
+    with pytest.raises(ValueError, match="another vocabulary"):  # its replies could not be scored with ours
+        evaluate(defended, records, steering=steering, passed_to=other, **run)
     out = tmp_path / "handed.json"
     assert main(["eval", "--model", "organism:defended", "--steer", "organism:gated", "--passed-to", "organism:base",
                  "--gate-threshold", "0.3", "--data", str(data), "--max-new-tokens", "8", "--out", str(out)]) == 0

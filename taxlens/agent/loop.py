@@ -134,8 +134,9 @@ class ModelPolicy:
 
     def __init__(self, model, *, max_new_tokens: int = 128, batch_size: int = 16, tool_role: str | None = None,
                  steering=None, passed_to=None):
-        if passed_to is not None and getattr(steering, "gate", None) is None:
-            raise ValueError("passed_to answers the turns a gated steering's gate passes: give a gated steering too")
+        from taxlens.generation import check_passed_to
+
+        check_passed_to(model, steering, passed_to)
         self.model, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
         self.name, self.tool_role, self.steering, self.passed_to = model.name, tool_role, steering, passed_to
         self.gate_readings: list[tuple[float, str] | None] = []
@@ -170,7 +171,9 @@ class ModelPolicy:
         if self.passed_to is None:
             texts, read = self._generate(self.model, asked, self.steering, self.max_new_tokens)
         else:
-            _, read = self._generate(self.model, asked, self.steering, 1)
+            from taxlens.generation import gate_readings
+
+            read = gate_readings(self.model, self.steering, asked, self.batch_size)
             passed = [j for j, r in enumerate(read) if r is not None and r[1] == "ablate"]
             rest = sorted(set(range(len(asked))) - set(passed))
             texts = [""] * len(asked)
