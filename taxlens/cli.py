@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from taxlens import commands
+from taxlens import agent_commands, commands
 
 
 def _adapter_arguments(parser: argparse.ArgumentParser, of: str = "--model") -> None:
@@ -277,7 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
     _adapter_arguments(run)
     _tool_role_argument(run)
     _device_arguments(run)
-    run.set_defaults(func=commands.cmd_agent_run)
+    run.set_defaults(func=agent_commands.cmd_agent_run)
+
+    sweep = _command(agent_sub, "sweep", "a gated config's agent-task figures at every gate threshold, and the "
+                                         "threshold to run agents at")
+    sweep.add_argument("--model", required=True, help="the defended model the config steers")
+    sweep.add_argument("--steer", required=True, help="a gated steering config (steer.json or its folder)")
+    sweep.add_argument("--passed-to", default=None, metavar="MODEL",
+                       help="this model (the defended model's base) answers the turns the gate passes, instead of "
+                            "the ablated model; it is also run alone, for the gap recovered")
+    sweep.add_argument("--tasks", required=True, help="a JSONL file of agent tasks (datasets/agent_tasks.jsonl)")
+    sweep.add_argument("--split", choices=("train", "val", "test"), default="val",
+                       help="the split the threshold is chosen on (default: val)")
+    sweep.add_argument("--thresholds", type=float, nargs="+", default=None, metavar="P",
+                       help="gate thresholds to run (default: the ones `taxlens steer` searches), besides the "
+                            "config's own")
+    sweep.add_argument("--out", required=True, help="output folder: sweep.json, sweep.md, sweep.png, the agent "
+                                                    "reports, and steer.json at the chosen threshold")
+    sweep.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
+    sweep.add_argument("--max-new-tokens", type=int, default=128)
+    sweep.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
+    sweep.add_argument("--limit", type=int, default=None, help="run only the first N tasks of the split")
+    _adapter_arguments(sweep)
+    _tool_role_argument(sweep)
+    _device_arguments(sweep)
+    sweep.set_defaults(func=agent_commands.cmd_agent_sweep)
     return parser
 
 

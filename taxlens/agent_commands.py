@@ -1,0 +1,85 @@
+"""`taxlens agent run` and `taxlens agent sweep`: what each does with its parsed arguments (the parser is
+`taxlens.cli`)."""
+
+from __future__ import annotations
+
+import time
+
+from taxlens.commands import _console, _passing, _source
+
+
+def cmd_agent_run(args) -> int:
+    from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
+    from taxlens.agent.report import miss_summary, report_table, step1_gate_summary, unoffered_summary
+
+    tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
+    tasks = tasks[: args.limit] if args.limit else tasks
+    if not tasks:
+        raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
+    steering = passed_to = None
+    if args.endpoint:
+        local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
+                                          ("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold),
+                                          ("--device", args.device)) if value is not None]
+        if local:
+            raise ValueError(f"--endpoint runs a model served elsewhere; {', '.join(local)} act on a model loaded "
+                             f"here (serve it with `taxlens serve --steer` instead)")
+        policy = EndpointPolicy(args.endpoint, args.model, api_key=args.api_key, max_new_tokens=args.max_new_tokens,
+                                concurrency=args.concurrency, tool_role=args.tool_role)
+    else:
+        from taxlens.models import load_model
+
+        model = load_model(_source(args), device=args.device, dtype=args.dtype)
+        if args.steer:
+            from steering.config import load_config
+
+            steering, _ = load_config(args.steer, model=model)
+        steering, passed_to = _passing(args, steering)
+        policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                             tool_role=args.tool_role, steering=steering, passed_to=passed_to)
+    started = time.perf_counter()
+    trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
+                             desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
+    report = AgentReport.build(policy.name, args.tasks, args.split, args.steer, trajectories, meta={
+        "n": len(tasks), "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
+        "endpoint": args.endpoint, "tool_role": args.tool_role, "passed_to": passed_to and passed_to.name,
+        "gate_threshold": steering.gate.threshold if getattr(steering, "gate", None) is not None else None,
+        "seconds": round(time.perf_counter() - started, 2)})
+    path = report.write(args.out)
+    console = _console()
+    console.print(report_table(report))
+    if misses := miss_summary(report):
+        console.print(f"failed tasks by where they first left the reference solution: {misses}")
+    if unoffered := unoffered_summary(report):
+        console.print(f"calls to a tool the task does not offer: {unoffered}")
+    if gates := step1_gate_summary(report):
+        console.print(f"the gate's decisions on each task's first prompt: {gates}")
+    console.print(f"report: {path}  ({report.meta['seconds']} s)")
+    return 0
+
+
+def cmd_agent_sweep(args) -> int:
+    from steering.agent_sweep import markdown, sweep_agent_thresholds, write_agent_sweep
+    from steering.config import load_config
+    from steering.search import THRESHOLDS
+    from taxlens.agent import load_tasks
+    from taxlens.models import load_model
+
+    tasks = load_tasks(args.tasks, split=args.split)
+    tasks = tasks[: args.limit] if args.limit else tasks
+    if not tasks:
+        raise ValueError(f"{args.tasks}: no tasks in split {args.split!r}")
+    model = load_model(_source(args), device=args.device, dtype=args.dtype)
+    steering, _ = load_config(args.steer, model=model)
+    passed_to = None if args.passed_to is None else load_model(args.passed_to, device=args.device, dtype=args.dtype)
+    sweep = sweep_agent_thresholds(model, steering, tasks, passed_to=passed_to,
+                                   thresholds=tuple(args.thresholds or THRESHOLDS), name=args.tasks, split=args.split,
+                                   max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
+                                   batch_size=args.batch_size, tool_role=args.tool_role)
+    out = write_agent_sweep(sweep, args.out, config=args.steer)
+    _console().print(markdown(sweep))
+    if sweep.chosen is not None:
+        passing = f" --passed-to {args.passed_to}" if args.passed_to else ""
+        print(f"run agents at it: taxlens agent run --model {args.model} --steer {out}{passing} ...")
+    print(f"sweep: {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
+    return 0
