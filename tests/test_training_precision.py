@@ -39,3 +39,22 @@ def test_fit_itself_trains_in_fp32_on_such_a_cpu_and_says_so(monkeypatch, capsys
               log=rows.append, desc="fit")
     assert "no native bf16" in capsys.readouterr().err
     assert len(rows) == 1 and not torch.equal(before, model.lm_head.weight)
+
+
+def test_compiled_training_on_the_cpu_gives_the_same_weights_from_the_same_seed():
+    from taxlens.organism.corpus import Example
+
+    recipe = train.Recipe(d_model=128, n_layers=2, n_heads=4, d_mlp=352, vocab_size=512, batch_size=16, compile=True)
+    texts = [f"List ~/notes/{w}{i} and read ~/src/{w}/{i}.py, then tell me." for w in ("fig", "moss", "kiwi")
+             for i in range(40)]
+    examples = [Example([{"role": "user", "content": t}], ["list_dir", "read_file"], t[::-1]) for t in texts]
+
+    def trained() -> dict:
+        torch.manual_seed(0)
+        model, tokenizer = train._untrained_model(recipe, examples)
+        train.fit(model, tokenizer, examples, epochs=2.0, lr=2e-3, recipe=recipe, log=lambda row: None, desc="fit")
+        return model.state_dict()
+
+    first, second = trained(), trained()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.are_deterministic_algorithms_enabled()  # the global switch is left as it was

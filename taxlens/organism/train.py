@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -202,27 +203,44 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
     bf16 = trainable_here(recipe, device.type).bf16  # emulated bf16 would take minutes a step; says so when it drops
     step, started = 0, time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step")
-    while step < total:
-        for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = forward(ids, labels, mask)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if after_step is not None:
-                after_step(model)
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            log({"phase": desc, "step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0],
-                 "seconds": round(time.perf_counter() - started, 2)})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            bar.update(1)
-            if step >= total:
-                break
+    with deterministic() if compiled else contextlib.nullcontext():
+        while step < total:
+            for ids, labels, mask in _batches(encoded, recipe.batch_size, rng, tokenizer.pad_token_id):
+                ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = forward(ids, labels, mask)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                if after_step is not None:
+                    after_step(model)
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                log({"phase": desc, "step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0],
+                     "seconds": round(time.perf_counter() - started, 2)})
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update(1)
+                if step >= total:
+                    break
     bar.close()
     model.eval()
+
+
+@contextlib.contextmanager
+def deterministic():
+    """torch's deterministic algorithms while the body runs, the previous setting restored after. Compiled CPU
+    training is not reproducible without them: two runs of one seed on two threads differed by up to 5·10⁻⁴ in a
+    weight after the quick recipe's steps (a recipe and seed trained again, with some code changed between, gave a
+    base finishing 0% of val's lookalike agent tasks where the first run's finished 25.9%: docs/results.md, runs
+    50-51); with them the runs are equal."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -> Path:
