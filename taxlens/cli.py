@@ -52,6 +52,17 @@ def _passing_arguments(parser: argparse.ArgumentParser) -> None:
                              "P, in place of the config's threshold")
 
 
+def _agent_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """How `agent run` and `agent sweep` drive the loop, and the model they load."""
+    parser.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N selected tasks")
+    _adapter_arguments(parser)
+    _tool_role_argument(parser)
+    _device_arguments(parser)
+
+
 def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
     """A subcommand whose own --help opens with the line the parent's list gives it."""
     return sub.add_parser(name, help=help, description=help)
@@ -270,13 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="drive a model served at this OpenAI-compatible base URL instead of loading one")
     run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
     run.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
-    run.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
-    run.add_argument("--max-new-tokens", type=int, default=128)
-    run.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
-    run.add_argument("--limit", type=int, default=None, help="run only the first N selected tasks")
-    _adapter_arguments(run)
-    _tool_role_argument(run)
-    _device_arguments(run)
+    _agent_loop_arguments(run)
     run.set_defaults(func=agent_commands.cmd_agent_run)
 
     sweep = _command(agent_sub, "sweep", "a gated config's agent-task figures at every gate threshold, and the "
@@ -294,13 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "config's own")
     sweep.add_argument("--out", required=True, help="output folder: sweep.json, sweep.md, sweep.png, the agent "
                                                     "reports, and steer.json at the chosen threshold")
-    sweep.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
-    sweep.add_argument("--max-new-tokens", type=int, default=128)
-    sweep.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
-    sweep.add_argument("--limit", type=int, default=None, help="run only the first N tasks of the split")
-    _adapter_arguments(sweep)
-    _tool_role_argument(sweep)
-    _device_arguments(sweep)
+    _agent_loop_arguments(sweep)
     sweep.set_defaults(func=agent_commands.cmd_agent_sweep)
     return parser
 
