@@ -100,10 +100,8 @@ def gap_recovered(base: AgentReport | None, defended: AgentReport, steered: Agen
 
 
 def at_threshold(steering, threshold: float):
-    """`steering` with its gate's threshold at `threshold`; an add threshold below it rises to it."""
-    gate = steering.gate
-    add = None if gate.add_threshold is None else max(gate.add_threshold, threshold)
-    return replace(steering, gate=replace(gate, threshold=threshold, add_threshold=add))
+    """`steering` with its gate at `threshold` (`HarmGate.at`)."""
+    return replace(steering, gate=steering.gate.at(threshold))
 
 
 def same_decisions(trajectory: Trajectory, gate_a, gate_b) -> bool:

@@ -80,6 +80,12 @@ class HarmGate:
         resid = resid.unsqueeze(1) if resid.ndim == 2 else resid
         return torch.sigmoid(torch.einsum("bld,ld->b", resid.float(), self.weight.to(resid.device)) + self.bias)
 
+    def at(self, threshold: float) -> "HarmGate":
+        """This gate passing (to the ablation) what it reads below `threshold`; an add threshold below that rises to
+        it, so no row is both passed and added to."""
+        add = None if self.add_threshold is None else max(self.add_threshold, threshold)
+        return replace(self, threshold=threshold, add_threshold=add)
+
     def decide(self, harm_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """harm_p: [batch] → ([batch] rows to ablate, [batch] rows to add the direction to)."""
         add_from = self.threshold if self.add_threshold is None else self.add_threshold

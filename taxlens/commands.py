@@ -172,7 +172,7 @@ def _passing(args, steering, load=None):
     if args.gate_threshold is not None:
         from dataclasses import replace
 
-        steering = replace(steering, gate=replace(steering.gate, threshold=args.gate_threshold))
+        steering = replace(steering, gate=steering.gate.at(args.gate_threshold))
     if args.passed_to is None:
         return steering, None
     from taxlens.models import load_model

@@ -81,6 +81,18 @@ def _gate_at_median(model, prompts, layer=0):
     return HarmGate(weight, 0.0, layer, threshold=float(p.median()) + 1e-6), p
 
 
+def test_a_gate_moved_past_its_add_threshold_passes_below_it_and_adds_above_it():
+    gate = HarmGate(torch.zeros(4), 0.0, layer=0, threshold=0.5, add_threshold=0.99)
+    assert gate.at(0.3) == dataclasses.replace(gate, threshold=0.3)
+    moved = gate.at(0.995)
+    assert (moved.threshold, moved.add_threshold) == (0.995, 0.995)
+    ablate, add = moved.decide(torch.tensor([0.993, 0.996]))
+    assert ablate.tolist() == [True, False] and add.tolist() == [False, True]
+    assert HarmGate(torch.zeros(4), 0.0, layer=0).at(0.7).add_threshold is None
+    with pytest.raises(ValueError, match="not a probability"):
+        gate.at(1.5)
+
+
 def test_gate_decides_per_row_in_a_mixed_batch(tiny_model, prompts, direction):
     gate, p = _gate_at_median(tiny_model, prompts)
     decided = p < gate.threshold
