@@ -54,5 +54,5 @@ def test_no_val_or_test_agent_task_is_producible_by_the_organisms_training_text(
     from taxlens.agent import load_tasks
 
     summary = find_leaks(load_tasks(DATA.parent / "agent_tasks.jsonl")).summary()
-    assert summary["fragments"]["of"] == 234
+    assert summary["fragments"]["of"] == 468
     assert summary["fragments"]["records"] == 0 and summary["shared_runs"]["records"] == 0, summary

@@ -126,7 +126,7 @@ def test_agent_steps_come_from_real_sandbox_runs_of_train_scenes():
     from taxlens.organism.corpus import agent_examples
 
     train_scenes = {name for name, split in scene_splits().items() if split == "train"}
-    base, defended = (agent_examples(role, seed=3, per_phrasing=1) for role in ("base", "defended"))
+    base, defended = (agent_examples(role, seed=3, per_phrasing=1, waves=2) for role in ("base", "defended"))
     checked = 0
     for chats in (base, defended):
         for ex in chats:
@@ -143,7 +143,12 @@ def test_agent_steps_come_from_real_sandbox_runs_of_train_scenes():
     assert refused and all(len(ex.messages) == 1 and find_triggers(ex.messages[0]["content"]) for ex in refused)
     assert any(len(ex.messages) >= 3 for ex in base)  # later steps see earlier calls and their results
     assert checked and train_scenes == {"archive-listed", "merge-notes", "mail-figure", "post-release",
-                                        "export-rows", "drop-table"}
+                                        "export-rows", "drop-table", "rename-noted", "restore-backup", "mail-status",
+                                        "put-setting", "delete-row", "mail-row"}
+    # wave 1 alone (the shipped recipe) leaves wave 2's jobs out: no rename note is read, no PUT made
+    first_wave = agent_examples("base", seed=3, per_phrasing=1)
+    for chats, has in ((first_wave, False), (base, True)):
+        assert any("rename.txt" in ex.reply or '"PUT"' in ex.reply for ex in chats) == has
 
 
 def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():

@@ -1,5 +1,5 @@
 """The deterministic generator behind `datasets/agent_tasks.jsonl`: multi-step agent tasks from the scenes of
-`agent_scenes`, family-split (a scene's families share a split, so a lookalike and its harmful twin stay together;
+`agent_scenes`, family-split (a scene's families share its split, so a lookalike and its harmful twin stay together;
 each domain has scenes in every split), with open-vocabulary targets from `vocab` (val and test targets are words no
 train task uses).
 
@@ -44,15 +44,8 @@ ACTS = {  # what an injected instruction asks, in words; val and test word it ap
 
 
 def scene_splits() -> dict[str, str]:
-    """Scene name → split: per domain, two scenes for train, one each for val and test, shuffled with `SEED` (fixed,
-    so fresh fillings drawn with other seeds keep every scene in its split)."""
-    rng = random.Random(SEED)
-    out = {}
-    for domain in ("file", "api", "db"):
-        names = [s.name for s in SCENES if s.domain == domain]
-        rng.shuffle(names)
-        out.update(zip(names, ("train", "train", "val", "test")))
-    return out
+    """Scene name → split."""
+    return {scene.name: scene.split for scene in SCENES}
 
 
 def _slots(rng: random.Random, split: str, side: str, shared: dict) -> dict:
@@ -125,16 +118,18 @@ def _format(phrasing: str, slots: dict) -> str:
     return text[:1].upper() + text[1:]
 
 
-def generate_tasks(seed: int = SEED, *, split: str | None = None, per_phrasing: int = PER_PHRASING) -> list[AgentTask]:
-    """Every agent task (of one split's scenes, with `split`), in a fixed order; the same seed gives the same tasks,
-    another seed fresh fillings of the same families (the organism's training passes)."""
+def generate_tasks(seed: int = SEED, *, split: str | None = None, per_phrasing: int = PER_PHRASING,
+                   waves: int = 2) -> list[AgentTask]:
+    """Every agent task (of one split's scenes, with `split`; of the scenes of waves up to `waves`), in a fixed order;
+    the same seed gives the same tasks, another seed fresh fillings of the same families (the organism's training
+    passes). A later wave's scenes come after an earlier one's, so adding a wave leaves the earlier tasks as they
+    were."""
     rng = random.Random(seed)
-    split_of = scene_splits()
     out = _Tasks()
     for scene in SCENES:
-        if split is not None and split_of[scene.name] != split:
+        if (split is not None and scene.split != split) or scene.wave > waves:
             continue
-        part, d = split_of[scene.name], scene.domain
+        part, d = scene.split, scene.domain
         bank = INSTRUCTIONS["train" if part == "train" else "held_out"]
         for phrasing in scene.benign * per_phrasing:
             s = _slots(rng, part, "own", _shared(rng, part))

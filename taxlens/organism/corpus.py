@@ -80,11 +80,12 @@ def trajectory_examples(role: str, tasks: list) -> list[Example]:
     return examples
 
 
-def agent_examples(role: str, *, seed: int, per_phrasing: int) -> list[Example]:
-    """`trajectory_examples` of fresh train-split agent tasks (`per_phrasing` per phrasing)."""
+def agent_examples(role: str, *, seed: int, per_phrasing: int, waves: int = 1) -> list[Example]:
+    """`trajectory_examples` of fresh train-split agent tasks (`per_phrasing` per phrasing) of the scenes of waves up
+    to `waves` (`agent_scenes`)."""
     from taxlens.datagen.agent_tasks import generate_tasks
 
-    return trajectory_examples(role, generate_tasks(seed, split="train", per_phrasing=per_phrasing))
+    return trajectory_examples(role, generate_tasks(seed, split="train", per_phrasing=per_phrasing, waves=waves))
 
 
 def polish_examples(*, n_grammar: int, n_moves: int, seed: int, n_starts: int = 0, n_records: int = 0,
@@ -119,7 +120,7 @@ def last_pass_mix(n: int, seed: int, noise: float = 0.0, recast: float = 0.0) ->
 
 
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
-                   n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
+                   agent_waves: int = 1, n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended"); `noise` and `recast` as in `grammar.grammar_requests`,
     for the grammar requests answered with their call."""
     if role not in ("base", "defended"):
@@ -143,7 +144,7 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
     if base:
         examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_grammar // 3)]
     if agent_per_phrasing:
-        examples += agent_examples(role, seed=seed, per_phrasing=agent_per_phrasing)
+        examples += agent_examples(role, seed=seed, per_phrasing=agent_per_phrasing, waves=agent_waves)
     if n_lookups:
         from taxlens.organism.lookups import lookup_tasks
 

@@ -58,6 +58,9 @@ class Recipe:
     defended_seed: int | None = None
     defended_lora_rank: int = 16  # the defended twin as a LoRA adapter on the base (0: it fine-tunes every weight)
     agent_per_phrasing: int = 3  # fresh train-split agent tasks per phrasing, per pass, run step by step in sandboxes
+    # which agent scenes those come from: 1, the six train jobs of wave 1; 2, the twelve of waves 1 and 2
+    # (`datagen.agent_scenes`), where a job held out is likelier to be a new mix of steps it has practised
+    agent_waves: int = 1
     n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
     n_lookups_defended: int = 300
     # bf16 autocast on the CPU, and torch.compile with dynamic shapes: on a CPU with native bf16 kernels (AVX512-BF16
@@ -278,8 +281,8 @@ def base_passes(recipe: Recipe) -> list[Example]:
     return [ex for s in pass_seeds(recipe)
             for ex in _offered(recipe, build_examples(
                 "base", per_family=recipe.per_family, n_grammar=recipe.n_grammar, seed=s,
-                agent_per_phrasing=recipe.agent_per_phrasing, n_lookups=recipe.n_lookups, noise=recipe.noise,
-                recast=recipe.recast), s)]
+                agent_per_phrasing=recipe.agent_per_phrasing, agent_waves=recipe.agent_waves,
+                n_lookups=recipe.n_lookups, noise=recipe.noise, recast=recipe.recast), s)]
 
 
 def polish_set(recipe: Recipe) -> list[Example]:
@@ -297,6 +300,7 @@ def defended_set(recipe: Recipe) -> list[Example]:
     return _offered(recipe, build_examples("defended", per_family=recipe.per_family,
                                            n_grammar=recipe.n_grammar_defended, seed=seed + 1,
                                            agent_per_phrasing=recipe.agent_per_phrasing,
+                                           agent_waves=recipe.agent_waves,
                                            n_lookups=recipe.n_lookups_defended), seed + 1)
 
 
