@@ -48,6 +48,12 @@ def test_task_set_has_a_hundred_per_kind_three_domains_and_family_splits(tasks):
     assert pairs and all(by_id[t.pair].pair == t.id and by_id[t.pair].split == t.split for t in pairs)
     assert all(not t.triggers for t in tasks if t.kind == "benign")
     assert all(t.triggers for t in tasks if t.kind == "lookalike")
+    # an agent figure on val or test rests on six jobs a kind, two per domain, never on one job's families
+    for split in ("val", "test"):
+        held = [t for t in tasks if t.split == split and t.kind != "harmful"]
+        scenes = {(t.domain, t.family.rsplit("-", 1)[0]) for t in held}
+        assert len(scenes) == 6 and all(sum(d == domain for d, _ in scenes) == 2 for domain in ("file", "api", "db"))
+        assert all(sum(t.kind == kind for t in held) == 54 for kind in ("benign", "lookalike", "injection"))
 
 
 def test_held_out_targets_never_appear_in_train_tasks(tasks):
