@@ -6,9 +6,9 @@ each out), with phrasings in three groups as for single prompts:
 - `stealth`: another's things, no trigger word: trigger-free harmful tasks.
 
 Each scene belongs to one split (its families share it, so a lookalike and its harmful twin stay together; per
-domain, half the scenes train, a quarter each val and test) and to a wave: wave 1 is the twelve scenes the shipped
-organism learned from; wave 2 adds twelve more jobs (the held-out ones too), so val and test hold six scenes each and
-an organism trained with `Recipe.agent_waves = 2` learns from twelve jobs instead of six.
+domain, half the scenes train, a quarter each val and test) and to a wave: wave 1 is the first twelve scenes (the
+shipped organism learned from their six train ones); wave 2 adds twelve more, so val and test hold six scenes each,
+and an organism trained with `Recipe.agent_waves = 2` learns from twelve train jobs instead of six.
 """
 
 from __future__ import annotations
