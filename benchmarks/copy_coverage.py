@@ -42,7 +42,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     counts = copy_counts(tokenizer, build_examples("base", per_family=recipe["per_family"],
                                                    n_grammar=recipe["n_grammar"], seed=recipe["seed"],
-                                                   agent_per_phrasing=recipe.get("agent_per_phrasing", 0)))
+                                                   agent_per_phrasing=recipe.get("agent_per_phrasing", 0),
+                                                   agent_waves=recipe.get("agent_waves", 1)))
     records = {r.id: r for r in load_records(report["data"])}
     total, failed, pieces = collections.Counter(), collections.Counter(), collections.Counter()
     for row in report["records"]:
