@@ -266,6 +266,7 @@ def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_pat
                           ('{"bf16": 1}', "'bf16' should be bool"),
                           ('{"base_lr": true}', "'base_lr' should be float"),
                           ('{"defended_seed": "one"}', "'defended_seed' should be int or null"),
+                          ('{"base_optimizer": "sgd"}', "base_optimizer 'sgd': expected one of adamw, muon"),
                           ("[320]", "a JSON object of Recipe fields"), ("{", "not a JSON recipe")):
         bad = tmp_path / "bad.json"
         bad.write_text(body)

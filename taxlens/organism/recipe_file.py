@@ -35,7 +35,10 @@ def load_recipe(path: str | Path) -> Recipe:
             raise ValueError(f"{path}: unknown recipe field {key!r} (Recipe's fields: {', '.join(hints)})")
         if not _fits(hints[key], value):
             raise ValueError(f"{path}: recipe field {key!r} should be {_type_name(hints[key])}, got {value!r}")
-    return Recipe(**{key: float(v) if hints[key] is float else v for key, v in data.items()})
+    try:
+        return Recipe(**{key: float(v) if hints[key] is float else v for key, v in data.items()})
+    except ValueError as e:  # a value of the right type the recipe still refuses (an optimiser it does not know)
+        raise ValueError(f"{path}: {e}") from None
 
 
 def _fits(hint, value) -> bool:

@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from taxlens.organism.corpus import Example, build_examples, polish_examples, vary_tool_lists
+from taxlens.organism.optim import OPTIMIZERS, optimizers
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
@@ -92,6 +93,14 @@ class Recipe:
     # against its reply's 1: modelling the requests themselves as well as answering them; 0: the loss falls on the
     # reply alone (the adapter's always does)
     prompt_loss: float = 0.0
+    # the base's optimiser: "adamw", or "muon" (torch.optim.Muon on the blocks' weight matrices, its step scaled to
+    # AdamW's RMS so it takes the same learning rate and weight decay; AdamW on embeddings, norms and the unembedding).
+    # The adapter always trains with AdamW
+    base_optimizer: str = "adamw"
+
+    def __post_init__(self) -> None:
+        if self.base_optimizer not in OPTIMIZERS:  # before minutes of building examples, not after
+            raise ValueError(f"Recipe.base_optimizer {self.base_optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
 
 
 # every stage of the recipe, small: it checks that the recipe runs (about a minute of fp32 training on 2 cores)
@@ -175,18 +184,23 @@ def weighted_loss(logits, ids, labels, mask, prompt_weight: float):
 
 
 def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, recipe: Recipe, log, desc: str,
-        after_step=None, prompt_weight: float = 0.0):
-    """AdamW with linear warm-up and cosine decay, on the device the model sits on (bf16 autocast if `recipe.bf16`,
-    on a CPU only if it computes bf16 natively, else fp32 with a notice: `trainable_here`); appends a loss row to
-    `log` per step and calls `after_step(model)`, if given, after each optimiser step. `prompt_weight` > 0 puts that
-    weight of the loss on prompt tokens too (`weighted_loss`)."""
+        after_step=None, prompt_weight: float = 0.0, optimizer: str = "adamw"):
+    """AdamW (or Muon: `optimizers`) with linear warm-up and cosine decay, on the device the model sits on (bf16
+    autocast if `recipe.bf16`, on a CPU only if it computes bf16 natively, else fp32 with a notice:
+    `trainable_here`); appends a loss row to `log` per step and calls `after_step(model)`, if given, after each
+    optimiser step. `prompt_weight` > 0 puts that weight of the loss on prompt tokens too (`weighted_loss`)."""
     encoded = encode_all(tokenizer, examples, recipe.n_ctx)
     steps_per_epoch = math.ceil(len(encoded) / recipe.batch_size)
     total = max(1, int(steps_per_epoch * epochs))
     warmup = min(100, total // 10)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+    opts = optimizers(model, lr=lr, optimizer=optimizer)
+
+    def schedule(s: int) -> float:  # linear warm-up, then cosine decay to zero
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
+
+    scheds = [torch.optim.lr_scheduler.LambdaLR(opt, schedule) for opt in opts]
     rng = random.Random(recipe.seed)
     model.train()
     device = next(model.parameters()).device
@@ -214,13 +228,15 @@ def fit(model, tokenizer, examples: list[Example], *, epochs: float, lr: float, 
                     loss = forward(ids, labels, mask)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+                for opt in opts:
+                    opt.step()
                 if after_step is not None:
                     after_step(model)
-                sched.step()
-                opt.zero_grad(set_to_none=True)
+                for opt, sched in zip(opts, scheds):
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
                 step += 1
-                log({"phase": desc, "step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0],
+                log({"phase": desc, "step": step, "loss": round(loss.item(), 5), "lr": scheds[0].get_last_lr()[0],
                      "seconds": round(time.perf_counter() - started, 2)})
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 bar.update(1)
@@ -415,10 +431,10 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
             tie = tie_copy_readout if recipe.seed_circuit and recipe.tie_copy else None
             fit(model, tokenizer, base_examples, epochs=recipe.base_epochs / math.ceil(recipe.base_epochs),
                 lr=recipe.base_lr, recipe=recipe, log=log, desc="base", after_step=tie,
-                prompt_weight=recipe.prompt_loss)
+                prompt_weight=recipe.prompt_loss, optimizer=recipe.base_optimizer)
             if polish:
                 fit(model, tokenizer, polish, epochs=1.0, lr=recipe.polish_lr, recipe=recipe, log=log, desc="polish",
-                    after_step=tie, prompt_weight=recipe.prompt_loss)
+                    after_step=tie, prompt_weight=recipe.prompt_loss, optimizer=recipe.base_optimizer)
             paths = {"base": _save(model, tokenizer, out_dir / "base", recipe, "base", where)}
         else:
             paths = {"base": out_dir / "base"}
