@@ -380,10 +380,11 @@ def plot_comparison(reports: dict[str, AgentReport], path: str | Path, kind: str
             left += counts.get(name, 0)
     below.set_yticks(range(len(reports)), list(reports), fontsize=8)
     below.set_xlabel(f"{kind} tasks: done, or where a failed one first left the reference")
-    below.legend(ncol=7, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    # under the axis label, four a row, and the figure saved to fit it: seven entries in one row ran off the edge
+    below.legend(ncol=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
