@@ -1,11 +1,12 @@
 """Does Muon train the organism's base further than AdamW in the same steps? Trains the recipe's base twice from
 one initialisation on one build of its main pass, the batches in the same order, differing only in the optimiser
-(`Recipe.base_optimizer`), over a shortened schedule (`--epochs` of one build, warm-up and cosine decay to zero),
+(`Recipe.base_optimizer`; or, with `--lr`, an arm at another learning rate beside an earlier call's), over a shortened schedule (`--epochs` of one build, warm-up and cosine decay to zero),
 then reads each on val's benign and lookalike records with the expected call teacher-forced: the mean loss over
 the call's tokens and how many calls every token of which is the model's argmax. Writes both base folders, so each
 can be evaluated as any model:
 
     python benchmarks/optimizer.py runs/optim --seed 22 --epochs 0.75
+    python benchmarks/optimizer.py runs/optim --seed 22 --epochs 0.75 --optimizers adamw --lr 4e-3   # adamw-lr0.004
     taxlens eval --model runs/optim/muon/base --data datasets/toolcalls.jsonl --split val --out runs/optim/muon.json
 
 Two AVX2 cores (fp32): about 2 s a step (docs/benchmarks.md).
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--epochs", type=float, default=0.75, help="of one build of the main pass")
     parser.add_argument("--optimizers", default="adamw,muon")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="the arms' learning rate (the recipe's base_lr if not given; an arm at another is named "
+                             "OPTIMIZER-lrLR)")
     parser.add_argument("--data", default="datasets/toolcalls.jsonl")
     args = parser.parse_args()
 
@@ -69,15 +73,17 @@ def main() -> None:
     if (results.get("seed"), results.get("epochs")) != (args.seed, args.epochs):
         results = {"seed": args.seed, "epochs": args.epochs, "arms": {}}
     results["examples"] = len(examples)
-    for name in args.optimizers.split(","):
+    lr = recipe.base_lr if args.lr is None else args.lr
+    for optimizer in args.optimizers.split(","):
+        name = optimizer if lr == recipe.base_lr else f"{optimizer}-lr{lr:g}"
         model, rows = copy.deepcopy(model0), []
-        arm = replace(recipe, base_optimizer=name)
+        arm = replace(recipe, base_optimizer=optimizer, base_lr=lr)
         start = time.perf_counter()
         fit(model, tokenizer, examples, epochs=args.epochs, lr=arm.base_lr, recipe=arm, log=rows.append,
-            desc=name, after_step=tie_copy_readout, optimizer=name)
+            desc=name, after_step=tie_copy_readout, optimizer=optimizer)
         seconds = time.perf_counter() - start
         last = [r["loss"] for r in rows[-50:]]
-        results["arms"][name] = {"steps": len(rows), "seconds": round(seconds, 1),
+        results["arms"][name] = {"lr": lr, "steps": len(rows), "seconds": round(seconds, 1),
                                  "train_loss_last50": round(sum(last) / len(last), 4),
                                  "val_teacher_forced": teacher_forced(model, tokenizer, records)}
         _save(model, tokenizer, out / name / "base", arm, "base", "cpu")
