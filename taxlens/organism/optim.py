@@ -6,9 +6,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 OPTIMIZERS = ("adamw", "muon")
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU has native bf16 matmul kernels (oneDNN: AVX512-BF16 or AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def optimizers(model, *, lr: float, optimizer: str = "adamw") -> list[torch.optim.Optimizer]:
@@ -20,7 +28,7 @@ def optimizers(model, *, lr: float, optimizer: str = "adamw") -> list[torch.opti
         return [torch.optim.AdamW([p for _, p in params], lr=lr, weight_decay=0.05, betas=(0.9, 0.98))]
     if optimizer != "muon":
         raise ValueError(f"optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-    if next(model.parameters()).device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if next(model.parameters()).device.type == "cpu" and not native_bf16():
         from torch.optim import _muon
 
         _muon._zeropower_via_newtonschulz = newton_schulz_fp32

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import math
 import random
@@ -23,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from taxlens.organism.corpus import Example, build_examples, polish_examples, vary_tool_lists
-from taxlens.organism.optim import OPTIMIZERS, optimizers
+from taxlens.organism.optim import OPTIMIZERS, native_bf16, optimizers
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
@@ -368,12 +367,6 @@ def continuation_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=77)
     return parser
-
-
-@functools.cache
-def native_bf16() -> bool:
-    """Whether this CPU has native bf16 matmul kernels (oneDNN: AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def trainable_here(recipe: Recipe, device: str = "cpu") -> Recipe:
