@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-# One worker per core (pytest-xdist), each file's tests on one worker so module fixtures are built once.
+# One worker per core (pytest-xdist), each file's tests on one worker so module fixtures are built once; files in
+# the order tests/conftest.py gives them, the longest first.
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # The main job on the shipped organism: measure the tax, locate it, steer it away, measure again; then the same
 # pair and config as agents on multi-step tasks in sandboxes.

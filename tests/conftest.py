@@ -21,6 +21,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
+# Files that take a minute or more on one worker, longest first (docs/benchmarks.md, `make test`). pytest-xdist hands
+# each file whole to one worker, in collection order under `--no-loadscope-reorder`; with the long files first, the
+# last file a worker picks up is a short one and neither worker waits minutes for the other at the end.
+LONG_FILES = ("test_own_pair.py", "test_organism.py", "test_notebooks.py", "test_probes_analysis.py",
+              "test_steer_pipeline.py", "test_agent.py", "test_training_precision.py", "test_leakage.py",
+              "test_eval.py", "test_agent_sweep.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
+
 
 @pytest.fixture(scope="session")
 def records():
