@@ -31,7 +31,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM
 from taxlens.models import resolve
 from taxlens.organism.fit_check import copy_accuracy, repeated_spans
 from taxlens.organism.seed_circuit import seed_induction_circuit
-from taxlens.organism.train import Recipe, llama_config
+from taxlens.organism.recipe import Recipe, llama_config
 
 
 def _batch(tok, n: int, seed: int, fixed_span: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

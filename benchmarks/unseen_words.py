@@ -38,7 +38,7 @@ def main() -> None:
     from taxlens.contract import load_records
     from taxlens.metrics import wilson
     from taxlens.organism.leakage import organism_texts, words
-    from taxlens.organism.train import Recipe
+    from taxlens.organism.recipe import Recipe
 
     seen = Counter(w for text in organism_texts(Recipe()) for w in words(text))
     records = [r for r in load_records(DATA) if r.split in ("val", "test") and r.kind in ("benign", "lookalike")]

@@ -256,7 +256,7 @@ def test_the_base_predicts_a_repeated_span_far_better_the_second_time(organism):
 def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_path, capsys):
     from taxlens.cli import main
     from taxlens.organism.recipe_file import load_recipe
-    from taxlens.organism.train import Recipe
+    from taxlens.organism.recipe import Recipe
 
     good = tmp_path / "wide.json"
     good.write_text(json.dumps({"d_model": 320, "n_heads": 5, "d_mlp": 880, "base_lr": 3, "defended_seed": None}))

@@ -149,7 +149,7 @@ def organism_texts(recipe) -> list[str]:
 def find_leaks(records: list) -> Leaks:
     """Both checks for prompt `records`, or agent tasks, against the shipped recipe's full build."""
     from taxlens.agent.tasks import AgentTask
-    from taxlens.organism.train import Recipe
+    from taxlens.organism.recipe import Recipe
 
     texts_of = task_texts if records and isinstance(records[0], AgentTask) else record_texts
     return check(records, organism_templates(), organism_texts(Recipe()), texts_of)

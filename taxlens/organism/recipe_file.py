@@ -11,7 +11,7 @@ import json
 import typing
 from pathlib import Path
 
-from taxlens.organism.train import Recipe
+from taxlens.organism.recipe import Recipe
 
 
 def load_recipe(path: str | Path) -> Recipe:
