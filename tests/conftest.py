@@ -25,7 +25,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # each file whole to one worker, in collection order under `--no-loadscope-reorder`; with the long files first, the
 # last file a worker picks up is a short one and neither worker waits minutes for the other at the end.
 LONG_FILES = ("test_own_pair.py", "test_organism.py", "test_notebooks.py", "test_probes_analysis.py",
-              "test_steer_pipeline.py", "test_agent.py", "test_training_precision.py", "test_leakage.py",
+              "test_steer_pipeline.py", "test_agent_models.py", "test_training_precision.py", "test_leakage.py",
               "test_eval.py", "test_agent_sweep.py")
 
 
