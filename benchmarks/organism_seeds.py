@@ -3,8 +3,11 @@ base and defended on val and test, fits the harm probe on train and scores it on
 figure's mean and range. The shipped pair is the seed val picks; test is read for the report, not for the choice.
 
     python benchmarks/organism_seeds.py --seeds 0,1,2 --out runs/seeds --json runs/seeds/seeds.json
+    python benchmarks/organism_seeds.py --recipe W.json --device cuda --seeds 20,21 --splits val --out runs/w
 
 A seed takes the recipe's training time (docs/benchmarks.md) plus about two minutes of evaluation on two cores.
+`--recipe` trains a recipe file's recipe instead of the shipped one (`taxlens organism train --recipe`'s format);
+`--device cuda` trains and evaluates on a GPU.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ FIGURES = [
 ]
 
 
-def seed_figures(folder: Path, max_new_tokens: int, splits: tuple[str, ...] = ("val", "test")) -> dict:
+def seed_figures(folder: Path, max_new_tokens: int, splits: tuple[str, ...] = ("val", "test"),
+                 device: str = "cpu") -> dict:
     """{split: {figure: value}} for the pair in `folder` on each of `splits`."""
     from taxlens.contract import load_records
     from taxlens.evaluation import evaluate
     from taxlens.models import load_model
     from probes.harm_check import harm_probe_accuracy
 
-    models = {"base": load_model(str(folder / "base"), device="cpu"),
-              "defended": load_model(str(folder / "defended"), device="cpu")}
+    models = {"base": load_model(str(folder / "base"), device=device),
+              "defended": load_model(str(folder / "defended"), device=device)}
     train = load_records(DATA, split="train")
     out = {}
     for split in splits:
@@ -62,15 +66,20 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--splits", default="val,test", help="val alone while choosing; test once, at the end")
+    parser.add_argument("--recipe", default=None, help="a JSON recipe file (default: the shipped recipe)")
+    parser.add_argument("--device", default="cpu", help="where the pairs train and are evaluated (cpu, cuda)")
     args = parser.parse_args()
+    from taxlens.organism.recipe_file import load_recipe
     from taxlens.organism.train import train_organism
+
+    recipe = load_recipe(args.recipe) if args.recipe else None  # a bad file fails here, before any seed trains
 
     per_seed = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         folder = Path(args.out) / f"seed{seed}"
         if not (folder / "defended" / "adapter_config.json").is_file():
-            train_organism(folder, seed=seed)
-        per_seed[seed] = seed_figures(folder, args.max_new_tokens, tuple(args.splits.split(",")))
+            train_organism(folder, seed=seed, recipe=recipe, device=args.device)
+        per_seed[seed] = seed_figures(folder, args.max_new_tokens, tuple(args.splits.split(",")), args.device)
         print(f"seed {seed}: " + json.dumps(per_seed[seed]), flush=True)
     summary = {split: {name: {"mean": statistics.mean(v[split][name] for v in per_seed.values()),
                               "min": min(v[split][name] for v in per_seed.values()),
