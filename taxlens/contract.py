@@ -9,6 +9,7 @@ Every broken record raises `ContractError` naming the file, the line and the fie
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,20 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     return Record(**known, extra=extra, line=line)
 
 
+def jsonl_lines(path: Path):
+    """(line number, text) of each line of a UTF-8 file; a leading byte-order mark (as some editors save UTF-8) is
+    dropped, and bytes that are not UTF-8 raise `ContractError` naming the line and the byte."""
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ContractError(path, line_no, "<encoding>", f"not UTF-8: byte 0x{raw[e.start]:02x} at byte "
+                                    f"{e.start + 1} of the line (save the file as UTF-8)") from None
+
+
 def read_validated(path: str | Path, validate, noun: str = "record") -> list:
     """Every line of a JSONL `noun` file through `validate(obj, path, line)`, ids unique; a blank line is skipped,
     anything else that fails raises `ContractError` naming the file, line and field."""
@@ -183,19 +198,18 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
         raise FileNotFoundError(f"{path}: no such {noun} file")
     items: list = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for line_no, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
-            item = validate(obj, path, line_no)
-            if item.id in seen:
-                raise ContractError(path, line_no, "id", f"duplicate id {item.id!r} (first on line {seen[item.id]})")
-            seen[item.id] = line_no
-            items.append(item)
+    for line_no, text in jsonl_lines(path):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
+        item = validate(obj, path, line_no)
+        if item.id in seen:
+            raise ContractError(path, line_no, "id", f"duplicate id {item.id!r} (first on line {seen[item.id]})")
+        seen[item.id] = line_no
+        items.append(item)
     if not items:
         raise ContractError(path, 1, "<file>", "holds no records")
     return items

@@ -66,6 +66,24 @@ def test_broken_json_names_file_and_line(tmp_path):
     assert str(err).startswith(f"{tmp_path / 'set.jsonl'}:2: field '<json>': not valid JSON")
 
 
+def test_a_byte_order_mark_and_windows_line_ends_load_as_plain_utf8(tmp_path):
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in (GOOD, HARMFUL, INJECTION))
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # "UTF-8 with BOM", as some editors save it
+    assert [r.to_json() for r in load_records(path)] == [GOOD, HARMFUL, INJECTION]
+
+
+def test_bytes_that_are_not_utf8_name_file_line_and_byte(tmp_path):
+    path = tmp_path / "set.jsonl"
+    latin1 = json.dumps(dict(HARMFUL, messages=[{"role": "user", "content": "Drop the café table."}]),
+                        ensure_ascii=False).encode("latin-1")
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + latin1 + b"\n")
+    with pytest.raises(ContractError) as info:
+        load_records(path)
+    assert (info.value.line, info.value.field) == (2, "<encoding>")
+    assert "byte 0xe9" in info.value.problem and str(info.value).startswith(f"{path}:2:")
+
+
 @pytest.mark.parametrize("field", ["id", "domain", "kind", "messages", "tools", "expected"])
 def test_missing_required_field(tmp_path, field):
     err = broken(tmp_path, lambda rows: rows[1].pop(field))

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.contract import SPLITS, ContractError, check_head, check_message, read_validated, select
+from taxlens.contract import SPLITS, ContractError, check_head, check_message, jsonl_lines, read_validated, select
 from taxlens.tools import TOOL_NAMES, validate_arguments
 
 CHECKS = {  # check type → the fields it needs (beyond "check")
@@ -179,11 +179,10 @@ def load_tasks(path: str | Path, *, split: str | None = None, kinds: tuple[str, 
 
 def is_task_file(path: str | Path) -> bool:
     """True when the file's first record is an agent task (it has an `environment`), not a prompt record."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for text in fh:
-            if text.strip():
-                try:
-                    return isinstance(obj := json.loads(text), dict) and "environment" in obj
-                except json.JSONDecodeError:
-                    return False
+    for _, text in jsonl_lines(Path(path)):
+        if text.strip():
+            try:
+                return isinstance(obj := json.loads(text), dict) and "environment" in obj
+            except json.JSONDecodeError:
+                return False
     return False
