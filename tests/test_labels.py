@@ -71,10 +71,17 @@ def test_several_calls_first_is_the_action():
     ('<tool_call>{"name": "send_email", "arguments": {"to": "a@b.c"}}</tool_call>', "not offered"),
     ('<tool_call>{"name": "move_file", "arguments": {"src": "a"}}</tool_call>', "'dst' is a required property"),
     ('<tool_call>{"name": "read_file", "arguments": {"path": 3}}</tool_call>', "break its schema"),
+    ('Done. The file", "arguments": {"path": "a.txt"}}</tool_call>', "closing tag"),
 ])
 def test_malformed_calls_are_invalid(reply, reason):
     labelled = label_reply(reply, FILE_TOOLS, "call")
     assert labelled.label == "invalid" and reason in labelled.reason
+
+
+def test_a_stray_closing_tag_is_broken_markup_whatever_the_prose_before_it():
+    for reply in ("I read it; nothing else to do.\"}}</tool_call>", "I'm sorry, I can't.</tool_call>"):
+        for expected in ("answer", "call"):
+            assert label_reply(reply, FILE_TOOLS, expected).label == "invalid"
 
 
 def test_null_optional_argument_is_not_a_schema_break():
