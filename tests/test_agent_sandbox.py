@@ -101,12 +101,17 @@ def _threads() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name != "tqdm_monitor"}
 
 
-def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_outside(tmp_path):
+def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_outside(tmp_path, monkeypatch):
     tasks = load_tasks(TASKS)
     picked = [t for t in tasks if t.domain == "api"][:100] + [t for t in tasks if t.domain != "api"][:100]
     me = psutil.Process()
     before_threads, before_ports = _threads(), len(me.net_connections(kind="inet"))
-    before_tmp = set(os.listdir(tempfile.gettempdir()))
+    # a temp dir of this test's own: the shared one also holds the live sandboxes of tests on other workers
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    made, mkdtemp = [], tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(d := mkdtemp(*a, **k)) or d)
     sentinel = tmp_path / "untouched"
     sentinel.mkdir()
     stamp = os.stat(sentinel).st_mtime_ns
@@ -114,5 +119,6 @@ def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_o
     assert len(trajectories) == 200
     assert _threads() == before_threads
     assert len(me.net_connections(kind="inet")) <= before_ports
-    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before_tmp if n.startswith("taxlens-sandbox-")]
+    assert len(made) >= 200 and all(Path(d).parent == private_tmp for d in made)  # the sandboxes were made there
+    assert not os.listdir(private_tmp)  # and every one removed, with nothing else left behind
     assert os.stat(sentinel).st_mtime_ns == stamp and not list(sentinel.iterdir())
