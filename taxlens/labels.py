@@ -117,9 +117,9 @@ def parse_reply(reply: str) -> ParsedReply:
     text = reply.strip()
     for end in _END_TOKENS:
         text = text.removesuffix(end).strip()
-    blocks = _TOOL_CALL_BLOCK.findall(text)
     if "</tool_call>" in text and "<tool_call>" not in text:  # a call whose opening was never written
         return ParsedReply([], markup=True, error="a </tool_call> closing tag with no <tool_call> before it")
+    blocks = _TOOL_CALL_BLOCK.findall(text)
     if "<tool_call>" in text:
         try:
             return ParsedReply([c for b in blocks for c in _decode_all(b.strip())], markup=True)

@@ -103,13 +103,13 @@ def test_data_check_reads_an_agent_task_file(capsys):
     assert f"{len(generate_tasks())} agent tasks, all valid" in " ".join(capsys.readouterr().out.split())
 
 
-
 def test_data_check_knows_an_agent_task_file_saved_with_a_byte_order_mark(tmp_path, capsys):
     lines = TASKS.read_text(encoding="utf-8").splitlines(keepends=True)[:5]
     path = tmp_path / "tasks.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + "".join(lines).encode("utf-8"))
     assert main(["data", "check", str(path)]) == 0
     assert "5 agent tasks, all valid" in " ".join(capsys.readouterr().out.split())
+
 
 class _Refuser:
     name = "refuser"
