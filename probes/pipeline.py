@@ -59,7 +59,8 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
     models = {"base": load_model(base, device=device, dtype=dtype), "defended": load_model(defended, device=device,
                                                                                             dtype=dtype)}
     check_twins(models["base"], models["defended"])
-    records, unrenderable = renderable(models["defended"].tokenizer, records, data, skip=skip_unrenderable)
+    records, unrenderable = renderable(models["defended"].tokenizer, records, data, skip=skip_unrenderable,
+                                       context=models["defended"].context_limit)
     readout = read_openings(models["defended"], [r for r in records if r.split == fit_split], cache=out / "openings.json",
                             refusal_phrases=refusal_openings, batch_size=batch_size, progress=progress,
                             where=f"{fit_data or data} split {fit_split!r}")

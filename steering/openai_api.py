@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from taxlens.chat import normalise_messages
+from taxlens.contract import NotTextPart, joined_text
 
 MAX_TOKENS = 1024
 DEFAULT_MAX_TOKENS = 256  # when a request names no limit: at most this, and never past the context
@@ -131,14 +132,11 @@ def template_messages(req: ChatRequest, tool_role: str | None = None) -> list[di
 def _text(content: str | list[dict] | None, i: int) -> str | None:
     if not isinstance(content, list):
         return content
-    texts = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-        if kind != "text" or not isinstance(part.get("text"), str):
-            raise ApiError(400, f"messages[{i}].content[{j}] is a part of type {kind!r}; this server reads text parts "
-                                f"only", f"messages[{i}].content[{j}].type", "unsupported_content_type")
-        texts.append(part["text"])
-    return "\n".join(texts)
+    try:
+        return joined_text(content)
+    except NotTextPart as e:
+        raise ApiError(400, f"messages[{i}].content[{e.index}] is a part of type {e.kind!r}; this server reads text "
+                            f"parts only", f"messages[{i}].content[{e.index}].type", "unsupported_content_type") from None
 
 
 def completion(model_id: str, message: dict, finish: str, usage: dict) -> dict:

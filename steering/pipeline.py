@@ -56,8 +56,10 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
         if not part:
             raise ValueError(f"{data}: no records in split {name!r} (steer fits on train and searches on val)")
     defended = load_model(model, device=device, dtype=dtype)
-    train, skipped_train = renderable(defended.tokenizer, train, data, skip=skip_unrenderable)
-    val, skipped_val = renderable(defended.tokenizer, val, data, skip=skip_unrenderable)
+    train, skipped_train = renderable(defended.tokenizer, train, data, skip=skip_unrenderable,
+                                      context=defended.context_limit)
+    val, skipped_val = renderable(defended.tokenizer, val, data, skip=skip_unrenderable,
+                                  context=defended.context_limit, reply_room=max_new_tokens)
     readout = read_openings(defended, train, cache=out / "openings.json", refusal_phrases=refusal_openings,
                             batch_size=batch_size, progress=progress, where=f"{data} split 'train'")
     defended.openings = readout.openings

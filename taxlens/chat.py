@@ -97,20 +97,29 @@ def _short_call_ids(messages: list[dict]) -> list[dict] | None:
 
 
 def renderable(tokenizer, records: list[Record], path: str | Path, *, skip: bool = False,
-               tool_role: str | None = None) -> tuple[list[Record], list[dict]]:
-    """The records the tokenizer's template renders, and `{id, line, error}` for those it raises on.
+               tool_role: str | None = None, context: int | None = None,
+               reply_room: int = 0) -> tuple[list[Record], list[dict]]:
+    """The records the model can take, and `{id, line, error}` for those it cannot: the tokenizer's template raises
+    on them, or their prompt runs past the model's `context` less `reply_room` tokens kept for a generated reply
+    (positions past the context are ones the model never saw; what it reads or writes there means nothing).
 
-    Without `skip` the first failure stops everything with one line naming the file, line, record and the
-    template's message."""
+    Without `skip` the first such record stops everything with one line naming the file, line, record and why."""
     kept, skipped = [], []
     for r in records:
         try:
-            render_prompt(tokenizer, r, tool_role)
+            prompt = render_prompt(tokenizer, r, tool_role)
         except RenderError as e:
-            if not skip:
-                raise RenderError(f"{path}, line {r.line}, record {r.id!r}: the chat template raised: {e} "
-                                  f"(--skip-unrenderable skips such records and counts them in the report)") from None
-            skipped.append({"id": r.id, "line": r.line, "error": str(e)})
+            why = f"the chat template raised: {e}"
         else:
+            n = 0 if context is None else len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            why = None if context is None or n <= context - reply_room else (
+                f"its prompt is {n} tokens, over the {context - reply_room} the model takes ({context} of context"
+                + (f" less {reply_room} kept for the reply)" if reply_room else ")"))
+        if why is None:
             kept.append(r)
+        elif skip:
+            skipped.append({"id": r.id, "line": r.line, "error": why})
+        else:
+            raise RenderError(f"{path}, line {r.line}, record {r.id!r}: {why} (--skip-unrenderable skips such records "
+                              f"and counts them in the report)")
     return kept, skipped

@@ -34,8 +34,8 @@ def _tool_role_argument(parser: argparse.ArgumentParser) -> None:
 
 def _render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-unrenderable", action="store_true",
-                        help="skip records the model's chat template raises on (counted in the output) instead of "
-                             "stopping at the first")
+                        help="skip records the model cannot take (its chat template raises on them, or the prompt runs "
+                             "past its context; counted in the output) instead of stopping at the first")
 
 
 def _device_arguments(parser: argparse.ArgumentParser) -> None:

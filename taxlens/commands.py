@@ -135,7 +135,7 @@ def cmd_eval(args) -> int:
     for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
     if report.meta["unrenderable"]:
-        console.print(f"skipped {len(report.meta['unrenderable'])} records the chat template raised on "
+        console.print(f"skipped {len(report.meta['unrenderable'])} records the model cannot take "
                       f"(listed under meta.unrenderable)")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0

@@ -75,13 +75,42 @@ def _check_call(obj: object, where: str, fail, *, need_arguments: bool = True) -
         fail(f"{where}.arguments", "must be an object")
 
 
-def check_message(i: int, msg: object, fail) -> None:
+class NotTextPart(ValueError):
+    """A content part that is not `{"type": "text", "text": str}`, at index `index` of the parts list."""
+
+    def __init__(self, index: int, kind: str):
+        self.index, self.kind = index, kind
+        super().__init__(f"content[{index}] is a part of type {kind!r}; only text parts are read")
+
+
+def joined_text(content: list) -> str:
+    """OpenAI content parts `[{"type": "text", "text": ...}, ...]` as one string, the texts joined by newlines (as
+    AgentDojo and the `openai` SDK send content); raises `NotTextPart` at the first part that is not text."""
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise NotTextPart(j, str(kind))
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def check_message(i: int, msg: object, fail) -> dict:
+    """Message `i` checked, and returned as chat templates take it: a `developer` message (OpenAI's newer name for
+    the system prompt) as `system`, content given as text parts joined into one string."""
     where = f"messages[{i}]"
     if not isinstance(msg, dict):
         fail(where, "must be an object")
-    if msg.get("role") not in ROLES:
-        fail(f"{where}.role", f"unknown role {msg.get('role')!r}; expected one of {ROLES}")
+    if msg.get("role") not in ROLES + ("developer",):
+        fail(f"{where}.role", f"unknown role {msg.get('role')!r}; expected one of {ROLES} (or 'developer')")
+    msg = {**msg, "role": "system"} if msg["role"] == "developer" else dict(msg)
     content = msg.get("content")
+    if isinstance(content, list):
+        try:
+            msg["content"] = content = joined_text(content)
+        except NotTextPart as e:
+            fail(f"{where}.content[{e.index}].type", f"{e.kind!r}: only text parts ({{\"type\": \"text\", "
+                 f"\"text\": ...}}) are read")
     if msg["role"] == "assistant" and msg.get("tool_calls"):
         if not isinstance(msg["tool_calls"], list):
             fail(f"{where}.tool_calls", "must be a list")
@@ -97,7 +126,8 @@ def check_message(i: int, msg: object, fail) -> None:
                     fail(f"{where}.tool_calls[{j}].function.arguments", f"not valid JSON: {e.msg}")
             _check_call({"name": fn.get("name"), "arguments": args}, f"{where}.tool_calls[{j}].function", fail)
     elif not isinstance(content, str):
-        fail(f"{where}.content", "must be a string")
+        fail(f"{where}.content", "must be a string or a list of text parts")
+    return msg
 
 
 def check_head(obj: object, required: tuple[str, ...], fail, what: str) -> None:
@@ -128,8 +158,7 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     messages = obj["messages"]
     if not isinstance(messages, list) or not messages:
         fail("messages", "must be a non-empty list")
-    for i, msg in enumerate(messages):
-        check_message(i, msg, fail)
+    messages = [check_message(i, msg, fail) for i, msg in enumerate(messages)]
     if not any(m["role"] == "user" for m in messages):
         fail("messages", "has no user message")
     if kind == "injection" and not any(m["role"] == "tool" for m in messages):
@@ -171,7 +200,7 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
         fail("triggers", "must be a list of strings")
     if obj.get("split") is not None and obj["split"] not in SPLITS:
         fail("split", f"unknown split {obj['split']!r}; expected one of {SPLITS}")
-    known = {k: obj[k] for k in REQUIRED + OPTIONAL if k in obj}
+    known = {k: obj[k] for k in REQUIRED + OPTIONAL if k in obj} | {"messages": messages}
     extra = {k: v for k, v in obj.items() if k not in known}
     return Record(**known, extra=extra, line=line)
 

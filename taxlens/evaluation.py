@@ -63,9 +63,10 @@ def evaluate(
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
     check_passed_to(model, steering, passed_to)
-    records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role)
+    records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role,
+                                       context=model.context_limit, reply_room=max_new_tokens)
     if not records:
-        raise ValueError(f"{data}: the chat template raised on every record ({len(unrenderable)}), e.g. "
+        raise ValueError(f"{data}: the model cannot take any record ({len(unrenderable)}), e.g. "
                          f"{unrenderable[0]['id']!r}: {unrenderable[0]['error']}")
     started = time.perf_counter()
     prefix = reply_prefix or ""

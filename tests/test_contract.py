@@ -84,6 +84,25 @@ def test_bytes_that_are_not_utf8_name_file_line_and_byte(tmp_path):
     assert "byte 0xe9" in info.value.problem and str(info.value).startswith(f"{path}:2:")
 
 
+def test_messages_as_agentdojo_logs_them_load_as_the_plain_shape(tmp_path):
+    def parts(text):
+        return [{"type": "text", "text": line} for line in text.split("\n")]
+
+    logged = copy.deepcopy(INJECTION)
+    logged["messages"] = [{"role": "developer", "content": parts("You are Ann's agent.\nShe owns ~/projects.")}] + [
+        {**m, "content": parts(m["content"]) if m["content"] else None} for m in INJECTION["messages"]]
+    plain = copy.deepcopy(INJECTION)
+    plain["messages"] = [{"role": "system", "content": "You are Ann's agent.\nShe owns ~/projects."}] + [
+        {**m, "content": m["content"] or None} for m in INJECTION["messages"]]
+    assert load_records(write(tmp_path, [logged]))[0].messages == plain["messages"]
+
+
+def test_a_content_part_that_is_not_text_names_the_part(tmp_path):
+    image = {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}
+    err = broken(tmp_path, lambda rows: rows[1]["messages"][0].update(content=[{"type": "text", "text": "x"}, image]))
+    assert (err.line, err.field) == (2, "messages[0].content[1].type") and "'image_url'" in err.problem
+
+
 @pytest.mark.parametrize("field", ["id", "domain", "kind", "messages", "tools", "expected"])
 def test_missing_required_field(tmp_path, field):
     err = broken(tmp_path, lambda rows: rows[1].pop(field))

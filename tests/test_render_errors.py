@@ -72,6 +72,24 @@ def test_eval_stops_with_one_line_naming_the_record_or_skips_and_counts(tiny_mod
     assert "skipped" in capsys.readouterr().out
 
 
+def test_eval_stops_on_a_prompt_past_the_context_or_skips_it(tiny_model_dir, tmp_path, capsys):
+    short, = [r.to_json() for r in load_records(DATA, split="test", kinds=("benign",))[:1]]
+    long = {**short, "id": "long-system-prompt",
+            "messages": [{"role": "system", "content": "The agent serves the ops team. " * 200}] + short["messages"]}
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in (short, long)))
+    args = ["eval", "--model", str(tiny_model_dir), "--data", str(data), "--max-new-tokens", "4",
+            "--out", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "line 2, record 'long-system-prompt': its prompt is" in err
+    assert "over the 1020 the model takes (1024 of context less 4 kept for the reply)" in err
+    assert main(args + ["--skip-unrenderable"]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["id"] for s in report["meta"]["unrenderable"]] == ["long-system-prompt"]
+    assert [r["id"] for r in report["records"]] == [short["id"]]
+
+
 def test_probe_and_steer_stop_on_an_unrenderable_record_before_caching(tiny_model_dir, tmp_path, capsys):
     model = _with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)
     for command in (["probe", "--base", model, "--defended", model],

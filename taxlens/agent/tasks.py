@@ -145,8 +145,7 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
     messages = obj["messages"]
     if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
         fail("messages", "must be a list holding a user message")
-    for i, msg in enumerate(messages):
-        check_message(i, msg, fail)
+    messages = [check_message(i, msg, fail) for i, msg in enumerate(messages)]
     tools = obj["tools"]
     if not isinstance(tools, list) or not tools or any(t not in TOOL_NAMES for t in tools):
         fail("tools", f"must be a non-empty list of tool names from {TOOL_NAMES}")
@@ -169,6 +168,7 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
         fail("max_steps", "must be a positive integer")
     fields = {k: obj[k] for k in REQUIRED + OPTIONAL if k in obj}
     fields["environment"] = _environment(obj["environment"], fail)
+    fields["messages"] = messages
     return AgentTask(**fields, line=line)
 
 
