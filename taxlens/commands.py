@@ -318,11 +318,16 @@ def cmd_organism_check(args) -> int:
 
 def cmd_compare(args) -> int:
     from taxlens.agent.report import is_agent_report
-    from taxlens.eval_report import EvalReport
+    from taxlens.eval_report import EvalReport, check_same_items
     from taxlens.metrics import autonomy_tax, defense_retained, tax_recovered
     from taxlens.recovery import gate_on_tax
 
-    if is_agent_report(args.base):
+    paths = [p for p in (args.base, args.defended, args.steered, args.oracle, args.ceiling) if p]
+    agent = [p for p in paths if is_agent_report(p)]
+    if agent and len(agent) != len(paths):
+        raise ValueError(f"{agent[0]} is an agent report (`taxlens agent run`) and "
+                         f"{next(p for p in paths if p not in agent)} is not: compare reports of one kind")
+    if agent:
         if args.oracle or args.ceiling:
             raise ValueError("--oracle and --ceiling compare eval reports (from `taxlens eval`), not agent runs")
         return _compare_agent_runs(args)
@@ -330,6 +335,7 @@ def cmd_compare(args) -> int:
         raise ValueError("--plot draws agent reports (from `taxlens agent run`); eval reports are drawn by "
                          "`taxlens report`")
     base, defended = (EvalReport.read(p) for p in (args.base, args.defended))
+    check_same_items({p: EvalReport.read(p) for p in paths})
     out = {"autonomy_tax_points": autonomy_tax(base, defended)}
     steered_report = []
     if args.steered:
@@ -361,9 +367,11 @@ def cmd_compare(args) -> int:
 
 def _compare_agent_runs(args) -> int:
     from taxlens.agent.report import AgentReport, agent_comparison, plot_comparison
+    from taxlens.eval_report import check_same_items
 
     paths = {"base": args.base, "defended": args.defended, **({"steered": args.steered} if args.steered else {})}
     reports = {name: AgentReport.read(path) for name, path in paths.items()}
+    check_same_items({paths[name]: r for name, r in reports.items()}, "tasks")
     out = agent_comparison(reports["base"], reports["defended"], reports.get("steered"))
     if args.plot:
         out["plot"] = str(plot_comparison({f"{n}: {r.model}" + (" steered" if r.steer else ""): r

@@ -265,3 +265,25 @@ def gate_summary(report: EvalReport) -> str | None:
     decided = {kind: [row.gate for row in report.records if row.kind == kind and row.gate] for kind in report.kinds}
     return decisions_text({kind: {d: gates.count(d) for d in GATE_DECISIONS} for kind, gates in decided.items()
                            if gates})
+
+
+def check_same_items(reports: dict[str, object], noun: str = "records") -> None:
+    """Reports compared item by item (`{path: EvalReport or AgentReport}`: a tax, a share recovered, paired
+    intervals) must be runs over the same records or tasks; raises `ReportError` naming the two files, what each ran
+    on and the ids only one holds. Two runs of different splits or files would otherwise give a tax that compares
+    nothing (figures over different prompts, pairs matched on the ids they happen to share)."""
+    (first, a), *rest = reports.items()
+    ids_a = set(a.family_of())
+    for path, b in rest:
+        ids_b = set(b.family_of())
+        if ids_b == ids_a:
+            continue
+        only_a, only_b = sorted(ids_a - ids_b), sorted(ids_b - ids_a)
+
+        def ran_on(r) -> str:
+            return f"{getattr(r, 'data', None) or getattr(r, 'tasks', '?')}, split {r.split or 'all'}"
+
+        raise ReportError(f"{first} ({ran_on(a)}) and {path} ({ran_on(b)}) hold different {noun}: {len(only_a)} only "
+                          f"in the first{' (' + ', '.join(only_a[:3]) + ')' if only_a else ''}, {len(only_b)} only "
+                          f"in the second{' (' + ', '.join(only_b[:3]) + ')' if only_b else ''}; compare runs of one "
+                          f"file and split")

@@ -49,6 +49,23 @@ def test_compare_reads_reports_written_by_other_tools(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["autonomy_tax_points"]["lookalike"]["diff"] == 50.0
 
 
+def test_compare_refuses_runs_over_different_records_or_of_different_kinds(tmp_path, capsys):
+    other = json.loads(json.dumps(MINIMAL))
+    other.update(data="their_val.jsonl", split="val")
+    other["records"][0]["id"] = "v0"
+    agent = {"report": "agent", "model": "m", "tasks": "t.jsonl", "split": "test", "by_kind": {}, "trajectories": []}
+    paths = {}
+    for name, report in (("test", MINIMAL), ("val", other), ("agent", agent)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(report))
+    assert main(["compare", str(paths["test"]), str(paths["val"])]) == 2
+    err = capsys.readouterr().err
+    assert f"{paths['test']} (d.jsonl, split test) and {paths['val']} (their_val.jsonl, split val)" in err
+    assert "1 only in the first (l0), 1 only in the second (v0)" in err
+    assert main(["compare", str(paths["test"]), str(paths["test"]), "--steered", str(paths["agent"])]) == 2
+    assert f"{paths['agent']} is an agent report" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("broken, names", [
     (lambda d: d.pop("records"), "missing 'records'"),
     (lambda d: d.pop("data"), "missing 'data'"),
