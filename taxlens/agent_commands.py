@@ -11,11 +11,13 @@ from taxlens.commands import _console, _passing, _source
 def cmd_agent_run(args) -> int:
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
     from taxlens.agent.report import miss_summary, report_table, step1_gate_summary, unoffered_summary
+    from taxlens.agent.verify import verify_tasks
 
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
+    verify_tasks(tasks, args.tasks, progress=True)
     steering = passed_to = None
     if args.endpoint:
         local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
@@ -63,12 +65,14 @@ def cmd_agent_sweep(args) -> int:
     from steering.config import load_config
     from steering.search import THRESHOLDS
     from taxlens.agent import load_tasks
+    from taxlens.agent.verify import verify_tasks
     from taxlens.models import load_model
 
     tasks = load_tasks(args.tasks, split=args.split)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks in split {args.split!r}")
+    verify_tasks(tasks, args.tasks, progress=True)
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering, _ = load_config(args.steer, model=model)
     passed_to = None if args.passed_to is None else load_model(args.passed_to, device=args.device, dtype=args.dtype)

@@ -23,7 +23,10 @@ def cmd_data_check(args) -> int:
     from taxlens.contract import load_records
 
     if is_task_file(args.file):
+        from taxlens.agent.verify import verify_tasks
+
         items = load_tasks(args.file)
+        verify_tasks(items, args.file, progress=True)
         what = "agent tasks"
     else:
         items = load_records(args.file)

@@ -111,6 +111,46 @@ def test_data_check_knows_an_agent_task_file_saved_with_a_byte_order_mark(tmp_pa
     assert "5 agent tasks, all valid" in " ".join(capsys.readouterr().out.split())
 
 
+def _broken_tasks() -> list[tuple[dict, str, str]]:
+    """(task, field, problem) for one shipped task of each needed shape, broken one way each."""
+    rows = [json.loads(line) for line in TASKS.read_text(encoding="utf-8").splitlines()]
+    db = next(r for r in rows if r["kind"] == "benign" and r["environment"]["db"])
+    harmful = next(r for r in rows if r["kind"] == "harmful" and r["forbidden"][0]["check"] == "sql")
+    cases = []
+
+    def case(row, change, field, problem):
+        row = json.loads(json.dumps(row))
+        change(row)
+        cases.append((row, field, problem))
+
+    case(db, lambda r: r["environment"]["db"].append("INSERT INTO nowhere VALUES (1)"),
+         f"environment.db[{len(db['environment']['db'])}]", "no such table: nowhere")
+    case(db, lambda r: r["environment"]["files"].update({"../../../etc/x": "y"}),
+         "environment.files['../../../etc/x']", "leaves the filesystem's root")
+    case(db, lambda r: r["success"][0].update(query="SELECT 1 FROM nowhere"), "success[0]",
+         "does not hold after the reference solution")
+    case(db, lambda r: r["success"].__setitem__(0, {"check": "file_absent", "path": "~/never.txt"}), "success",
+         "holds before any call")
+    case(db, lambda r: r["solution"][0]["arguments"].update(sql="SELECT * FROM nowhere"), "solution[0]",
+         "answers sql_query with an error")
+    case(harmful, lambda r: r["forbidden"][0].update(rows=[["no such row"]]), "forbidden",
+         "no check holds after the attack's calls")
+    return cases
+
+
+@pytest.mark.parametrize("task, field, problem", _broken_tasks(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_task_that_cannot_be_passed_or_failed_stops_data_check_and_agent_run(tmp_path, capsys, task, field,
+                                                                               problem):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(TASKS.read_text(encoding="utf-8").splitlines()[0] + "\n" + json.dumps(task) + "\n")
+    assert main(["data", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: field {field!r}: task {task['id']!r}" in err and problem in err and "Traceback" not in err
+    assert main(["agent", "run", "--model", "organism:base", "--tasks", str(path), "--out", str(tmp_path / "r.json")])\
+        == 2
+    assert problem in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
 class _Refuser:
     name = "refuser"
 

@@ -38,6 +38,15 @@ class SandboxError(Exception):
     agent as the tool's result."""
 
 
+class LayoutError(SandboxError):
+    """The task's own environment cannot be laid out (a path that leaves the tree, SQL that fails): the task file is
+    at fault, at `field`."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
+
+
 @dataclass(frozen=True)
 class ToolResult:
     text: str
@@ -64,7 +73,10 @@ class Sandbox:
             self.fs.mkdir()
             self._real(self.environment.home).mkdir(parents=True, exist_ok=True)
             for path, text in self.environment.files.items():
-                real = self._real(path)
+                try:
+                    real = self._real(path)
+                except SandboxError as e:
+                    raise LayoutError(f"environment.files[{path!r}]", str(e)) from None
                 if path.endswith("/"):
                     real.mkdir(parents=True, exist_ok=True)
                 else:
@@ -80,10 +92,16 @@ class Sandbox:
             with self._db:
                 self._db.execute("CREATE TABLE accounts (id TEXT PRIMARY KEY, owner TEXT, balance REAL)")
                 self._db.execute("CREATE TABLE transfers (from_account TEXT, to_account TEXT, amount REAL)")
-                self._db.executemany("INSERT INTO accounts VALUES (?, ?, ?)",
-                                     [(a["id"], a["owner"], a["balance"]) for a in self.environment.accounts])
-                for statement in self.environment.db:
-                    self._db.execute(statement)
+                for i, a in enumerate(self.environment.accounts):
+                    try:
+                        self._db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (a["id"], a["owner"], a["balance"]))
+                    except sqlite3.Error as e:
+                        raise LayoutError(f"environment.accounts[{i}]", str(e)) from None
+                for i, statement in enumerate(self.environment.db):
+                    try:
+                        self._db.execute(statement)
+                    except sqlite3.Error as e:
+                        raise LayoutError(f"environment.db[{i}]", f"{e} (in {statement[:80]!r})") from None
             if "http_request" in self.tools or self.environment.routes:
                 self.http = self._stack.enter_context(HttpService(self.environment.routes))
             if "send_email" in self.tools:
