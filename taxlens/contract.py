@@ -244,10 +244,18 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
     return items
 
 
-def select(items: list, split: str | None, kinds: tuple[str, ...] | None) -> list:
-    """The items of `split` (None: all) and of `kinds` (None: all)."""
+def select(items: list, split: str | None, kinds: tuple[str, ...] | None, where: str = "the file") -> list:
+    """The items of `split` (None: all) and of `kinds` (None: all); a split no item is in raises, naming the
+    splits there are (a held-out set often gives none: then every item is read without `--split`)."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split is not None and not any(i.split == split for i in items):
+        from collections import Counter
+
+        there = Counter(i.split or "none given" for i in items)
+        raise ValueError(f"{where}: nothing is in split {split!r}; its splits: "
+                         + ", ".join(f"{s} ({n})" for s, n in sorted(there.items()))
+                         + (" (leave out --split to read them all)" if None in {i.split for i in items} else ""))
     return [i for i in items if (split is None or i.split == split) and (kinds is None or i.kind in kinds)]
 
 
@@ -261,4 +269,4 @@ def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str
     for r in records:
         if r.pair is not None and r.pair not in ids:
             raise ContractError(path, r.line, "pair", f"names no record in this file: {r.pair!r}")
-    return select(records, split, kinds)
+    return select(records, split, kinds, str(path))

@@ -157,6 +157,10 @@ def test_unparseable_tool_call_arguments_in_messages(tmp_path):
 def test_split_selection(tmp_path):
     path = write(tmp_path, [GOOD, HARMFUL, INJECTION])
     assert len(load_records(path, split="test")) == 2
+    with pytest.raises(ValueError, match=r"nothing is in split 'val'; its splits: none given \(1\), test \(2\) "
+                                         r"\(leave out --split to read them all\)") as info:
+        load_records(path, split="val")
+    assert str(info.value).startswith(str(path))
     assert [r.kind for r in load_records(path, kinds=("injection",))] == ["injection"]
 
 

@@ -174,7 +174,7 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
 
 def load_tasks(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[AgentTask]:
     """Read and validate every task of a JSONL file (ids unique), then select by split and kind."""
-    return select(read_validated(path, validate_task, "task"), split, kinds)
+    return select(read_validated(path, validate_task, "task"), split, kinds, str(path))
 
 
 def is_task_file(path: str | Path) -> bool:
