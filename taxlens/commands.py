@@ -197,7 +197,8 @@ def _eval_endpoint(args, records) -> int:
                          f"here (serve it with `taxlens serve --steer` instead)")
     report = evaluate_endpoint(args.endpoint, args.model, records, data=args.data, split=args.split,
                                max_new_tokens=args.max_new_tokens, api_key=args.api_key,
-                               concurrency=args.concurrency, tool_role=args.tool_role)
+                               concurrency=args.concurrency, tool_role=args.tool_role,
+                               skip_unrenderable=args.skip_unrenderable)
     path = report.write(args.out)
     console = _console()
     console.print(report_table(report))
@@ -207,6 +208,9 @@ def _eval_endpoint(args, records) -> int:
         console.print(f"the gate's decisions (the server's {GATE_HEADER} header): {gates}")
     for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
+    if report.meta["unrenderable"]:
+        console.print(f"skipped {len(report.meta['unrenderable'])} records past the model's context "
+                      f"(listed under meta.unrenderable)")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 

@@ -76,10 +76,21 @@ def gate_reading(response: httpx.Response) -> tuple[float, str] | None:
     return p_harmful, decision
 
 
+def context_overflow(response: httpx.Response) -> bool:
+    """Whether the server refused the request because it does not fit the model's context: OpenAI and `taxlens
+    serve` answer 400 with the code `context_length_exceeded`; vLLM answers 400 with the code 400 and a message
+    "This model's maximum context length is N tokens…"."""
+    text = response.text
+    return response.status_code == 400 and ("context_length_exceeded" in text or "maximum context length" in text)
+
+
 def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str, split: str | None,
                       max_new_tokens: int = 128, api_key: str | None = None, concurrency: int = 8,
-                      tool_role: str | None = None, timeout: float = 300.0, progress: bool = True) -> EvalReport:
-    """The contract's report for `model` behind `url` (the base URL a client is given, e.g. http://host:8000/v1)."""
+                      tool_role: str | None = None, timeout: float = 300.0, skip_unrenderable: bool = False,
+                      progress: bool = True) -> EvalReport:
+    """The contract's report for `model` behind `url` (the base URL a client is given, e.g. http://host:8000/v1).
+    A record the server says does not fit the model's context stops it, naming the record, or with
+    `skip_unrenderable` is left out and listed under `meta.unrenderable`, as a local run does."""
     if not records:
         raise ValueError(f"{data}: no records to evaluate" + (f" in split {split!r}" if split else ""))
     endpoint = url.rstrip("/") + "/chat/completions"
@@ -87,25 +98,36 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
     started = time.perf_counter()
 
     with httpx.Client(timeout=timeout, headers=headers) as client:
-        def ask(record: Record) -> tuple[str, tuple[float, str] | None]:
+        def ask(record: Record) -> tuple[str | None, object]:  # (reply, gate reading), or (None, the server's why)
             body = {"model": model, "messages": wire_messages(record, tool_role), "temperature": 0,
                     "tools": schemas_for(record.tools), "max_tokens": max_new_tokens}
             try:
                 response = client.post(endpoint, json=body)
             except httpx.HTTPError as e:
                 raise ValueError(f"{endpoint}: no answer for record {record.id!r} ({e})") from None
+            if context_overflow(response) and skip_unrenderable:
+                return None, response.text[:300]
             if response.status_code != 200:
-                raise ValueError(f"{endpoint} answered {response.status_code} for record {record.id!r}: "
-                                 f"{response.text[:300]}")
+                hint = " (--skip-unrenderable skips such records and counts them in the report)" \
+                    if context_overflow(response) else ""
+                raise ValueError(f"{data}, line {record.line}, record {record.id!r}: {endpoint} answered "
+                                 f"{response.status_code}: {response.text[:300]}{hint}")
             return reply_text(response.json()["choices"][0]["message"]), gate_reading(response)
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             answers = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",
                                 disable=not progress, unit="prompt"))
-    report = build_report(model, records, [text for text, _ in answers], [None] * len(records), data=data,
+    unrenderable = [{"id": r.id, "line": r.line, "error": f"the server: {why}"}
+                    for r, (text, why) in zip(records, answers) if text is None]
+    kept = [(r, a) for r, a in zip(records, answers) if a[0] is not None]
+    if not kept:
+        raise ValueError(f"{data}: the server takes no record ({len(unrenderable)}), e.g. {unrenderable[0]['id']!r}: "
+                         f"{unrenderable[0]['error']}")
+    report = build_report(model, [r for r, _ in kept], [text for _, (text, _) in kept], [None] * len(kept), data=data,
                           split=split, steer=None, meta={
         "endpoint": url, "max_new_tokens": max_new_tokens, "decoding": "temperature 0", "tool_role": tool_role,
-        "concurrency": concurrency, "seconds": round(time.perf_counter() - started, 2)})
+        "concurrency": concurrency, "unrenderable": unrenderable,
+        "seconds": round(time.perf_counter() - started, 2)})
     rows = tuple(row if gate is None else replace(row, gate=gate[1], gate_p_harmful=gate[0])
-                 for row, (_, gate) in zip(report.records, answers))
+                 for row, (_, (_, gate)) in zip(report.records, kept))
     return replace(report, records=rows)

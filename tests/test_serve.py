@@ -257,3 +257,39 @@ def test_eval_against_an_endpoint_labels_what_the_model_in_process_does(servers,
     assert [r.gate for r in remote.records] == [r.gate for r in local.records]
     assert all(abs(a.gate_p_harmful - b.gate_p_harmful) < 1e-3 for a, b in zip(remote.records, local.records))
     assert {r.gate for r in remote.records} >= {"ablate", "add"}
+
+
+def test_eval_against_an_endpoint_stops_on_a_record_past_the_context_or_skips_it(servers, records, tmp_path, capsys):
+    from taxlens.cli import main
+
+    short = next(r for r in records if r.split == "test" and r.kind == "benign").to_json()
+    short.pop("pair", None)
+    long = {**short, "id": "long-system-prompt",
+            "messages": [{"role": "system", "content": "The agent serves the ops team. " * 300}] + short["messages"]}
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in (short, long)))
+    args = ["eval", "--endpoint", f"{servers['plain']}/v1", "--model", "organism:defended", "--data", str(data),
+            "--max-new-tokens", "4", "--out", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{data}, line 2, record 'long-system-prompt'" in err and "context_length_exceeded" in err
+    assert "--skip-unrenderable" in err
+    assert main(args + ["--skip-unrenderable"]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["id"] for s in report["meta"]["unrenderable"]] == ["long-system-prompt"]
+    assert [r["id"] for r in report["records"]] == [short["id"]]
+
+
+@pytest.mark.parametrize("status, body, overflow", [
+    (400, {"error": {"message": "This model's maximum context length is 4096 tokens. However, you requested 5000 "
+                                "tokens in the messages, Please reduce the length of the messages.",
+                     "type": "BadRequestError", "param": None, "code": 400}}, True),  # vLLM
+    (400, {"error": {"message": "too long", "type": "invalid_request_error", "param": "messages",
+                     "code": "context_length_exceeded"}}, True),  # OpenAI, `taxlens serve`
+    (400, {"error": {"message": "tool_choice must be 'auto'", "code": "invalid_value"}}, False),
+    (500, {"error": {"message": "maximum context length"}}, False),
+])
+def test_a_context_overflow_is_read_from_openais_and_vllms_answers(status, body, overflow):
+    from taxlens.endpoint import context_overflow
+
+    assert context_overflow(httpx.Response(status, json=body)) is overflow

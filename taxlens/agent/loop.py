@@ -202,7 +202,7 @@ class EndpointPolicy:
         self.gate_readings: list[tuple[float, str] | None] = []
 
     def _ask(self, turn: Turn) -> tuple[str | None, tuple[float, str] | None]:
-        from taxlens.endpoint import gate_reading, reply_text, to_wire
+        from taxlens.endpoint import context_overflow, gate_reading, reply_text, to_wire
 
         body = {"model": self.name, "messages": to_wire(in_role(turn.messages, self.tool_role)), "temperature": 0,
                 "tools": schemas_for(turn.task.tools), "max_tokens": self.max_new_tokens}
@@ -210,7 +210,7 @@ class EndpointPolicy:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as e:
             raise ValueError(f"{self.url}: no answer for task {turn.task.id!r} ({e})") from None
-        if response.status_code == 400 and "context_length_exceeded" in response.text:
+        if context_overflow(response):
             return None, None
         if response.status_code != 200:
             raise ValueError(f"{self.url} answered {response.status_code} for task {turn.task.id!r}: "
