@@ -8,8 +8,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from taxlens import agent_commands, commands
+
+
+def file_out(value: str) -> str:
+    """`--out` for a file, checked before any work is done (a run can take an hour): not an existing folder, and under
+    a folder, not a file."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file path (e.g. {path / 'report.json'})")
+    above = next(p for p in path.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
+    return value
+
+
+def folder_out(value: str) -> str:
+    """`--out` for a folder, checked before any work is done: not an existing file, and not under one."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file; give a folder")
+    above = next(p for p in path.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
+    return value
 
 
 def _adapter_arguments(parser: argparse.ArgumentParser, of: str = "--model") -> None:
@@ -90,16 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--pairs", choices=("whole", "drop"), default="whole",
                         help="whole: draw minimal pairs as units of two; drop: draw records singly and remove links "
                              "to partners not drawn")
-    sample.add_argument("--out", required=True, help="the subset's JSONL path")
+    sample.add_argument("--out", type=file_out, required=True, help="the subset's JSONL path")
     sample.set_defaults(func=commands.cmd_data_sample)
     leak = _command(data_sub, "leakage", "val and test records that the organism's training text can produce "
                                          "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
     leak.add_argument("file")
     leak.add_argument("--examples", type=int, default=5, help="most common witnesses to list per check")
-    leak.add_argument("--out", default=None, help="also write the summary here (JSON)")
+    leak.add_argument("--out", type=file_out, default=None, help="also write the summary here (JSON)")
     leak.set_defaults(func=commands.cmd_data_leakage)
     gen = _command(data_sub, "generate", "regenerate toolcalls.jsonl and tools.json")
-    gen.add_argument("--out", default="datasets")
+    gen.add_argument("--out", type=folder_out, default="datasets")
     gen.add_argument("--seed", type=int, default=SEED)
     gen.set_defaults(func=commands.cmd_data_generate)
 
@@ -112,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
     ev.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     ev.add_argument("--split", choices=("train", "val", "test"), default=None)
-    ev.add_argument("--out", required=True, help="report JSON path")
+    ev.add_argument("--out", type=file_out, required=True, help="report JSON path")
     ev.add_argument("--max-new-tokens", type=int, default=128)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
@@ -136,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", required=True, help="the defended model to steer")
     st.add_argument("--data", required=True, help="a JSONL prompt set with train and val splits")
     st.add_argument("--method", choices=("global", "false_refusal", "gated", "all"), default="gated")
-    st.add_argument("--out", required=True, help="output folder (with --method all, one sub-folder per method)")
+    st.add_argument("--out", type=folder_out, required=True,
+                    help="output folder (with --method all, one sub-folder per method)")
     st.add_argument("--shortlist", type=int, default=3,
                     help="screened settings evaluated with generation, per positions value "
                          "(and, gated, per gate layer)")
@@ -160,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--steer", required=True, help="a gated steering config (steer.json, or organism:gated)")
     sw.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     sw.add_argument("--split", choices=("train", "val", "test"), default="val")
-    sw.add_argument("--out", required=True, help="output folder: sweep.json, sweep.md, sweep.png")
+    sw.add_argument("--out", type=folder_out, required=True, help="output folder: sweep.json, sweep.md, sweep.png")
     sw.add_argument("--thresholds", type=float, nargs="+", default=None, metavar="T",
                     help="ablation thresholds to try (default: the steering search's grid; the config's own is added)")
     sw.add_argument("--add-thresholds", type=float, nargs="+", default=None, metavar="A",
@@ -190,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = _command(sub, "export", "bake a static steering config (global, false_refusal) into HF weights")
     ex.add_argument("--model", required=True)
     ex.add_argument("--steer", required=True, help="steer.json")
-    ex.add_argument("--out", required=True, help="folder for the HF checkpoint")
+    ex.add_argument("--out", type=folder_out, required=True, help="folder for the HF checkpoint")
     ex.add_argument("--dtype", default="float32", help="saved dtype (float32 keeps logits equal to the hooks')")
     _adapter_arguments(ex)
     ex.set_defaults(func=commands.cmd_export)
@@ -199,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--base", required=True, help="the undefended model (HF id, folder or organism:base)")
     pr.add_argument("--defended", required=True, help="its defended twin (same tokenizer and widths)")
     pr.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
-    pr.add_argument("--out", required=True, help="output folder: summary.json, summary.md, plots, directions, cache")
+    pr.add_argument("--out", type=folder_out, required=True,
+                    help="output folder: summary.json, summary.md, plots, directions, cache")
     pr.add_argument("--split", choices=("train", "val", "test"), default="test", help="split the results are scored on")
     pr.add_argument("--fit-split", choices=("train", "val", "test"), default="train",
                     help="split the directions are fitted on")
@@ -216,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     org = _command(sub, "organism", "the shipped model organism")
     org_sub = org.add_subparsers(dest="organism_command", required=True)
     train = _command(org_sub, "train", "train the base agent and its defended twin from fixed seeds")
-    train.add_argument("--out", required=True, help="folder for base/, defended/ and train_log.jsonl")
+    train.add_argument("--out", type=folder_out, required=True, help="folder for base/, defended/ and train_log.jsonl")
     train.add_argument("--quick", action="store_true", help="a reduced pair in about a minute, for tests")
     train.add_argument("--recipe", default=None, metavar="FILE",
                        help="another recipe: a JSON object of Recipe fields (the rest keep the shipped recipe's, "
@@ -242,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", default="organism:base", help="organism:base|organism:defended or a folder "
                                                                 "written by `organism train`")
     check.add_argument("--n", type=int, default=256, help="chats per set")
-    check.add_argument("--out", default=None, help="also write the figures here (JSON)")
+    check.add_argument("--out", type=file_out, default=None, help="also write the figures here (JSON)")
     check.add_argument("--device", default=None)
     check.set_defaults(func=commands.cmd_organism_check)
 
@@ -274,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", required=True, help="a JSONL file of agent tasks (datasets/agent_tasks.jsonl)")
     run.add_argument("--split", choices=("train", "val", "test"), default=None)
     run.add_argument("--kinds", nargs="+", choices=("benign", "lookalike", "harmful", "injection"), default=None)
-    run.add_argument("--out", required=True, help="report JSON path (figures and every trajectory)")
+    run.add_argument("--out", type=file_out, required=True, help="report JSON path (figures and every trajectory)")
     run.add_argument("--steer", default=None, help="a steering config; a gated one decides afresh at every turn")
     _passing_arguments(run)
     run.add_argument("--endpoint", default=None, metavar="URL",
@@ -297,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--thresholds", type=float, nargs="+", default=None, metavar="P",
                        help="gate thresholds to run (default: the ones `taxlens steer` searches), besides the "
                             "config's own")
-    sweep.add_argument("--out", required=True, help="output folder: sweep.json, sweep.md, sweep.png, the agent "
-                                                    "reports, and steer.json at the chosen threshold")
+    sweep.add_argument("--out", type=folder_out, required=True,
+                       help="output folder: sweep.json, sweep.md, sweep.png, the agent reports, and steer.json at "
+                            "the chosen threshold")
     _agent_loop_arguments(sweep)
     sweep.set_defaults(func=agent_commands.cmd_agent_sweep)
     return parser

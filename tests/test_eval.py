@@ -249,3 +249,21 @@ def test_records_a_gate_passes_are_answered_by_the_passed_to_model(tmp_path, cap
     assert main(["eval", "--model", "organism:defended", "--passed-to", "organism:base", "--data", str(data),
                  "--out", str(out)]) == 2
     assert "--passed-to acts on what a gate passes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, out, problem", [
+    (["eval", "--model", "no/such-model", "--data", str(DATA)], "{dir}", "is a folder; give a file path"),
+    (["eval", "--model", "no/such-model", "--data", str(DATA)], "{file}/r.json", "is a file, not a folder"),
+    (["agent", "run", "--model", "no/such-model", "--tasks", "t.jsonl"], "{dir}", "is a folder; give a file path"),
+    (["probe", "--base", "a", "--defended", "b", "--data", str(DATA)], "{file}", "is a file; give a folder"),
+    (["steer", "--model", "a", "--data", str(DATA)], "{file}/sub", "is a file, not a folder"),
+])
+def test_an_output_path_that_cannot_be_written_stops_the_command_before_any_work(tmp_path, capsys, command, out,
+                                                                                 problem):
+    (tmp_path / "taken.json").write_text("{}")
+    out = out.format(dir=tmp_path, file=tmp_path / "taken.json")
+    with pytest.raises(SystemExit) as exited:
+        main(command + ["--out", out])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --out: {out}" in err and problem in err
