@@ -79,8 +79,9 @@ class LoadedModel:
         return self.bridge.cfg.n_layers
 
 
-def resolve(spec: str) -> str:
-    """The path or HF id behind a model name; `organism:NAME` maps to the checkpoint shipped in the package."""
+def resolve(spec: str, strict: bool = True) -> str:
+    """The path or HF id behind a model name; `organism:NAME` maps to the checkpoint shipped in the package. `strict`:
+    a name that is a path must be a checkpoint or adapter folder (else `FileNotFoundError` says what it is)."""
     if spec.startswith("organism:"):
         name = spec.split(":", 1)[1]
         if name not in ORGANISM_NAMES:
@@ -90,6 +91,17 @@ def resolve(spec: str) -> str:
             raise FileNotFoundError(
                 f"{spec}: no checkpoint at {path}. Train it with `taxlens organism train --out {ORGANISM_DIR}`."
             )
+        return str(path)
+    path = Path(spec).expanduser()
+    if not strict:
+        return str(path) if path.exists() else spec
+    if path.exists() or spec.startswith(("/", "./", "../", "~")):  # a folder, not a hub id
+        if not path.is_dir():
+            raise FileNotFoundError(f"{spec}: " + ("a file, not a model folder" if path.exists() else
+                                                   "no such model folder"))
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{spec}: a folder with neither config.json (an HF checkpoint) nor "
+                                    f"adapter_config.json (a PEFT adapter)")
         return str(path)
     return spec
 
@@ -132,7 +144,7 @@ class ModelSource:
         `adapter_config.json` names the base."""
         if adapter is None and (Path(resolve(model)) / "adapter_config.json").is_file():
             model, adapter = adapter_base(resolve(model)), model
-        if adapter is not None and not (Path(resolve(adapter)) / "adapter_config.json").is_file():
+        if adapter is not None and not (Path(resolve(adapter, strict=False)) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter {adapter!r}: no adapter_config.json there (a PEFT adapter folder holds "
                                     f"adapter_config.json and adapter_model.safetensors)")
         if adapter is None and adapter_scale != 1.0:
@@ -156,7 +168,7 @@ class ModelSource:
 
 
 def _canonical(spec: str) -> str:
-    path = resolve(spec)
+    path = resolve(spec, strict=False)  # a config may name a folder on the machine it was made on
     return str(Path(path).resolve()) if Path(path).exists() else path
 
 
@@ -184,7 +196,12 @@ def load_hf_model(source: ModelSource, device: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM
 
     path = resolve(source.model)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if source.adapter else dtype)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if source.adapter else dtype)
+    except OSError as e:  # a hub id that is not in the local cache: nothing is downloaded here
+        raise FileNotFoundError(f"{source.model}: not a local folder, and transformers cannot load it as a Hugging "
+                                f"Face id here ({str(e).splitlines()[0]}); give the checkpoint's folder, or point "
+                                f"HF_HOME at a cache that holds it") from None
     tokenizer_dir = path
     if source.adapter:
         hf = _merge_adapter(hf, source)

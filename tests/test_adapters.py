@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -109,3 +110,21 @@ def test_eval_takes_an_adapter_on_the_command_line(tiny_model_dir, adapter_dir, 
                  "--data", str(DATA), "--split", "test", "--limit", "4", "--max-new-tokens", "4",
                  "--out", str(out)]) == 0
     assert json.loads(out.read_text())["model"] == f"{tiny_model_dir} + {adapter_dir} x 0.5"
+
+
+def test_a_model_that_is_not_there_is_named_before_anything_loads(tmp_path, monkeypatch):
+    import transformers
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    cases = {str(tmp_path / "missing"): "no such model folder", str(tmp_path / "notes.txt"): "a file, not a model folder",
+             str(tmp_path): "a folder with neither config.json (an HF checkpoint) nor adapter_config.json"}
+    for spec, problem in cases.items():
+        with pytest.raises(FileNotFoundError, match=re.escape(f"{spec}: {problem}")):
+            load_model(spec)
+
+    def offline(*args, **kwargs):  # what transformers raises for a hub id with no network and no cached copy
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", offline)
+    with pytest.raises(FileNotFoundError, match=r"someone/some-model: not a local folder.*HF_HOME"):
+        load_model("someone/some-model")
