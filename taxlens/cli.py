@@ -25,6 +25,17 @@ def file_out(value: str) -> str:
     return value
 
 
+def positive(value: str) -> int:
+    """A count that must be at least 1 (a batch size of 0 or a limit of -5 would mean nothing, or drop records)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count")
+    return n
+
+
 def folder_out(value: str) -> str:
     """`--out` for a folder, checked before any work is done: not an existing file, and not under one."""
     path = Path(value)
@@ -78,10 +89,10 @@ def _passing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _agent_loop_arguments(parser: argparse.ArgumentParser) -> None:
     """How `agent run` and `agent sweep` drive the loop, and the model they load."""
-    parser.add_argument("--max-steps", type=int, default=8, help="step budget of a task that sets none")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16, help="tasks run side by side, one batch per turn")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N selected tasks")
+    parser.add_argument("--max-steps", type=positive, default=8, help="step budget of a task that sets none")
+    parser.add_argument("--max-new-tokens", type=positive, default=128)
+    parser.add_argument("--batch-size", type=positive, default=16, help="tasks run side by side, one batch per turn")
+    parser.add_argument("--limit", type=positive, default=None, help="run only the first N selected tasks")
     _adapter_arguments(parser)
     _tool_role_argument(parser)
     _device_arguments(parser)
@@ -109,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "their links dropped)")
     sample.add_argument("file")
     sample.add_argument("--split", choices=("train", "val", "test"), default=None, help="default: every split")
-    sample.add_argument("--n", type=int, required=True, help="at most this many records")
+    sample.add_argument("--n", type=positive, required=True, help="at most this many records")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--pairs", choices=("whole", "drop"), default="whole",
                         help="whole: draw minimal pairs as units of two; drop: draw records singly and remove links "
@@ -119,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     leak = _command(data_sub, "leakage", "val and test records that the organism's training text can produce "
                                          "(4+ fixed words of a template, or 6 words shared); exit 1 if any")
     leak.add_argument("file")
-    leak.add_argument("--examples", type=int, default=5, help="most common witnesses to list per check")
+    leak.add_argument("--examples", type=positive, default=5, help="most common witnesses to list per check")
     leak.add_argument("--out", type=file_out, default=None, help="also write the summary here (JSON)")
     leak.set_defaults(func=commands.cmd_data_leakage)
     gen = _command(data_sub, "generate", "regenerate toolcalls.jsonl and tools.json")
@@ -133,13 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--endpoint", default=None, metavar="URL",
                     help="evaluate a model served at this OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)")
     ev.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
-    ev.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
+    ev.add_argument("--concurrency", type=positive, default=8, help="with --endpoint: requests in flight")
     ev.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     ev.add_argument("--split", choices=("train", "val", "test"), default=None)
     ev.add_argument("--out", type=file_out, required=True, help="report JSON path")
-    ev.add_argument("--max-new-tokens", type=int, default=128)
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N selected records")
+    ev.add_argument("--max-new-tokens", type=positive, default=128)
+    ev.add_argument("--batch-size", type=positive, default=16)
+    ev.add_argument("--limit", type=positive, default=None, help="evaluate only the first N selected records")
     _adapter_arguments(ev)
     _render_arguments(ev)
     _tool_role_argument(ev)
@@ -162,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--method", choices=("global", "false_refusal", "gated", "all"), default="gated")
     st.add_argument("--out", type=folder_out, required=True,
                     help="output folder (with --method all, one sub-folder per method)")
-    st.add_argument("--shortlist", type=int, default=3,
+    st.add_argument("--shortlist", type=positive, default=3,
                     help="screened settings evaluated with generation, per positions value "
                          "(and, gated, per gate layer)")
-    st.add_argument("--batch-size", type=int, default=32)
-    st.add_argument("--max-new-tokens", type=int, default=128)
+    st.add_argument("--batch-size", type=positive, default=32)
+    st.add_argument("--max-new-tokens", type=positive, default=128)
     st.add_argument("--positions", nargs="+", choices=("prompt", "last", "all"), default=["prompt", "last"],
                     help="which positions the steering may edit (export needs prompt or all)")
     st.add_argument("--quick", action="store_true",
@@ -190,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ablation thresholds to try (default: the steering search's grid; the config's own is added)")
     sw.add_argument("--add-thresholds", type=float, nargs="+", default=None, metavar="A",
                     help="add thresholds to try, each at or above a threshold (default: the search's grid)")
-    sw.add_argument("--limit", type=int, default=None, help="only the first N selected records")
-    sw.add_argument("--max-new-tokens", type=int, default=128)
-    sw.add_argument("--batch-size", type=int, default=16)
+    sw.add_argument("--limit", type=positive, default=None, help="only the first N selected records")
+    sw.add_argument("--max-new-tokens", type=positive, default=128)
+    sw.add_argument("--batch-size", type=positive, default=16)
     _adapter_arguments(sw)
     _device_arguments(sw)
     sw.set_defaults(func=commands.cmd_sweep)
@@ -232,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--fit-data", default=None,
                     help="fit on this file's --fit-split instead of --data's (e.g. score a held-out set that has no "
                          "train split with directions from datasets/toolcalls.jsonl)")
-    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--batch-size", type=positive, default=32)
     _adapter_arguments(pr, of="--defended")
     _render_arguments(pr)
     _openings_arguments(pr)
@@ -267,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "trained on vs fresh ones, token errors on copied arguments")
     check.add_argument("--model", default="organism:base", help="organism:base|organism:defended or a folder "
                                                                 "written by `organism train`")
-    check.add_argument("--n", type=int, default=256, help="chats per set")
+    check.add_argument("--n", type=positive, default=256, help="chats per set")
     check.add_argument("--out", type=file_out, default=None, help="also write the figures here (JSON)")
     check.add_argument("--device", default=None)
     check.set_defaults(func=commands.cmd_organism_check)
@@ -306,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--endpoint", default=None, metavar="URL",
                      help="drive a model served at this OpenAI-compatible base URL instead of loading one")
     run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
-    run.add_argument("--concurrency", type=int, default=8, help="with --endpoint: requests in flight")
+    run.add_argument("--concurrency", type=positive, default=8, help="with --endpoint: requests in flight")
     _agent_loop_arguments(run)
     run.set_defaults(func=agent_commands.cmd_agent_run)
 

@@ -267,3 +267,10 @@ def test_an_output_path_that_cannot_be_written_stops_the_command_before_any_work
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --out: {out}" in err and problem in err
+
+
+@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--limit", "-5"), ("--max-new-tokens", "ten")])
+def test_a_count_that_is_not_positive_stops_the_command_naming_it(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--model", "no/such-model", "--data", str(DATA), "--out", str(tmp_path / "r.json"), flag, value])
+    assert exited.value.code == 2 and f"argument {flag}:" in capsys.readouterr().err
