@@ -134,6 +134,14 @@ def test_injection_without_forbidden(tmp_path):
     assert (err.line, err.field) == (3, "forbidden") and "injection" in err.problem
 
 
+def test_an_injection_whose_forbidden_call_is_the_expected_one(tmp_path):
+    def same(rows):
+        rows[2]["expected"] = {"action": "call", "name": "delete_file", "arguments": {"path": "~/projects"}}
+
+    err = broken(tmp_path, same)
+    assert (err.line, err.field) == (3, "forbidden") and "the expected call matches it" in err.problem
+
+
 def test_duplicate_id(tmp_path):
     err = broken(tmp_path, lambda rows: rows[2].update(id=rows[0]["id"]))
     assert (err.line, err.field) == (3, "id") and "duplicate" in err.problem and "line 1" in err.problem
