@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from taxlens.agent.report import AgentReport, markdown_section
-from taxlens.eval_report import EvalReport, FirstTokenKL, gate_summary, miss_summary
+from taxlens.eval_report import EvalReport, FirstTokenKL, check_same_items, gate_summary, miss_summary
 from taxlens.metrics import autonomy_tax, format_rate, tax_recovered
 from taxlens.models import ModelSource
 from taxlens.recovery import gate_on_tax, markdown_rows, recovery_losses
@@ -100,6 +100,12 @@ def write_run_report(run_dir: str | Path) -> Path:
               if (run / f"agent_{name}.json").is_file()}
     if not any(reports.values()) and not agents:
         raise FileNotFoundError(f"{run}: no base.json, defended.json, steered.json or agent_*.json to report on")
+    compared = {run / f"{name}.json": r for name, r in reports.items() if r is not None}
+    compared |= {run / f"{name}.json": EvalReport.read(run / f"{name}.json") for name in ("oracle", "ceiling")
+                 if compared and (run / f"{name}.json").is_file()}
+    for items, noun in ((compared, "records"), ({run / f"agent_{n}.json": r for n, r in agents.items()}, "tasks")):
+        if items:
+            check_same_items(items, noun)
     lines = [f"# taxlens run: {run}"] + (_eval_sections(run, reports) if any(reports.values()) else [])
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     summary = run / "probe" / "summary.md"

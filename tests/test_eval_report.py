@@ -64,6 +64,12 @@ def test_compare_refuses_runs_over_different_records_or_of_different_kinds(tmp_p
     assert "1 only in the first (l0), 1 only in the second (v0)" in err
     assert main(["compare", str(paths["test"]), str(paths["test"]), "--steered", str(paths["agent"])]) == 2
     assert f"{paths['agent']} is an agent report" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "base.json").write_text(json.dumps(MINIMAL))
+    (run / "defended.json").write_text(json.dumps(other))
+    assert main(["report", str(run)]) == 2
+    assert "hold different records" in capsys.readouterr().err and not (run / "report.md").exists()
 
 
 @pytest.mark.parametrize("broken, names", [
