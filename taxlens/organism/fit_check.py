@@ -35,7 +35,7 @@ FRESH_SEED = 7
 
 def checkpoint_recipe(spec: str) -> dict:
     """The recipe and role a checkpoint was trained with (`organism.json`, written by `taxlens organism train`)."""
-    path = Path(resolve(spec)) / "organism.json"
+    path = Path(resolve(spec, strict=False)) / "organism.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not an organism checkpoint (no organism.json); recipe_fit needs the recipe "
                                 "the model was trained with")
