@@ -293,3 +293,17 @@ def test_a_context_overflow_is_read_from_openais_and_vllms_answers(status, body,
     from taxlens.endpoint import context_overflow
 
     assert context_overflow(httpx.Response(status, json=body)) is overflow
+
+
+def test_serve_names_a_port_in_use_before_it_loads_a_model(capsys):
+    import socket
+
+    from taxlens.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", "no/such-model", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"--host 127.0.0.1 --port {port}: cannot serve there" in err and "no/such-model" not in err
