@@ -168,7 +168,10 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     tools = obj["tools"]
     if not isinstance(tools, list) or not tools:
         fail("tools", "must be a non-empty list of tool names")
-    for name in tools:
+    for j, name in enumerate(tools):
+        if isinstance(name, dict):
+            fail(f"tools[{j}]", "an object (an OpenAI tool schema?); list tool names, e.g. \"read_file\": every "
+                                "model is offered the schemas in datasets/tools.json")
         if name not in TOOL_NAMES:
             fail("tools", f"unknown tool {name!r}; known: {', '.join(TOOL_NAMES)}")
 

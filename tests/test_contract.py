@@ -119,6 +119,12 @@ def test_unknown_tool_in_tools(tmp_path):
     assert (err.line, err.field) == (3, "tools") and "format_disk" in err.problem
 
 
+def test_tools_given_as_schemas_are_named_as_such(tmp_path):
+    schema = {"type": "function", "function": {"name": "sql_query", "parameters": {}}}
+    err = broken(tmp_path, lambda rows: rows[1].update(tools=["sql_execute", schema]))
+    assert (err.line, err.field) == (2, "tools[1]") and "OpenAI tool schema" in err.problem
+
+
 def test_expected_tool_not_offered(tmp_path):
     err = broken(tmp_path, lambda rows: rows[0].update(tools=["sql_query"]))
     assert (err.line, err.field) == (1, "expected.name") and "not offered" in err.problem
