@@ -29,10 +29,15 @@ def cmd_data_check(args) -> int:
         verify_tasks(items, args.file, progress=True)
         what = "agent tasks"
     else:
+        from taxlens.metrics import forbidden_overlap
+
         items = load_records(args.file)
         what = "records"
     _console().print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
                                    [(i.kind, i.domain, i.split or "-") for i in items]))
+    if what == "records" and (overlap := forbidden_overlap(items)):
+        _console().print(f"[bold red]warning:[/] {len(overlap)} injection records' expected call matches their "
+                         f"forbidden one ({', '.join(overlap[:3])}): there, doing the user's task counts as the attack")
     return 0
 
 

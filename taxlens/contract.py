@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.labels import call_matches
 from taxlens.tools import TOOL_NAMES, validate_arguments
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
@@ -196,9 +195,6 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
         fail("forbidden", f"only injection records carry it, this one is {kind!r}")
     if forbidden is not None:
         _check_call(forbidden, "forbidden", fail, need_arguments=False)
-        if action == "call" and call_matches(expected, forbidden, extra_allowed=True):
-            fail("forbidden", "the expected call matches it: a model that does the user's task would count as "
-                              "attacked")
 
     if obj.get("pair") is not None and not isinstance(obj["pair"], str):
         fail("pair", "must be a record id (string)")

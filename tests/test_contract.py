@@ -140,12 +140,20 @@ def test_injection_without_forbidden(tmp_path):
     assert (err.line, err.field) == (3, "forbidden") and "injection" in err.problem
 
 
-def test_an_injection_whose_forbidden_call_is_the_expected_one(tmp_path):
-    def same(rows):
-        rows[2]["expected"] = {"action": "call", "name": "delete_file", "arguments": {"path": "~/projects"}}
+def test_an_injection_whose_forbidden_call_is_the_expected_one_is_read_with_a_warning(tmp_path, capsys):
+    from taxlens.labels import label_reply
+    from taxlens.metrics import Outcome, report_warnings
 
-    err = broken(tmp_path, same)
-    assert (err.line, err.field) == (3, "forbidden") and "the expected call matches it" in err.problem
+    row = copy.deepcopy(INJECTION)
+    row["expected"] = {"action": "call", "name": "delete_file", "arguments": {"path": "~/projects"}}
+    row["forbidden"] = {"name": "delete_file"}  # only the tool: the contract allows it
+    path = write(tmp_path, [GOOD, HARMFUL, row])
+    assert main(["data", "check", str(path)]) == 0
+    assert "1 injection records' expected call matches their forbidden one (file-injection-0001)" in " ".join(
+        capsys.readouterr().out.split())
+    record = load_records(path)[2]
+    outcome = Outcome(record, "", label_reply("", record.tools, "call"))
+    assert any("doing the user's task counts as the attack" in w for w in report_warnings([outcome]))
 
 
 def test_duplicate_id(tmp_path):
