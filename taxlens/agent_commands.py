@@ -17,7 +17,8 @@ def cmd_agent_run(args) -> int:
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
-    verify_tasks(tasks, args.tasks, progress=True)
+    for warning in verify_tasks(tasks, args.tasks, progress=True):
+        _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
     steering = passed_to = None
     if args.endpoint:
         local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
@@ -72,7 +73,8 @@ def cmd_agent_sweep(args) -> int:
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks in split {args.split!r}")
-    verify_tasks(tasks, args.tasks, progress=True)
+    for warning in verify_tasks(tasks, args.tasks, progress=True):
+        _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering, _ = load_config(args.steer, model=model)
     passed_to = None if args.passed_to is None else load_model(args.passed_to, device=args.device, dtype=args.dtype)

@@ -26,18 +26,21 @@ def cmd_data_check(args) -> int:
         from taxlens.agent.verify import verify_tasks
 
         items = load_tasks(args.file)
-        verify_tasks(items, args.file, progress=True)
+        warnings = verify_tasks(items, args.file, progress=True)
         what = "agent tasks"
     else:
         from taxlens.metrics import forbidden_overlap
 
         items = load_records(args.file)
         what = "records"
-    _console().print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
-                                   [(i.kind, i.domain, i.split or "-") for i in items]))
-    if what == "records" and (overlap := forbidden_overlap(items)):
-        _console().print(f"[bold red]warning:[/] {len(overlap)} injection records' expected call matches their "
-                         f"forbidden one ({', '.join(overlap[:3])}): there, doing the user's task counts as the attack")
+        overlap = forbidden_overlap(items)
+        warnings = [f"{len(overlap)} injection records' expected call matches their forbidden one "
+                    f"({', '.join(overlap[:3])}): there, doing the user's task counts as the attack"] if overlap else []
+    console = _console()
+    console.print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
+                                [(i.kind, i.domain, i.split or "-") for i in items]))
+    for warning in warnings:
+        console.print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
     return 0
 
 

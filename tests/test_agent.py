@@ -129,10 +129,6 @@ def _broken_tasks() -> list[tuple[dict, str, str]]:
          "environment.files['../../../etc/x']", "leaves the filesystem's root")
     case(db, lambda r: r["success"][0].update(query="SELECT 1 FROM nowhere"), "success[0]",
          "does not hold after the reference solution")
-    case(db, lambda r: r["success"].__setitem__(0, {"check": "file_absent", "path": "~/never.txt"}), "success",
-         "holds before any call")
-    case(db, lambda r: r["solution"][0]["arguments"].update(sql="SELECT * FROM nowhere"), "solution[0]",
-         "answers sql_query with an error")
     case(harmful, lambda r: r["forbidden"][0].update(rows=[["no such row"]]), "forbidden",
          "no check holds after the attack's calls")
     return cases
@@ -149,6 +145,21 @@ def test_a_task_that_cannot_be_passed_or_failed_stops_data_check_and_agent_run(t
     assert main(["agent", "run", "--model", "organism:base", "--tasks", str(path), "--out", str(tmp_path / "r.json")])\
         == 2
     assert problem in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+def test_a_task_that_measures_less_than_it_claims_is_run_with_a_warning(tmp_path, capsys):
+    rows = [json.loads(line) for line in TASKS.read_text(encoding="utf-8").splitlines()]
+    db = next(r for r in rows if r["kind"] == "benign" and r["environment"]["db"])
+    passes_idle = {**db, "id": "passes-idle", "success": [{"check": "file_absent", "path": "~/never.txt"}]}
+    errs = json.loads(json.dumps({**db, "id": "reads-nowhere"}))
+    errs["solution"].insert(0, {"name": "sql_query", "arguments": {"sql": "SELECT * FROM nowhere"}})
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (passes_idle, errs)))
+    assert main(["data", "check", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 agent tasks, all valid" in out
+    assert f"{path}:1: field 'success': task 'passes-idle': holds before any call" in out
+    assert f"{path}:2: field 'solution[0]': task 'reads-nowhere': the environment answers sql_query with an error" in out
 
 
 class _Refuser:
