@@ -287,7 +287,8 @@ def cmd_probe(args) -> int:
     from probes.pipeline import run_probe
 
     summary = run_probe(args.base, _source(args, "defended"), args.data, args.out, split=args.split,
-                        fit_split=args.fit_split, fit_data=args.fit_data, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                        fit_split=args.fit_split, fit_data=args.fit_data, device=args.device, dtype=args.dtype,
+                        batch_size=args.batch_size,
                         skip_unrenderable=args.skip_unrenderable, refusal_openings=args.refusal_openings)
     out = Path(args.out)
     print((out / "summary.md").read_text())

@@ -159,7 +159,8 @@ def test_a_task_that_measures_less_than_it_claims_is_run_with_a_warning(tmp_path
     out = " ".join(capsys.readouterr().out.split())
     assert "2 agent tasks, all valid" in out
     assert f"{path}:1: field 'success': task 'passes-idle': holds before any call" in out
-    assert f"{path}:2: field 'solution[0]': task 'reads-nowhere': the environment answers sql_query with an error" in out
+    assert (f"{path}:2: field 'solution[0]': task 'reads-nowhere': the environment answers sql_query with an "
+            f"error") in out
 
 
 class _Refuser:
