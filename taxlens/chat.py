@@ -104,6 +104,9 @@ def renderable(tokenizer, records: list[Record], path: str | Path, *, skip: bool
     (positions past the context are ones the model never saw; what it reads or writes there means nothing).
 
     Without `skip` the first such record stops everything with one line naming the file, line, record and why."""
+    if context is not None and reply_room >= context:
+        raise ValueError(f"--max-new-tokens {reply_room} leaves no room for a prompt in the model's context of "
+                         f"{context} tokens")
     kept, skipped = [], []
     for r in records:
         try:

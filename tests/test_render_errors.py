@@ -88,6 +88,8 @@ def test_eval_stops_on_a_prompt_past_the_context_or_skips_it(tiny_model_dir, tmp
     report = json.loads((tmp_path / "r.json").read_text())
     assert [s["id"] for s in report["meta"]["unrenderable"]] == ["long-system-prompt"]
     assert [r["id"] for r in report["records"]] == [short["id"]]
+    assert main(args[:-4] + ["--max-new-tokens", "1024", "--out", str(tmp_path / "r.json")]) == 2
+    assert "--max-new-tokens 1024 leaves no room for a prompt in the model's context of 1024" in capsys.readouterr().err
 
 
 def test_probe_and_steer_stop_on_an_unrenderable_record_before_caching(tiny_model_dir, tmp_path, capsys):
