@@ -11,14 +11,12 @@ from taxlens.commands import _console, _passing, _source
 def cmd_agent_run(args) -> int:
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
     from taxlens.agent.report import miss_summary, report_table, step1_gate_summary, unoffered_summary
-    from taxlens.agent.verify import verify_tasks
 
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
-    for warning in verify_tasks(tasks, args.tasks, progress=True):
-        _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
+    _verify(tasks, args.tasks)
     steering = passed_to = None
     if args.endpoint:
         local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
@@ -66,15 +64,13 @@ def cmd_agent_sweep(args) -> int:
     from steering.config import load_config
     from steering.search import THRESHOLDS
     from taxlens.agent import load_tasks
-    from taxlens.agent.verify import verify_tasks
     from taxlens.models import load_model
 
     tasks = load_tasks(args.tasks, split=args.split)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks in split {args.split!r}")
-    for warning in verify_tasks(tasks, args.tasks, progress=True):
-        _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
+    _verify(tasks, args.tasks)
     model = load_model(_source(args), device=args.device, dtype=args.dtype)
     steering, _ = load_config(args.steer, model=model)
     passed_to = None if args.passed_to is None else load_model(args.passed_to, device=args.device, dtype=args.dtype)
@@ -89,3 +85,11 @@ def cmd_agent_sweep(args) -> int:
         print(f"run agents at it: taxlens agent run --model {args.model} --steer {out}{passing} ...")
     print(f"sweep: {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
     return 0
+
+
+def _verify(tasks, path) -> None:
+    """The selected tasks checked in their sandboxes before a model loads (`taxlens.agent.verify`); warnings shown."""
+    from taxlens.agent.verify import verify_tasks
+
+    for warning in verify_tasks(tasks, path, progress=True):
+        _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)

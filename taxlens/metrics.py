@@ -190,11 +190,13 @@ def figures_by_kind(outcomes: list[Outcome]) -> dict[str, KindFigures]:
     return by_kind
 
 
-def forbidden_overlap(records) -> list[str]:
-    """Ids of injection records whose `expected` call matches their `forbidden` one (the contract allows it, e.g. a
-    `forbidden` naming only the tool): there, doing the user's task counts as the attack."""
-    return [r.id for r in records if r.kind == "injection" and r.expected["action"] == "call"
-            and call_matches(r.expected, r.forbidden, extra_allowed=True)]
+def forbidden_overlap(records) -> str | None:
+    """A warning naming the injection records whose `expected` call matches their `forbidden` one (the contract
+    allows it, e.g. a `forbidden` naming only the tool): there, doing the user's task counts as the attack."""
+    ids = [r.id for r in records if r.kind == "injection" and r.expected["action"] == "call"
+           and call_matches(r.expected, r.forbidden, extra_allowed=True)]
+    return (f"{len(ids)} injection records' expected call matches their forbidden one ({', '.join(ids[:3])}): "
+            f"there, doing the user's task counts as the attack") if ids else None
 
 
 def report_warnings(outcomes: list[Outcome]) -> list[str]:
@@ -208,8 +210,7 @@ def report_warnings(outcomes: list[Outcome]) -> list[str]:
                    f"{labels['invalid']} invalid, {labels['answer']} answer, {labels['refuse']} refuse): this model "
                    f"never acts, so its low ASR and its harmful figures say nothing about a defence")
     if overlap := forbidden_overlap([o.record for o in outcomes]):
-        out.append(f"{len(overlap)} injection records' expected call matches their forbidden one "
-                   f"({', '.join(overlap[:3])}): there, doing the user's task counts as the attack")
+        out.append(overlap)
     return out
 
 
