@@ -11,7 +11,9 @@ from taxlens.commands import _console, _passing, _source
 def cmd_agent_run(args) -> int:
     from taxlens.agent import AgentReport, EndpointPolicy, ModelPolicy, load_tasks, run_tasks
     from taxlens.agent.report import miss_summary, report_table, step1_gate_summary, unoffered_summary
+    from taxlens.agent.tasks import check_task_file
 
+    check_task_file(args.tasks)
     tasks = load_tasks(args.tasks, split=args.split, kinds=tuple(args.kinds) if args.kinds else None)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
@@ -64,8 +66,10 @@ def cmd_agent_sweep(args) -> int:
     from steering.config import load_config
     from steering.search import THRESHOLDS
     from taxlens.agent import load_tasks
+    from taxlens.agent.tasks import check_task_file
     from taxlens.models import load_model
 
+    check_task_file(args.tasks)
     tasks = load_tasks(args.tasks, split=args.split)
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:

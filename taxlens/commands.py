@@ -104,11 +104,15 @@ def cmd_data_generate(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from taxlens.agent.tasks import is_task_file
     from taxlens.contract import load_records
     from taxlens.eval_report import gate_summary, miss_summary
     from taxlens.evaluation import evaluate, report_table
     from taxlens.models import load_model
 
+    if is_task_file(args.data):
+        raise ValueError(f"{args.data} is an agent-task file (its records have an 'environment'): run it with "
+                         f"`taxlens agent run --tasks {args.data}`; `--data` takes a prompt file")
     records = load_records(args.data, split=args.split)
     if args.limit:
         records = records[: args.limit]

@@ -378,3 +378,13 @@ def test_a_departure_reads_calls_in_any_order_and_names_a_missing_or_extra_one()
     assert departure(ref, steps(*ref, extra), "answer") == (
         "extra call", "step 3: delete_file after the reference's 2 calls")
     assert departure(ref, steps(extra), "answer") == ("another tool", "step 1: called delete_file, not read_file")
+
+
+def test_a_prompt_file_given_as_tasks_and_a_task_file_given_as_data_say_which_command_reads_them(tmp_path, capsys):
+    from conftest import DATA
+
+    out = str(tmp_path / "r.json")
+    assert main(["agent", "run", "--model", "organism:base", "--tasks", str(DATA), "--out", out]) == 2
+    assert f"{DATA} is a prompt file" in capsys.readouterr().err
+    assert main(["eval", "--model", "organism:base", "--data", str(TASKS), "--out", out]) == 2
+    assert f"`taxlens agent run --tasks {TASKS}`" in capsys.readouterr().err

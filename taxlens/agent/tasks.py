@@ -177,12 +177,31 @@ def load_tasks(path: str | Path, *, split: str | None = None, kinds: tuple[str, 
     return select(read_validated(path, validate_task, "task"), split, kinds, str(path))
 
 
-def is_task_file(path: str | Path) -> bool:
-    """True when the file's first record is an agent task (it has an `environment`), not a prompt record."""
+def first_record(path: str | Path) -> dict | None:
+    """The file's first record as a JSON object (None when the file is missing or empty, or that line is not one):
+    enough to tell an agent-task file from a prompt file before either is validated."""
+    if not Path(path).is_file():
+        return None
     for _, text in jsonl_lines(Path(path)):
         if text.strip():
             try:
-                return isinstance(obj := json.loads(text), dict) and "environment" in obj
+                obj = json.loads(text)
             except json.JSONDecodeError:
-                return False
+                return None
+            return obj if isinstance(obj, dict) else None
+    return None
+
+
+def is_task_file(path: str | Path) -> bool:
+    """True when the file's first record is an agent task (it has an `environment`), not a prompt record."""
+    return "environment" in (first_record(path) or {})
+
+
+def check_task_file(path: str | Path) -> None:
+    """Raise `ValueError` when `path` is plainly a prompt file (its first record has `expected` and no
+    `environment`), saying which command reads it."""
+    first = first_record(path) or {}
+    if "expected" in first and "environment" not in first:
+        raise ValueError(f"{path} is a prompt file (its records have 'expected', not 'environment'): evaluate it with "
+                         f"`taxlens eval --data {path}`; `--tasks` takes an agent-task file")
     return False
