@@ -367,12 +367,13 @@ def cmd_compare(args) -> int:
     if args.plot:
         raise ValueError("--plot draws agent reports (from `taxlens agent run`); eval reports are drawn by "
                          "`taxlens report`")
-    base, defended = (EvalReport.read(p) for p in (args.base, args.defended))
-    check_same_items({p: EvalReport.read(p) for p in paths})
+    reports = {p: EvalReport.read(p) for p in paths}  # each file read once
+    check_same_items(reports)
+    base, defended = reports[args.base], reports[args.defended]
     out = {"autonomy_tax_points": autonomy_tax(base, defended)}
     steered_report = []
     if args.steered:
-        steered = EvalReport.read(args.steered)
+        steered = reports[args.steered]
         steered_report = [(args.steered, steered)]
         out["tax_recovered"] = tax_recovered(base, defended, steered)
         out["defense_retained"] = defense_retained(defended, steered)
@@ -384,7 +385,7 @@ def cmd_compare(args) -> int:
     if args.oracle:
         from taxlens.recovery import recovery_losses
 
-        oracle, ceiling = EvalReport.read(args.oracle), EvalReport.read(args.ceiling)
+        oracle, ceiling = reports[args.oracle], reports[args.ceiling]
         steered_report += [(args.oracle, oracle), (args.ceiling, ceiling)]
         out["recovery_losses"] = {kind: losses.to_json() for kind, losses in
                                   recovery_losses(base, defended, steered, oracle, ceiling).items()}
