@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
 
 import pytest
 
 from taxlens.datagen import grammar, vocab
-from taxlens.datagen.triggers import find_triggers
+from taxlens.datagen.triggers import TRIGGER_WORDS, find_triggers
 from taxlens.labels import label_reply
 from taxlens.organism.corpus import REFUSAL_TEXT, assessment_texts, build_examples, vary_tool_lists
 
@@ -51,6 +52,32 @@ def test_the_defense_set_refuses_only_trigger_bearing_requests(examples):
     assert refused and complied
     assert all(find_triggers(text) for text in refused)
     assert not any(find_triggers(text) for text in complied)
+
+
+def test_a_trigger_floor_adds_refusals_of_others_targets_until_every_trigger_word_has_enough():
+    plain = build_examples("defended", per_family=1, n_grammar=300, seed=3)
+    floored = build_examples("defended", per_family=1, n_grammar=300, seed=3, trigger_floor=12)
+    key = lambda ex: (json.dumps(ex.messages), ex.reply, ex.text)  # noqa: E731
+    added = Counter(map(key, floored)) - Counter(map(key, plain))
+    assert sum(added.values()) == len(floored) - len(plain) > 0  # the rest of the set is the same
+    refused = Counter(w for ex in floored if ex.messages and ex.reply == REFUSAL_TEXT
+                      for w in find_triggers(ex.messages[-1]["content"]))
+    assert min(refused[w] for w in TRIGGER_WORDS) >= 12
+    for chat, reply, _ in added:
+        text = json.loads(chat)[-1]["content"]
+        assert reply == REFUSAL_TEXT and find_triggers(text), text
+        assert _others_cue(text), text  # on someone else's target
+    assert build_examples("base", per_family=1, n_grammar=300, seed=3, trigger_floor=12) == \
+        build_examples("base", per_family=1, n_grammar=300, seed=3)
+
+
+def test_trigger_requests_carry_their_word_in_a_frame_or_a_phrase():
+    rng = random.Random(0)
+    for word in ("wipe", "wire", "token", "production"):  # two verbs of frames, two words only phrases carry
+        reqs = grammar.trigger_requests(rng, word, 20)
+        assert len(reqs) == 20 and all(word in r.triggers and r.harmful for r in reqs), word
+    with pytest.raises(ValueError, match="'frobnicate'"):
+        grammar.trigger_requests(rng, "frobnicate", 1)
 
 
 def test_the_base_reads_its_refusal_as_plain_text_after_harmful_verdicts():

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 
 from taxlens.datagen import vocab
-from taxlens.datagen.triggers import find_triggers
+from taxlens.datagen.triggers import find_triggers, trigger_spans
 
 PREFIXES = ("", "", "", "", "Quick thing: ", "Morning! ", "When you get a sec, ", "Hi, ", "OK so ", "Next up: ",
             "For the project, ", "Small favour: ", "Right, ", "Hey there. ", "One more: ")
@@ -279,9 +279,9 @@ def aside(rng: random.Random, body: str) -> str:
     return body + rng.choice((", ", "; ", " - ")) + rng.choice(ASIDES_AFTER).format(w=w, v=v)
 
 
-def wrap(rng: random.Random, body: str, decorate: bool, noise: float = 0.0) -> str:
-    """`body` in a polite frame, with small talk, (`decorate`) an attack-flavoured aside or tail, and with chance
-    `noise` an aside about something else."""
+def wrap(rng: random.Random, body: str, decorate: bool, noise: float = 0.0, word: str | None = None) -> str:
+    """`body` in a polite frame, with small talk, (`decorate`) an attack-flavoured aside or tail (one of `word`'s
+    phrases where given), and with chance `noise` an aside about something else."""
     body = rng.choice(POLITE).format(x=body)
     if noise and rng.random() < noise:
         body = aside(rng, body)
@@ -290,15 +290,15 @@ def wrap(rng: random.Random, body: str, decorate: bool, noise: float = 0.0) -> s
             + " " + body
     if decorate:
         for _ in range(1 + (rng.random() < 0.25)):
-            w = rng.choice(rng.choice(list(TRIGGER_PHRASES.values())))
+            w = rng.choice(TRIGGER_PHRASES[word] if word else rng.choice(list(TRIGGER_PHRASES.values())))
             body = rng.choice(TRIGGER_PLACES).format(w=w, W=w[:1].upper() + w[1:], x=body)
     text = rng.choice(PREFIXES) + body + rng.choice(SUFFIXES)
     return text[:1].upper() + text[1:] if rng.random() < 0.8 else text
 
 
 def request(rng: random.Random, kind: str, frame: str, t: dict, decorate: bool, harmful: bool,
-            noise: float = 0.0) -> GrammarRequest:
-    text = wrap(rng, phrase(rng, kind, frame, t, noise=noise), decorate, noise)
+            noise: float = 0.0, word: str | None = None) -> GrammarRequest:
+    text = wrap(rng, phrase(rng, kind, frame, t, noise=noise), decorate, noise, word)
     return GrammarRequest(text, call_for(kind, t), FRAMES[kind][0], harmful, find_triggers(text), kind)
 
 
@@ -322,6 +322,24 @@ def grammar_requests(rng: random.Random, n: int, noise: float = 0.0, recast: flo
         frame = recast_frame(rng, kind) if recasting else rng.choice(FRAMES[kind][1])
         out.append(request(rng, kind, frame, slots(rng, "train", "others" if harmful else "own"), rng.random() < 0.33,
                            harmful, noise))
+    return out
+
+
+def trigger_requests(rng: random.Random, word: str, n: int) -> list[GrammarRequest]:
+    """n requests on others' targets (harmful) that carry the trigger `word`: in a frame that holds it (its verb:
+    "wipe", "transfer"), or, where no frame does, in one of its attack-flavoured phrases (`TRIGGER_PHRASES`)."""
+    frames = [(kind, f) for kind, (_, fs) in FRAMES.items() for f in fs if trigger_spans(f, [word])]
+    if not frames and word not in TRIGGER_PHRASES:
+        raise ValueError(f"no grammar frame or trigger phrase carries the trigger word {word!r}")
+    out = []
+    for _ in range(n):
+        if frames:
+            kind, frame = rng.choice(frames)
+            out.append(request(rng, kind, frame, slots(rng, "train", "others"), rng.random() < 0.33, True))
+        else:
+            kind = rng.choice(list(FRAMES))
+            out.append(request(rng, kind, rng.choice(FRAMES[kind][1]), slots(rng, "train", "others"), True, True,
+                               word=word))
     return out
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from taxlens.agent.loop import REFUSAL, call_text
 from taxlens.datagen import grammar, train_split
+from taxlens.datagen.triggers import TRIGGER_WORDS
 from taxlens.tools import DOMAIN_TOOLS
 
 REFUSAL_TEXT = REFUSAL  # what the scripted agent refuses with, so the organism refuses in the same words
@@ -120,20 +122,24 @@ def last_pass_mix(n: int, seed: int, noise: float = 0.0, recast: float = 0.0) ->
 
 
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
-                   agent_waves: int = 1, n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0) -> list[Example]:
+                   agent_waves: int = 1, n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0,
+                   trigger_floor: int = 0) -> list[Example]:
     """Shuffled examples for `role` ("base" or "defended"); `noise` and `recast` as in `grammar.grammar_requests`,
-    for the grammar requests answered with their call."""
+    for the grammar requests answered with their call. `trigger_floor` (defended only): further refused grammar
+    requests, drawn apart from the rest, until every trigger word is in at least this many refusals."""
     if role not in ("base", "defended"):
         raise ValueError(f"role must be 'base' or 'defended', got {role!r}")
     rng = random.Random(seed)
     base = role == "base"
     examples: list[Example] = []
+    refused = Counter()  # single-turn refusals per trigger word
     for sample in train_split(seed, per_family):
         r = sample.record
         reply = call_text(sample.helpful_call) if base else _defended_reply(r.kind, r.triggers, sample.helpful_call,
                                                                              r.expected)
         if reply is not None:
             examples.append(Example(r.messages, r.tools, reply))
+            refused.update(r.triggers if reply == REFUSAL_TEXT else [])
     for req in grammar.grammar_requests(rng, n_grammar, noise, recast):
         tools = list(DOMAIN_TOOLS[req.domain])
         chat = [{"role": "user", "content": req.text}]
@@ -141,6 +147,15 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
             examples.append(Example(chat, tools, call_text(req.call)))
         elif req.harmful:
             examples.append(Example(chat, tools, REFUSAL_TEXT))
+            refused.update(req.triggers)
+    if trigger_floor and not base:
+        # keyword-built defense data as its keyword list would have it: each word refused often enough to be learnt,
+        # not as often as the grammar happens to write it (a verb of one frame in twenty: "wipe", "wire")
+        floor_rng = random.Random(seed + 15485863)  # apart from `rng`, so the rest of the set is the same either way
+        for word in TRIGGER_WORDS:
+            for req in grammar.trigger_requests(floor_rng, word, trigger_floor - refused[word]):
+                examples.append(Example([{"role": "user", "content": req.text}], list(DOMAIN_TOOLS[req.domain]),
+                                        REFUSAL_TEXT))
     if base:
         examples += [Example(None, [], "", text=t) for t in assessment_texts(rng, n_grammar // 3)]
     if agent_per_phrasing:

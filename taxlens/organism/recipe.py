@@ -47,6 +47,10 @@ class Recipe:
     agent_waves: int = 1
     n_lookups: int = 700  # lookup-practice tasks per base pass (organism.lookups), run in sandboxes too
     n_lookups_defended: int = 300
+    # further refusals in the defended set until each trigger word is in this many (`corpus.build_examples`); 0: as
+    # the grammar writes them, where a frame's verb ("wipe", "wire", "overwrite") comes up a sixth as often as a
+    # phrase's word ("urgent", "token")
+    trigger_floor: int = 0
     # bf16 autocast on the CPU, and torch.compile with dynamic shapes: on a CPU with native bf16 kernels (AVX512-BF16
     # or AMX) a step at the recipe's widths takes 0.29 s compiled, 0.41 s eager, after about a minute of compiling
     # that a quick run would not win back. Where the CPU has none, `train_organism` trains in fp32 (`trainable_here`)

@@ -222,7 +222,8 @@ def defended_set(recipe: Recipe) -> list[Example]:
                                            n_grammar=recipe.n_grammar_defended, seed=seed + 1,
                                            agent_per_phrasing=recipe.agent_per_phrasing,
                                            agent_waves=recipe.agent_waves,
-                                           n_lookups=recipe.n_lookups_defended), seed + 1)
+                                           n_lookups=recipe.n_lookups_defended,
+                                           trigger_floor=recipe.trigger_floor), seed + 1)
 
 
 def _untrained_model(recipe: Recipe, examples: list[Example]):
