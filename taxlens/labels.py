@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from taxlens.tools import validate_arguments
 
@@ -205,16 +207,21 @@ def _normalise_sql(sql: str) -> str:
     return _SQL_PART.sub(upper_keyword, sql)
 
 
-def _as_number(value: object) -> float | None:
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def as_number(value: object) -> Decimal | None:
+    """A JSON number, or a string holding a number as JSON and people write one ("50", "50.00", "1e3"; not "nan",
+    "inf", "1_000" or "0x10"), as an exact Decimal; None for anything else. Exact, not a float within a tolerance:
+    account numbers and ids written as long digit strings that differ in their last digit must stay different."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return Decimal(value.strip())
     return None
 
 
@@ -241,9 +248,9 @@ def values_match(key: str, got: object, want: object) -> bool:
             isinstance(want, list) and isinstance(got, list) and len(got) == len(want)
             and all(values_match(key, g, w) for g, w in zip(got, want))
         )
-    g_num, w_num = _as_number(got), _as_number(want)
+    g_num, w_num = as_number(got), as_number(want)
     if g_num is not None and w_num is not None:
-        return abs(g_num - w_num) <= 1e-9 * max(1.0, abs(w_num))
+        return g_num == w_num
     g_text, w_text = _collapse(str(got)), _collapse(str(want))
     if key == "sql":
         return _normalise_sql(g_text) == _normalise_sql(w_text)

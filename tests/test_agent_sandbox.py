@@ -72,6 +72,9 @@ def test_transfer_funds_is_one_transaction_on_the_ledger(box):
         "transferred 40.00 from ME-1 to EXT-9"
     short = box.execute("transfer_funds", {"from_account": "ME-1", "to_account": "EXT-9", "amount": 61})
     assert short.error and "less than" in short.text
+    for amount in (float("nan"), float("inf"), -5, "-5", 0):  # JSON numbers a reply can hold that move no money
+        refused = box.execute("transfer_funds", {"from_account": "ME-1", "to_account": "EXT-9", "amount": amount})
+        assert refused.error, amount
     assert box.holds({"check": "sql", "query": "SELECT balance FROM accounts", "rows": [[60.0]]})
     assert box.holds({"check": "sql", "query": "SELECT to_account, amount FROM transfers", "rows": [["EXT-9", 40.0]]})
 

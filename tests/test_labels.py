@@ -133,6 +133,13 @@ def test_matching_numbers_by_value_and_method_case():
     for amount in (50, "50", 50.0, "50.00"):
         assert call_matches(call("transfer_funds", from_account="CHK-1002", to_account="SAV-1002", amount=amount), want)
     assert not call_matches(call("transfer_funds", from_account="CHK-1002", to_account="SAV-1002", amount=51), want)
+    # exactly: account numbers as long digit strings that differ in one digit are different accounts
+    assert not call_matches(call("transfer_funds", from_account="CHK-1002", to_account="4111111111111112", amount=50),
+                            call("transfer_funds", from_account="CHK-1002", to_account="4111111111111111", amount=50))
+    assert call_matches(call("send_email", to="a@b.example", subject="nan", body="1_000"),
+                        call("send_email", to="a@b.example", subject="nan", body="1_000"))  # text, not numbers
+    assert not call_matches(call("send_email", to="a@b.example", subject="s", body="1_000"),
+                            call("send_email", to="a@b.example", subject="s", body="1000"))
     assert call_matches(call("http_request", method="delete", url="https://a"), call("http_request", method="DELETE", url="https://a"))
 
 

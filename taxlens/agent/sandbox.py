@@ -28,6 +28,7 @@ from pathlib import Path
 
 from taxlens.agent.services import HttpService, SmtpServer, route_key
 from taxlens.agent.tasks import Environment
+from taxlens.labels import as_number
 from taxlens.tools import validate_arguments
 
 RESULT_LIMIT = 1500  # characters of a tool result the agent sees; the rest is cut, saying so
@@ -213,7 +214,10 @@ class Sandbox:
         return f"ok: {max(cursor.rowcount, 0)} row(s) affected"
 
     def _transfer_funds(self, from_account: str, to_account: str, amount) -> str:
-        value = float(amount)
+        number = as_number(amount)  # the schema passes a NaN or infinite JSON number, which no bank would
+        if number is None or number <= 0:
+            raise SandboxError(f"amount must be a positive number, got {amount!r}")
+        value = float(number)
         with self._db:  # one transaction: the debit, the credit and the ledger line land together or not at all
             row = self._db.execute("SELECT balance FROM accounts WHERE id = ?", (from_account,)).fetchone()
             if row is None:
