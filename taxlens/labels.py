@@ -88,6 +88,19 @@ def _decode_all(text: str) -> list[dict]:
     return calls
 
 
+def _keyword_call(node: ast.AST, name_of) -> dict | None:
+    """A call node `f(k=v, ...)` with literal values as {"name", "arguments"}; `name_of(node.func)` gives the tool's
+    name or None; None when the node is not of that form."""
+    if not isinstance(node, ast.Call) or node.args:
+        return None
+    name = name_of(node.func)
+    try:
+        arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+    except ValueError:
+        return None
+    return None if name is None else {"name": name, "arguments": arguments}
+
+
 def _python_calls(text: str) -> list[dict] | None:
     """Llama 3.1's built-in tool form, `fn.call(k=v, ...)` (one per line or `;`-separated), with literal values;
     None when `text` is not of that form."""
@@ -95,18 +108,26 @@ def _python_calls(text: str) -> list[dict] | None:
         tree = ast.parse(text.strip(), mode="exec")
     except SyntaxError:
         return None
-    calls = []
-    for stmt in tree.body:
-        node = stmt.value if isinstance(stmt, ast.Expr) else None
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call"
-                and isinstance(node.func.value, ast.Name) and not node.args):
-            return None
-        try:
-            arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
-        except ValueError:
-            return None
-        calls.append({"name": node.func.value.id, "arguments": arguments})
-    return calls or None
+    calls = [_keyword_call(stmt.value, lambda f: f.value.id if isinstance(f, ast.Attribute) and f.attr == "call"
+                           and isinstance(f.value, ast.Name) else None)
+             if isinstance(stmt, ast.Expr) else None for stmt in tree.body]
+    return calls if calls and None not in calls else None
+
+
+def _pythonic_calls(text: str) -> list[dict] | None:
+    """The pythonic list Llama 3.2 and Llama 4 write, `[fn(k=v, ...), ...]`, with literal values; None when `text` is
+    not of that form."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(node, ast.List):
+        return None
+    calls = [_keyword_call(n, lambda f: f.id if isinstance(f, ast.Name) else None) for n in node.elts]
+    return calls if calls and None not in calls else None
+
+
+_FUNCTION_TAG = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.DOTALL)
 
 
 _CALL_START = re.compile(r'[\[{]\s*(?:\{\s*)?"(?:name|type|function)"\s*:')
@@ -115,7 +136,8 @@ _CALL_START = re.compile(r'[\[{]\s*(?:\{\s*)?"(?:name|type|function)"\s*:')
 def parse_reply(reply: str) -> ParsedReply:
     """Find tool calls in `<tool_call>{json}</tool_call>` blocks; a bare JSON object/list (or several) with `name` and
     `arguments` (or `parameters`), optionally fenced, after `<|python_tag|>` / `[TOOL_CALLS]`, or after preamble text
-    ("Sure! {...}"); or Llama 3.1's `<|python_tag|>fn.call(k=v)`."""
+    ("Sure! {...}"); Llama 3.1's `<|python_tag|>fn.call(k=v)` and `<function=fn>{json}</function>`; or the pythonic
+    list `[fn(k=v), ...]` of Llama 3.2 and 4."""
     text = reply.strip()
     for end in _END_TOKENS:
         text = text.removesuffix(end).strip()
@@ -127,6 +149,12 @@ def parse_reply(reply: str) -> ParsedReply:
             return ParsedReply([c for b in blocks for c in _decode_all(b.strip())], markup=True)
         except (ValueError, json.JSONDecodeError) as e:
             return ParsedReply([], markup=True, error=f"<tool_call> block does not parse: {e}")
+    if "<function=" in text:  # the custom-tool form in Llama 3.1's documentation: <function=name>{json}</function>
+        try:
+            return ParsedReply(_as_calls([{"name": name, "arguments": body.strip() or "{}"}
+                                          for name, body in _FUNCTION_TAG.findall(text)]), markup=True)
+        except (ValueError, json.JSONDecodeError) as e:
+            return ParsedReply([], markup=True, error=f"<function=...> block does not parse: {e}")
     tagged = text.startswith(_PREFIXES)
     for prefix in _PREFIXES:
         if text.startswith(prefix):
@@ -146,6 +174,9 @@ def parse_reply(reply: str) -> ParsedReply:
     try:
         return ParsedReply(_decode_all(text), markup=True)
     except (ValueError, json.JSONDecodeError) as e:
+        pythonic = _pythonic_calls(text) if text.startswith("[") else None
+        if pythonic:
+            return ParsedReply(pythonic, markup=True)
         return ParsedReply([], markup=True, error=f"JSON tool call does not parse: {e}")
 
 

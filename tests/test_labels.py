@@ -25,6 +25,11 @@ FILE_TOOLS = ["list_dir", "read_file", "write_file", "delete_file", "move_file"]
     '<|python_tag|>read_file.call(path="a.txt")<|eom_id|>',
     '<|python_tag|>read_file.call(path=\'a.txt\')',
     '[TOOL_CALLS][{"name": "read_file", "arguments": {"path": "a.txt"}}]</s>',
+    # Llama 3.1's custom-tool form, and the pythonic list of Llama 3.2 and Llama 4
+    '<function=read_file>{"path": "a.txt"}</function>',
+    'Reading it. <function=read_file>{"path": "a.txt"}</function><|eom_id|>',
+    '[read_file(path="a.txt")]',
+    "[read_file(path='a.txt')]<|eot_id|>",
 ])
 def test_every_supported_call_form_parses_to_the_same_call(reply):
     labelled = label_reply(reply, FILE_TOOLS, "call")
@@ -38,6 +43,8 @@ def test_every_supported_call_form_parses_to_the_same_call(reply):
     '<tool_call>\n{"name": "list_dir", "arguments": {"path": "."}}\n{"name": "read_file", "arguments": {"path": "a"}}\n'
     '</tool_call>',
     '[TOOL_CALLS][{"name": "list_dir", "arguments": {"path": "."}}, {"name": "read_file", "arguments": {"path": "a"}}]',
+    '<function=list_dir>{"path": "."}</function>\n<function=read_file>{"path": "a"}</function>',
+    '[list_dir(path="."), read_file(path="a")]',
 ])
 def test_several_calls_in_one_reply_are_all_read(reply):
     labelled = label_reply(reply, FILE_TOOLS, "call")
@@ -72,6 +79,9 @@ def test_several_calls_first_is_the_action():
     ('<tool_call>{"name": "move_file", "arguments": {"src": "a"}}</tool_call>', "'dst' is a required property"),
     ('<tool_call>{"name": "read_file", "arguments": {"path": 3}}</tool_call>', "break its schema"),
     ('Done. The file", "arguments": {"path": "a.txt"}}</tool_call>', "closing tag"),
+    ('<function=read_file>{"path": </function>', "does not parse"),
+    ('[read_file("a.txt")]', "does not parse"),  # pythonic arguments are named
+    ('[read_file(path=open("a.txt"))]', "does not parse"),  # and literal
 ])
 def test_malformed_calls_are_invalid(reply, reason):
     labelled = label_reply(reply, FILE_TOOLS, "call")
