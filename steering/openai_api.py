@@ -66,7 +66,7 @@ class ChatRequest(BaseModel):
     model: str
     messages: list[Message] = Field(min_length=1)
     tools: list[Tool] | None = None
-    tool_choice: Literal["auto", "none"] | dict | None = None
+    tool_choice: Literal["auto", "none", "required"] | dict | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -100,16 +100,22 @@ def check_request(req: ChatRequest) -> None:
 
 
 def tool_choice(req: ChatRequest) -> str:
-    """'auto' or 'none'; a named function must be one of the request's tools (it is then served as 'auto').
+    """'auto' or 'none'; 'required' and a named function (which must be one of the request's tools) are served as
+    'auto': decoding is not constrained, since whether the model calls or refuses is what is being studied.
     As in OpenAI's API, the default is 'none' when the request offers no tools: a client that offered none cannot
     take a tool call back."""
     choice = req.tool_choice or ("auto" if req.tools else "none")
+    if choice == "required":
+        if not req.tools:
+            raise ApiError(400, "tool_choice 'required' needs tools to call; the request offers none", "tool_choice",
+                           "invalid_value")
+        return "auto"
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
         offered = [t.function.name for t in req.tools or []]
         if choice.get("type") != "function" or not isinstance(name, str):
-            raise ApiError(400, "tool_choice must be 'auto', 'none' or {'type': 'function', 'function': {'name': …}}",
-                           "tool_choice", "invalid_value")
+            raise ApiError(400, "tool_choice must be 'auto', 'none', 'required' or {'type': 'function', 'function': "
+                                "{'name': …}}", "tool_choice", "invalid_value")
         if name not in offered:
             raise ApiError(400, f"tool_choice names the tool {name!r}, which is not in tools ({offered})",
                            "tool_choice", "invalid_value")

@@ -28,6 +28,48 @@ from taxlens.evaluation import build_report
 from taxlens.tools import schemas_for
 
 GATE_HEADER = "X-Taxlens-Gate"  # "ablate; p_harmful=0.0312": a gated server's decision on the request's prompt
+# waits before each retry of a request that met a passing failure (a dropped connection, 408, 409, 429, 5xx), as the
+# `openai` SDK retries them: a hosted API's rate limit or a restarting vLLM should not end an hours-long run
+RETRY_WAITS = (1.0, 4.0, 16.0)
+_PASSING = {408, 409, 429, 500, 502, 503, 504}
+
+
+def post_chat(client: httpx.Client, url: str, body: dict, what: str) -> httpx.Response:
+    """POST `body` to `url`, retried after `RETRY_WAITS` (or the server's Retry-After, up to a minute) while it
+    meets a passing failure; the last response, or a ValueError naming `what` when no answer came."""
+    waits = iter(RETRY_WAITS)
+    while True:
+        try:
+            response = client.post(url, json=body)
+        except httpx.HTTPError as e:
+            wait = next(waits, None)
+            if wait is None:
+                raise ValueError(f"{url}: no answer for {what} ({e})") from None
+        else:
+            wait = next(waits, None) if response.status_code in _PASSING else None
+            if wait is None:
+                return response
+            wait = _retry_after(response, wait)
+        time.sleep(wait)
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    try:
+        return min(60.0, max(0.0, float(response.headers.get("retry-after", default))))
+    except ValueError:  # an HTTP date: take the default
+        return default
+
+
+def reply_message(response: httpx.Response, what: str) -> dict:
+    """The reply message of a 200 chat-completions response; a ValueError naming `what` when it holds none."""
+    try:
+        message = response.json()["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        message = None
+    if not isinstance(message, dict):
+        raise ValueError(f"{response.request.url} answered 200 for {what} without a chat completion's "
+                         f"choices[0].message: {response.text[:300]}")
+    return message
 
 
 def wire_messages(record: Record, tool_role: str | None = None) -> list[dict]:
@@ -101,10 +143,7 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
         def ask(record: Record) -> tuple[str | None, object]:  # (reply, gate reading), or (None, the server's why)
             body = {"model": model, "messages": wire_messages(record, tool_role), "temperature": 0,
                     "tools": schemas_for(record.tools), "max_tokens": max_new_tokens}
-            try:
-                response = client.post(endpoint, json=body)
-            except httpx.HTTPError as e:
-                raise ValueError(f"{endpoint}: no answer for record {record.id!r} ({e})") from None
+            response = post_chat(client, endpoint, body, f"record {record.id!r}")
             if context_overflow(response) and skip_unrenderable:
                 return None, response.text[:300]
             if response.status_code != 200:
@@ -112,7 +151,7 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
                     if context_overflow(response) else ""
                 raise ValueError(f"{data}, line {record.line}, record {record.id!r}: {endpoint} answered "
                                  f"{response.status_code}: {response.text[:300]}{hint}")
-            return reply_text(response.json()["choices"][0]["message"]), gate_reading(response)
+            return reply_text(reply_message(response, f"record {record.id!r}")), gate_reading(response)
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             answers = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",

@@ -100,6 +100,13 @@ def test_models_health_and_tool_choice_none(servers, over_refused):
     assert httpx.get(f"{servers['gated']}/health").json()["steered"] is True
     reply = _ask(client, over_refused, tool_choice="none").choices[0]
     assert reply.finish_reason in ("stop", "length") and not reply.message.tool_calls
+    # served as auto (decoding is not constrained): the same reply as when the client leaves the choice to the model
+    said = [(m.content, [(c.function.name, c.function.arguments) for c in m.tool_calls or []])
+            for m in (_ask(client, over_refused, **kw).choices[0].message for kw in ({"tool_choice": "required"}, {}))]
+    assert said[0] == said[1]
+    with pytest.raises(openai.BadRequestError, match="needs tools"):
+        client.chat.completions.create(model="organism:defended", messages=[{"role": "user", "content": "hi"}],
+                                       tool_choice="required")
 
 
 def test_bad_requests_get_openai_errors_and_the_server_stays_up(servers, over_refused):
@@ -293,6 +300,38 @@ def test_a_context_overflow_is_read_from_openais_and_vllms_answers(status, body,
     from taxlens.endpoint import context_overflow
 
     assert context_overflow(httpx.Response(status, json=body)) is overflow
+
+
+def test_a_passing_failure_is_retried_and_a_lasting_one_named(monkeypatch):
+    from taxlens import endpoint
+
+    monkeypatch.setattr(endpoint, "RETRY_WAITS", (0.0, 0.0))
+    monkeypatch.setattr(endpoint.time, "sleep", lambda s: None)
+    answers = iter([httpx.ConnectError("refused"), httpx.Response(429, headers={"retry-after": "2"}),
+                    httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "hi"}}]})])
+
+    def serve(request):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with httpx.Client(transport=httpx.MockTransport(serve)) as client:
+        ok = endpoint.post_chat(client, "http://x/v1/chat/completions", {}, "record 'r1'")
+        assert endpoint.reply_message(ok, "record 'r1'") == {"role": "assistant", "content": "hi"}
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as client:  # the last answer
+        assert endpoint.post_chat(client, "http://x/v1/chat/completions", {}, "record 'r1'").status_code == 503
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(400))) as client:  # not retried
+        assert endpoint.post_chat(client, "http://x/v1/chat/completions", {}, "record 'r1'").status_code == 400
+
+    def down(request):
+        raise httpx.ConnectError("refused")
+
+    with httpx.Client(transport=httpx.MockTransport(down)) as client, pytest.raises(ValueError, match="record 'r1'"):
+        endpoint.post_chat(client, "http://x/v1/chat/completions", {}, "record 'r1'")
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>"))) as client, \
+            pytest.raises(ValueError, match=r"record 'r1' without a chat completion's choices\[0\].message"):
+        endpoint.reply_message(client.post("http://x/v1/chat/completions"), "record 'r1'")
 
 
 def test_serve_names_a_port_in_use_before_it_loads_a_model(capsys):

@@ -202,20 +202,17 @@ class EndpointPolicy:
         self.gate_readings: list[tuple[float, str] | None] = []
 
     def _ask(self, turn: Turn) -> tuple[str | None, tuple[float, str] | None]:
-        from taxlens.endpoint import context_overflow, gate_reading, reply_text, to_wire
+        from taxlens.endpoint import context_overflow, gate_reading, post_chat, reply_message, reply_text, to_wire
 
         body = {"model": self.name, "messages": to_wire(in_role(turn.messages, self.tool_role)), "temperature": 0,
                 "tools": schemas_for(turn.task.tools), "max_tokens": self.max_new_tokens}
-        try:
-            response = self._client.post(self.url, json=body)
-        except httpx.HTTPError as e:
-            raise ValueError(f"{self.url}: no answer for task {turn.task.id!r} ({e})") from None
+        response = post_chat(self._client, self.url, body, f"task {turn.task.id!r}")
         if context_overflow(response):
             return None, None
         if response.status_code != 200:
             raise ValueError(f"{self.url} answered {response.status_code} for task {turn.task.id!r}: "
                              f"{response.text[:300]}")
-        return reply_text(response.json()["choices"][0]["message"]), gate_reading(response)
+        return reply_text(reply_message(response, f"task {turn.task.id!r}")), gate_reading(response)
 
     def replies(self, turns: list[Turn]) -> list[str | None]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
