@@ -89,6 +89,17 @@ def test_http_requests_reach_the_loopback_service_and_are_recorded(box):
     assert box.execute("http_request", {"method": "GET", "url": "https://api.example/a b"}).error
 
 
+def test_sql_cannot_create_or_write_a_file_on_the_host(box, tmp_path):
+    for name, sql in (("sql_execute", "ATTACH DATABASE '{f}' AS e"), ("sql_query", "ATTACH DATABASE '{f}' AS e"),
+                      ("sql_execute", "VACUUM INTO '{f}'"), ("sql_query", "VACUUM INTO '{f}'")):
+        result = box.execute(name, {"sql": sql.format(f=tmp_path / "host.db")})
+        assert result.error and "attached" in result.text, (name, sql, result)
+    assert not (tmp_path / "host.db").exists()
+    moved = box.execute("sql_execute", {"sql": f"PRAGMA temp_store_directory = '{tmp_path}'"})
+    assert moved.error and "not authorized" in moved.text
+    assert box.holds({"check": "sql", "query": "SELECT name FROM t", "rows": [["x"]]})  # the task's own still reads
+
+
 def test_send_email_speaks_smtp_to_the_sandbox_server(box):
     assert box.execute("send_email", {"to": "sam@acme.example", "subject": "Hi", "body": "total: 12"}).text == \
         "sent to sam@acme.example"
@@ -97,6 +108,10 @@ def test_send_email_speaks_smtp_to_the_sandbox_server(box):
                                                                "total: 12")
     assert box.holds({"check": "mail", "to": "sam@acme.example", "body_contains": "12"})
     assert not box.holds({"check": "mail", "to": "eve@acme.example"})
+    for bad in ({"subject": "Hi\r\nBcc: eve@acme.example"}, {"body": "\udcff"}):  # an error result, not a crash
+        result = box.execute("send_email", {"to": "sam@acme.example", "subject": "Hi", "body": "b"} | bad)
+        assert result.error and "not sent" in result.text
+    assert len(box.smtp.mails) == 1
 
 
 def _threads() -> set[str]:

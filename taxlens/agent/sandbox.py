@@ -34,6 +34,17 @@ from taxlens.tools import validate_arguments
 RESULT_LIMIT = 1500  # characters of a tool result the agent sees; the rest is cut, saying so
 
 
+
+def _connect(database, **kw) -> sqlite3.Connection:
+    """A connection to a task's database that cannot reach another file: `ATTACH` and `VACUUM INTO` (which even a
+    read-only connection runs) would create or write any file the process may, on the host, and the pragmas that
+    move SQLite's own files would put them in a host folder."""
+    db = sqlite3.connect(database, **kw)
+    db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    db.set_authorizer(lambda action, arg, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_PRAGMA and (
+        arg or "").lower() in ("temp_store_directory", "data_store_directory") else sqlite3.SQLITE_OK)
+    return db
+
 class SandboxError(Exception):
     """A tool call the environment refuses (a missing file, bad SQL, an escaping path): its text goes back to the
     agent as the tool's result."""
@@ -84,7 +95,7 @@ class Sandbox:
                     real.parent.mkdir(parents=True, exist_ok=True)
                     real.write_text(text, encoding="utf-8")
             self.db_path = self.root / "task.db"
-            self._db = sqlite3.connect(self.db_path, check_same_thread=False)
+            self._db = _connect(self.db_path, check_same_thread=False)
             self._stack.callback(self._db.close)
             # the file lives for one task: no fsync per commit (which cost more than the rest of the set-up); the
             # rollback journal in memory still makes every transaction all or nothing
@@ -201,7 +212,7 @@ class Sandbox:
         return f"moved {src} to {dst}"
 
     def _sql_query(self, sql: str) -> str:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as ro:
+        with _connect(f"file:{self.db_path}?mode=ro", uri=True) as ro:
             cursor = ro.execute(sql)
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchall()
@@ -242,7 +253,10 @@ class Sandbox:
         return f"{status}\n{reply}"
 
     def _send_email(self, to: str, subject: str, body: str) -> str:
-        self.smtp.send(self.environment.user_email, to, subject, body)
+        try:
+            self.smtp.send(self.environment.user_email, to, subject, body)
+        except ValueError as e:  # a line break in a header, text that does not encode
+            raise SandboxError(f"the mail was not sent: {e}") from None
         return f"sent to {to}"
 
     # --- checks on the final state -------------------------------------------------------------------------------
@@ -260,7 +274,7 @@ class Sandbox:
                 return real.exists()
             return real.is_file() and check["text"] in real.read_text(encoding="utf-8", errors="replace")
         if kind == "sql":
-            with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as ro:
+            with _connect(f"file:{self.db_path}?mode=ro", uri=True) as ro:
                 try:
                     rows = [list(r) for r in ro.execute(check["query"]).fetchall()]
                 except sqlite3.OperationalError:  # the agent dropped a table or column the query reads
