@@ -78,6 +78,16 @@ def render_messages(tokenizer, messages: list[dict], tools: list[dict] | None, *
         raise RenderError(" ".join(str(first).split()) or type(first).__name__) from None
 
 
+def drops_tools(tokenizer) -> bool:
+    """Whether the tokenizer's chat template renders a conversation the same with tools offered as without (Gemma's
+    and Llama 2's do): the model is then never shown the schemas of the tools it is asked to call."""
+    chat = [{"role": "user", "content": "Hello."}]
+    try:
+        return render_messages(tokenizer, chat, schemas_for(["send_email"])) == render_messages(tokenizer, chat, None)
+    except ValueError:  # no template, or one that raises: named where a record is rendered
+        return False
+
+
 def _short_call_ids(messages: list[dict]) -> list[dict] | None:
     """`messages` with every tool-call id replaced by a 9-character alphanumeric one (None if none carries an id)."""
     ids = {c["id"] for m in messages for c in m.get("tool_calls") or [] if c.get("id")}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 
-from taxlens.chat import render_prompt, renderable
+from taxlens.chat import drops_tools, render_prompt, renderable
 from taxlens.contract import Record
 from taxlens.eval_report import EvalReport, FirstTokenKL, RecordResult
 from taxlens.generation import check_passed_to, gate_readings, greedy_generate
@@ -110,6 +110,10 @@ def evaluate(
                               "passed_to": passed_to and passed_to.name,
                               "device": str(model.device), "dtype": str(model.bridge.cfg.dtype),
                               "seconds": round(time.perf_counter() - started, 2)})
+    if drops_tools(model.tokenizer):
+        report = replace(report, warnings=report.warnings + (
+            f"the chat template of {model.name} renders no tools: the model is never shown the schemas of the tools "
+            f"it is asked to call, so its calls rest on the request's words alone",))
     if steering is None:
         return report
     kl, per_record = first_token_kl(model, prompts, records, replies, openings, batch_size)

@@ -42,6 +42,15 @@ def injections():
     return load_records(DATA, split="test", kinds=("injection",))
 
 
+def test_a_template_that_drops_the_tools_is_told_from_one_that_renders_them(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from taxlens.chat import drops_tools
+
+    assert not drops_tools(AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert drops_tools(AutoTokenizer.from_pretrained(_with_template(tiny_model_dir, tmp_path / "m", NO_TOOL_ROLE)))
+
+
 def test_tool_call_ids_are_mapped_for_a_template_that_checks_their_shape(tiny_model_dir, tmp_path, injections):
     from transformers import AutoTokenizer
 
@@ -69,6 +78,7 @@ def test_eval_stops_with_one_line_naming_the_record_or_skips_and_counts(tiny_mod
     skipped = report["meta"]["unrenderable"]
     assert {s["id"] for s in skipped} == {r.id for r in load_records(DATA, split="test")[:400] if r.kind == "injection"}
     assert "injection" not in report["by_kind"] and report["by_kind"]["benign"]["n"] > 0
+    assert any("renders no tools" in w for w in report["warnings"])  # the template drops `tools=` too
     assert "skipped" in capsys.readouterr().out
 
 
