@@ -13,6 +13,7 @@ scored on the evaluation split) → projections → cross-model patching and wor
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from probes.attribution import attribute_records, contrast, flip_rates, precision_at_k, rank_tokens
@@ -32,17 +33,21 @@ POSITIONS = (-1, "user_end")
 
 def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | Path | None = None) -> list[Record]:
     """The records a probe run caches: `data`'s `split` (scored) and the `fit_split` of `fit_data` (default: `data`)
-    that directions and probes are fitted on. Checked before any model is loaded."""
+    that directions and probes are fitted on. With `fit_data`, `data`'s records without a split (a held-out set
+    written by others often gives none) are scored as `split`. Checked before any model is loaded."""
     records = load_records(data)
     if fit_data is not None:
         if fit_split == split:
             raise ValueError(f"--fit-split and --split are both {split!r}: with --fit-data, fit on another split")
-        records = [r for r in load_records(fit_data) if r.split == fit_split] + [r for r in records
-                                                                                 if r.split == split]
+        records = [r for r in load_records(fit_data) if r.split == fit_split] + [
+            r if r.split else replace(r, split=split) for r in records if r.split in (split, None)]
     for s, flag, path in ((split, "--split", data), (fit_split, "--fit-split", fit_data or data)):
         if not any(r.split == s for r in records):
             present = sorted({r.split for r in load_records(path) if r.split})
-            raise ValueError(f"{path}: no records in split {s!r} ({flag}); the file has {present or 'no splits'}")
+            hint = "" if present or fit_data else (": give --fit-data FILE to fit on that file's train split and "
+                                                   "score all of this one")
+            raise ValueError(f"{path}: no records in split {s!r} ({flag}); the file has {present or 'no splits'}"
+                             f"{hint}")
     if not any(r.kind == "lookalike" and r.split == split for r in records):
         raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
     return records

@@ -143,6 +143,20 @@ def test_probe_records_from_a_held_out_file_and_a_fit_file():
         probe_records(DATA, "test", "val", fit_data=held_out)
 
 
+def test_a_held_out_file_without_splits_is_scored_whole_when_fitted_elsewhere(tmp_path):
+    from conftest import DATA, ROOT
+    from probes.pipeline import probe_records
+
+    lines = (ROOT / "datasets" / "heldout_handwritten.jsonl").read_text().splitlines()
+    unsplit = tmp_path / "unsplit.jsonl"
+    unsplit.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "split"}) + "\n"
+                               for line in lines))
+    records = probe_records(unsplit, "test", "train", fit_data=DATA)
+    assert sorted(r.id for r in records if r.split == "test") == sorted(json.loads(line)["id"] for line in lines)
+    with pytest.raises(ValueError, match="no splits: give --fit-data"):
+        probe_records(unsplit, "test", "train")
+
+
 @pytest.mark.xfail(strict=True, reason="recipe run 24's defended model: 4 of its top 10 words are trigger words "
                                        "(passwords, delete, admin, token; then use, by, should, job, show, s)")
 def test_trigger_precision_at_10_meets_its_bar_on_the_organism(organism_probe):
