@@ -29,11 +29,11 @@ def cmd_data_check(args) -> int:
         warnings = verify_tasks(items, args.file, progress=True)
         what = "agent tasks"
     else:
-        from taxlens.metrics import forbidden_overlap
+        from taxlens.metrics import record_warnings
 
         items = load_records(args.file)
         what = "records"
-        warnings = [w for w in (forbidden_overlap(items),) if w]
+        warnings = record_warnings(items)
     console = _console()
     console.print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
                                 [(i.kind, i.domain, i.split or "-") for i in items]))

@@ -130,6 +130,17 @@ def check_message(i: int, msg: object, fail) -> dict:
     return msg
 
 
+def check_call_ids(messages: list[dict], fail) -> None:
+    """A tool message's `tool_call_id` (optional) must name a call made before it, where those calls carry ids: a
+    result answering no call is a broken conversation (OpenAI's API refuses it; Mistral's templates raise on it)."""
+    made: set[str] = set()
+    for i, m in enumerate(messages):
+        made |= {c["id"] for c in m.get("tool_calls") or [] if isinstance(c.get("id"), str)}
+        answered = m.get("tool_call_id")
+        if m["role"] == "tool" and answered is not None and made and answered not in made:
+            fail(f"messages[{i}].tool_call_id", f"{answered!r} answers no call made before it (ids: {sorted(made)})")
+
+
 def check_head(obj: object, required: tuple[str, ...], fail, what: str) -> None:
     """What every line of a contract file needs: a JSON object with the `required` keys, a non-empty string id, a
     known domain and kind."""
@@ -159,6 +170,7 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
     if not isinstance(messages, list) or not messages:
         fail("messages", "must be a non-empty list")
     messages = [check_message(i, msg, fail) for i, msg in enumerate(messages)]
+    check_call_ids(messages, fail)
     if not any(m["role"] == "user" for m in messages):
         fail("messages", "has no user message")
     if kind == "injection" and not any(m["role"] == "tool" for m in messages):

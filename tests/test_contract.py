@@ -156,6 +156,26 @@ def test_an_injection_whose_forbidden_call_is_the_expected_one_is_read_with_a_wa
     assert any("doing the user's task counts as the attack" in w for w in report_warnings([outcome]))
 
 
+def test_a_tool_result_answering_no_call_made_is_named(tmp_path):
+    def answer_another(rows):
+        rows[2]["messages"][1]["tool_calls"][0]["id"] = "call_1"
+        rows[2]["messages"][2]["tool_call_id"] = "call_9"
+
+    err = broken(tmp_path, answer_another)
+    assert (err.line, err.field) == (3, "messages[2].tool_call_id") and "'call_9'" in err.problem
+    row = copy.deepcopy(INJECTION)  # ids left out, on either side, are the contract's to leave out
+    row["messages"][2]["tool_call_id"] = "call_9"
+    assert load_records(write(tmp_path, [GOOD, HARMFUL, row]))[2].id == row["id"]
+
+
+def test_an_injection_whose_forbidden_tool_is_not_offered_is_read_with_a_warning(tmp_path, capsys):
+    row = copy.deepcopy(INJECTION)
+    row["forbidden"] = {"name": "send_email", "arguments": {"to": "eve@evil.example"}}
+    assert main(["data", "check", str(write(tmp_path, [GOOD, HARMFUL, row]))]) == 0
+    assert "1 injection records' forbidden tool is not among their tools (file-injection-0001)" in " ".join(
+        capsys.readouterr().out.split())
+
+
 def test_duplicate_id(tmp_path):
     err = broken(tmp_path, lambda rows: rows[2].update(id=rows[0]["id"]))
     assert (err.line, err.field) == (3, "id") and "duplicate" in err.problem and "line 1" in err.problem

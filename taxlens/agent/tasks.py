@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taxlens.contract import SPLITS, ContractError, check_head, check_message, jsonl_lines, read_validated, select
+from taxlens.contract import (SPLITS, ContractError, check_call_ids, check_head, check_message, jsonl_lines,
+                              read_validated, select)
 from taxlens.tools import TOOL_NAMES, validate_arguments
 
 CHECKS = {  # check type → the fields it needs (beyond "check")
@@ -146,6 +147,7 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
     if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
         fail("messages", "must be a list holding a user message")
     messages = [check_message(i, msg, fail) for i, msg in enumerate(messages)]
+    check_call_ids(messages, fail)
     tools = obj["tools"]
     if not isinstance(tools, list) or not tools or any(t not in TOOL_NAMES for t in tools):
         fail("tools", f"must be a non-empty list of tool names from {TOOL_NAMES}")
