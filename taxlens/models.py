@@ -107,9 +107,21 @@ def resolve(spec: str, strict: bool = True) -> str:
 
 
 def pick_device(device: str | None = None) -> str:
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """`device` once torch can use it here, or, when None, cuda where available and else cpu. A device that is not
+    one, or a GPU this machine does not have, is named in one line (torch's own errors come from deep in a load)."""
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r}: not a device torch knows (e.g. cpu, cuda, cuda:1)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: torch sees no CUDA GPU on this machine (a CPU-only torch, or no "
+                             f"driver); leave --device out to run on the CPU")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:

@@ -128,3 +128,20 @@ def test_a_model_that_is_not_there_is_named_before_anything_loads(tmp_path, monk
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", offline)
     with pytest.raises(FileNotFoundError, match=r"someone/some-model: not a local folder.*HF_HOME"):
         load_model("someone/some-model")
+
+
+def test_a_device_torch_cannot_use_here_is_named_before_anything_loads(monkeypatch):
+    import torch
+
+    from taxlens.models import pick_device
+
+    with pytest.raises(ValueError, match="'gpu': not a device torch knows"):
+        pick_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="cuda: torch sees no CUDA GPU"):
+        load_model("organism:base", device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="cuda:1: this machine has 1 CUDA GPU"):
+        pick_device("cuda:1")
+    assert pick_device("cuda:0") == "cuda:0" and pick_device("cpu") == "cpu"

@@ -25,6 +25,7 @@ from taxlens.organism.corpus import Example, build_examples, polish_examples, va
 from taxlens.organism.optim import native_bf16, optimizers
 from taxlens.organism.recipe import QUICK, Recipe, llama_config
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
+from taxlens.models import pick_device
 from taxlens.organism.tokenizer import train_tokenizer
 from taxlens.tools import schemas_for
 
@@ -302,6 +303,7 @@ def train_organism(out_dir: str | Path, *, quick: bool = False, seed: int | None
     if recipe is not None and quick:
         raise ValueError("train_organism: give `quick` or `recipe`, not both")
     recipe = recipe or (QUICK if quick else Recipe())
+    device = pick_device(device)
     overrides = ({} if seed is None else {"seed": seed}) | (
         {} if defended_lora_rank is None else {"defended_lora_rank": defended_lora_rank}) | (
         {} if defended_seed is None else {"defended_seed": defended_seed})
