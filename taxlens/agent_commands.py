@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from taxlens.commands import _console, _passing, _source
+from taxlens.commands import LOCAL_FLAGS, _console, _passing, _source, check_no_local_flags
 
 
 def cmd_agent_run(args) -> int:
@@ -18,15 +18,11 @@ def cmd_agent_run(args) -> int:
     tasks = tasks[: args.limit] if args.limit else tasks
     if not tasks:
         raise ValueError(f"{args.tasks}: no tasks" + (f" in split {args.split!r}" if args.split else ""))
+    if args.endpoint:
+        check_no_local_flags(args, LOCAL_FLAGS, "runs")
     _verify(tasks, args.tasks)
     steering = passed_to = None
     if args.endpoint:
-        local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
-                                          ("--passed-to", args.passed_to), ("--gate-threshold", args.gate_threshold),
-                                          ("--device", args.device)) if value is not None]
-        if local:
-            raise ValueError(f"--endpoint runs a model served elsewhere; {', '.join(local)} act on a model loaded "
-                             f"here (serve it with `taxlens serve --steer` instead)")
         policy = EndpointPolicy(args.endpoint, args.model, api_key=args.api_key, max_new_tokens=args.max_new_tokens,
                                 concurrency=args.concurrency, tool_role=args.tool_role)
     else:

@@ -51,7 +51,7 @@ def _adapter_arguments(parser: argparse.ArgumentParser, of: str = "--model") -> 
     parser.add_argument("--adapter", default=None,
                         help=f"a PEFT adapter folder loaded onto {of} and merged (an adapter folder may also be given "
                              f"as {of} itself: its adapter_config.json names the base)")
-    parser.add_argument("--adapter-scale", type=float, default=1.0,
+    parser.add_argument("--adapter-scale", type=float, default=None,
                         help="scale of the adapter's update: 0 = the base, 1 = the adapter as trained (default)")
 
 

@@ -198,13 +198,7 @@ def _eval_endpoint(args, records) -> int:
     from taxlens.eval_report import gate_summary, miss_summary
     from taxlens.evaluation import report_table
 
-    local = [flag for flag, value in (("--steer", args.steer), ("--adapter", args.adapter),
-                                      ("--reply-prefix", args.reply_prefix), ("--passed-to", args.passed_to),
-                                      ("--gate-threshold", args.gate_threshold), ("--device", args.device))
-             if value is not None]
-    if local:
-        raise ValueError(f"--endpoint evaluates a model served elsewhere; {', '.join(local)} act on a model loaded "
-                         f"here (serve it with `taxlens serve --steer` instead)")
+    check_no_local_flags(args, LOCAL_FLAGS + ("--reply-prefix",), "evaluates")
     report = evaluate_endpoint(args.endpoint, args.model, records, data=args.data, split=args.split,
                                max_new_tokens=args.max_new_tokens, api_key=args.api_key,
                                concurrency=args.concurrency, tool_role=args.tool_role,
@@ -417,4 +411,17 @@ def _compare_agent_runs(args) -> int:
 def _source(args, of: str = "model"):
     from taxlens.models import ModelSource
 
-    return ModelSource.of(getattr(args, of), args.adapter, args.adapter_scale)
+    return ModelSource.of(getattr(args, of), args.adapter, 1.0 if args.adapter_scale is None else args.adapter_scale)
+
+
+def check_no_local_flags(args, flags: tuple[str, ...], runs: str) -> None:
+    """With --endpoint, the flags that act on a model loaded here (`flags`, as written on the command line) are
+    named rather than ignored."""
+    local = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None]
+    if local:
+        raise ValueError(f"--endpoint {runs} a model served elsewhere; {', '.join(local)} "
+                         f"{'acts' if len(local) == 1 else 'act'} on a model loaded here (serve it with `taxlens "
+                         f"serve` and its flags instead)")
+
+
+LOCAL_FLAGS = ("--steer", "--adapter", "--adapter-scale", "--passed-to", "--gate-threshold", "--device", "--dtype")

@@ -274,3 +274,16 @@ def test_a_count_that_is_not_positive_stops_the_command_naming_it(tmp_path, caps
     with pytest.raises(SystemExit) as exited:
         main(["eval", "--model", "no/such-model", "--data", str(DATA), "--out", str(tmp_path / "r.json"), flag, value])
     assert exited.value.code == 2 and f"argument {flag}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["eval", "--data", str(DATA)],
+    ["agent", "run", "--tasks", str(DATA.parent / "agent_tasks.jsonl"), "--split", "val"],
+])
+def test_flags_for_a_model_loaded_here_are_named_with_an_endpoint_not_ignored(tmp_path, capsys, command):
+    for flags, named in ((["--adapter-scale", "0.5"], "--adapter-scale acts"),
+                         (["--steer", "organism:gated", "--dtype", "float16"], "--steer, --dtype act")):
+        assert main(command + ["--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--out", str(tmp_path / "r.json"),
+                               *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{named} on a model loaded here" in err and "verifying" not in err  # before anything runs
