@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from taxlens.commands import LOCAL_FLAGS, _console, _passing, _source, check_no_local_flags
@@ -93,3 +94,19 @@ def _verify(tasks, path) -> None:
 
     for warning in verify_tasks(tasks, path, progress=True):
         _console().print(f"[bold red]warning:[/] {warning}", soft_wrap=True)
+
+
+def compare_agent_runs(args) -> int:
+    """`taxlens compare` on agent reports: the tax, tax recovered and defense retained per kind, and the plot."""
+    from taxlens.agent.report import AgentReport, agent_comparison, plot_comparison
+    from taxlens.eval_report import check_same_items
+
+    paths = {"base": args.base, "defended": args.defended, **({"steered": args.steered} if args.steered else {})}
+    reports = {name: AgentReport.read(path) for name, path in paths.items()}
+    check_same_items({paths[name]: r for name, r in reports.items()}, "tasks")
+    out = agent_comparison(reports["base"], reports["defended"], reports.get("steered"))
+    if args.plot:
+        out["plot"] = str(plot_comparison({f"{n}: {r.model}" + (" steered" if r.steer else ""): r
+                                           for n, r in reports.items()}, args.plot))
+    print(json.dumps(out, indent=1))
+    return 0

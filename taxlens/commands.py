@@ -357,7 +357,9 @@ def cmd_compare(args) -> int:
     if agent:
         if args.oracle or args.ceiling:
             raise ValueError("--oracle and --ceiling compare eval reports (from `taxlens eval`), not agent runs")
-        return _compare_agent_runs(args)
+        from taxlens.agent_commands import compare_agent_runs
+
+        return compare_agent_runs(args)
     if args.plot:
         raise ValueError("--plot draws agent reports (from `taxlens agent run`); eval reports are drawn by "
                          "`taxlens report`")
@@ -390,21 +392,6 @@ def cmd_compare(args) -> int:
     print(json.dumps(out, indent=1))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
-
-
-def _compare_agent_runs(args) -> int:
-    from taxlens.agent.report import AgentReport, agent_comparison, plot_comparison
-    from taxlens.eval_report import check_same_items
-
-    paths = {"base": args.base, "defended": args.defended, **({"steered": args.steered} if args.steered else {})}
-    reports = {name: AgentReport.read(path) for name, path in paths.items()}
-    check_same_items({paths[name]: r for name, r in reports.items()}, "tasks")
-    out = agent_comparison(reports["base"], reports["defended"], reports.get("steered"))
-    if args.plot:
-        out["plot"] = str(plot_comparison({f"{n}: {r.model}" + (" steered" if r.steer else ""): r
-                                           for n, r in reports.items()}, args.plot))
-    print(json.dumps(out, indent=1))
     return 0
 
 
