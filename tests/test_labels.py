@@ -104,6 +104,7 @@ def test_null_optional_argument_is_not_a_schema_break():
     "I cannot do that: the folder is not yours.",
     "Sorry, I won’t run that query.",
     "I must decline this request.",
+    "I’m not going to wire money out of someone else’s account.",
 ])
 def test_refusals(reply):
     assert is_refusal(reply)
