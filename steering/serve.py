@@ -161,3 +161,29 @@ def _generate(model, steering, prompt: str, max_tokens: int, temperature: float,
     new = ids if cut is None else ids[:cut]
     return (tok.decode(new, skip_special_tokens=True), len(new), cut is None and len(ids) >= max_tokens,
             readings[0] if readings else None)
+
+
+def exposure_warning(host: str, api_key: str | None) -> str | None:
+    """What to say when a server will answer beyond this machine with no key asked of its clients."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        loopback = False
+    return None if loopback or api_key else (f"--host {host} without --api-key: anyone who can reach this machine "
+                                             f"can use the model")
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise `ValueError` when `host:port` cannot be bound now (in use, or an address this machine lacks); the
+    socket is set up as uvicorn sets its own (SO_REUSEADDR), so a port uvicorn could take passes."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as e:
+        raise ValueError(f"--host {host} --port {port}: cannot serve there ({e.strerror or e})") from None

@@ -241,10 +241,12 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from steering.config import load_config
-    from steering.serve import KEEP_ALIVE_S, create_app
+    from steering.serve import KEEP_ALIVE_S, check_port, create_app, exposure_warning
     from taxlens.models import load_model, load_serving_model
 
-    _check_port(args.host, args.port)  # before a model that may take minutes to load
+    check_port(args.host, args.port)  # before a model that may take minutes to load
+    if warning := exposure_warning(args.host, args.api_key):
+        print(f"warning: {warning}", file=sys.stderr)
     load = load_serving_model if args.engine == "transformers" else load_model
     model = load(_source(args), device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
@@ -255,20 +257,6 @@ def cmd_serve(args) -> int:
           f"http://{args.host}:{args.port}/v1")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0
-
-
-def _check_port(host: str, port: int) -> None:
-    """Raise `ValueError` when `host:port` cannot be bound now (in use, or an address this machine lacks); the
-    socket is set up as uvicorn sets its own (SO_REUSEADDR), so a port uvicorn could take passes."""
-    import socket
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-    except OSError as e:
-        raise ValueError(f"--host {host} --port {port}: cannot serve there ({e.strerror or e})") from None
 
 
 def cmd_export(args) -> int:

@@ -334,6 +334,15 @@ def test_a_passing_failure_is_retried_and_a_lasting_one_named(monkeypatch):
         endpoint.reply_message(client.post("http://x/v1/chat/completions"), "record 'r1'")
 
 
+def test_serving_beyond_loopback_without_a_key_is_warned_about():
+    from steering.serve import exposure_warning
+
+    assert exposure_warning("0.0.0.0", None) and "without --api-key" in exposure_warning("10.1.2.3", None)
+    assert exposure_warning("0.0.0.0", "s3cret") is None
+    assert exposure_warning("127.0.0.1", None) is None and exposure_warning("localhost", None) is None
+    assert exposure_warning("::1", None) is None
+
+
 def test_serve_names_a_port_in_use_before_it_loads_a_model(capsys):
     import socket
 
