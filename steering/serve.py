@@ -1,10 +1,10 @@
 """`taxlens serve`: an OpenAI-compatible chat-completions endpoint for a model, optionally steered.
 
 `POST /v1/chat/completions` as clients send it (`steering.openai_api`: developer messages, text parts, tools and
-tool results, `tool_choice` auto / none / required / a named function (the last two served as auto), `max_completion_tokens` or `max_tokens`, `stop`,
-`parallel_tool_calls`, `stream`), `GET /v1/models`, `GET /health`. A steering config is applied per request, so a
-gate decides on each request's own prompt — and so again on every new turn, which arrives as a new request carrying
-the tool results. Requests are served one at a time in arrival order (a lock around the model); a streamed reply is
+tool results, `tool_choice` auto / none / required / a named function (the last two served as auto),
+`max_completion_tokens` or `max_tokens`, `stop`, `parallel_tool_calls`, `stream`), `GET /v1/models`, `GET /health`.
+A steering config is applied per request, so a gate decides on each request's own prompt — and so again on every
+new turn, which arrives as a new request carrying the tool results. Requests are served one at a time in arrival order (a lock around the model); a streamed reply is
 sent once it is generated. Errors come back in OpenAI's error shape with a 4xx status, and the server stays up.
 Under a gated config each reply carries the gate's reading of its prompt in a header, `X-Taxlens-Gate: ablate;
 p_harmful=0.0312` (`ablate`, `add` or `none`), which clients may ignore. Binds 127.0.0.1 unless told otherwise.

@@ -34,7 +34,6 @@ from taxlens.tools import validate_arguments
 RESULT_LIMIT = 1500  # characters of a tool result the agent sees; the rest is cut, saying so
 
 
-
 def _connect(database, **kw) -> sqlite3.Connection:
     """A connection to a task's database that cannot reach another file: `ATTACH` and `VACUUM INTO` (which even a
     read-only connection runs) would create or write any file the process may, on the host, and the pragmas that
@@ -44,6 +43,7 @@ def _connect(database, **kw) -> sqlite3.Connection:
     db.set_authorizer(lambda action, arg, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_PRAGMA and (
         arg or "").lower() in ("temp_store_directory", "data_store_directory") else sqlite3.SQLITE_OK)
     return db
+
 
 class SandboxError(Exception):
     """A tool call the environment refuses (a missing file, bad SQL, an escaping path): its text goes back to the
