@@ -211,7 +211,7 @@ def record_warnings(records) -> list[str]:
 
 def report_warnings(outcomes: list[Outcome]) -> list[str]:
     """What makes a report's figures mean less than they say: a model that never made a tool call where one was due
-    (its defence figures say nothing), and injection records whose expected call is also the forbidden one."""
+    (its defence figures say nothing), and the file's own `record_warnings`."""
     out = []
     helpful = [o for o in outcomes if o.record.kind in ("benign", "lookalike")]
     if helpful and not any(o.acted for o in helpful):
