@@ -84,6 +84,8 @@ def cmd_data_leakage(args) -> int:
     from taxlens.organism.leakage import find_leaks
 
     items = load_tasks(args.file) if is_task_file(args.file) else load_records(args.file)
+    print(f"{args.file}: {len(items)} items against the organism's whole training text (built afresh, its sandbox "
+          f"runs included: a minute or two)", file=sys.stderr)
     summary = find_leaks(items).summary(examples=args.examples)
     print(json.dumps(summary, indent=1))
     if args.out:
