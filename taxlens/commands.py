@@ -20,7 +20,7 @@ def _console():
 
 def cmd_data_check(args) -> int:
     from taxlens.agent.tasks import is_task_file, load_tasks
-    from taxlens.contract import load_records
+    from taxlens.contract import dangling_pairs, load_records
 
     if is_task_file(args.file):
         from taxlens.agent.verify import verify_tasks
@@ -33,7 +33,7 @@ def cmd_data_check(args) -> int:
 
         items = load_records(args.file)
         what = "records"
-        warnings = record_warnings(items)
+        warnings = [w for w in (dangling_pairs(items),) if w] + record_warnings(items)
     console = _console()
     console.print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
                                 [(i.kind, i.domain, i.split or "-") for i in items]))

@@ -277,11 +277,15 @@ def select(items: list, split: str | None, kinds: tuple[str, ...] | None, where:
 def load_records(path: str | Path, *, split: str | None = None, kinds: tuple[str, ...] | None = None) -> list[Record]:
     """Read and validate every record of a JSONL file, then select by split and kind.
 
-    The whole file is checked (ids unique, every `pair` names a record in it) before anything is selected.
+    The whole file is checked (ids unique) before anything is selected. A `pair` naming no record in the file (a
+    set split by kind into files, or filtered) is read; `dangling_pairs` names such records for `data check`.
     """
-    records = read_validated(path, validate_record, "prompt")
+    return select(read_validated(path, validate_record, "prompt"), split, kinds, str(path))
+
+
+def dangling_pairs(records: list[Record]) -> str | None:
+    """A warning naming the records whose `pair` is not among `records` (they are read as unpaired)."""
     ids = {r.id for r in records}
-    for r in records:
-        if r.pair is not None and r.pair not in ids:
-            raise ContractError(path, r.line, "pair", f"names no record in this file: {r.pair!r}")
-    return select(records, split, kinds, str(path))
+    unpaired = [r.id for r in records if r.pair is not None and r.pair not in ids]
+    return (f"{len(unpaired)} records' pair names no record in the file ({', '.join(unpaired[:3])}): they are read "
+            f"as unpaired") if unpaired else None
