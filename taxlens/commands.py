@@ -377,6 +377,9 @@ def cmd_compare(args) -> int:
                                   recovery_losses(base, defended, steered, oracle, ceiling).items()}
     warnings = [f"{path}: {w}" for path, report in ((args.base, base), (args.defended, defended), *steered_report)
                 for w in report.warnings]
+    if not out["autonomy_tax_points"]:
+        warnings.append(f"{args.base} and {args.defended} hold no benign or lookalike records: there is no autonomy "
+                        f"tax to measure")
     if warnings:
         out["warnings"] = warnings
     print(json.dumps(out, indent=1))

@@ -49,6 +49,16 @@ def test_compare_reads_reports_written_by_other_tools(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["autonomy_tax_points"]["lookalike"]["diff"] == 50.0
 
 
+def test_compare_of_reports_without_benign_or_lookalike_records_says_there_is_no_tax(tmp_path, capsys):
+    harmful_only = {**MINIMAL, "by_kind": {"harmful": MINIMAL["by_kind"]["harmful"]},
+                    "records": [r for r in MINIMAL["records"] if r["kind"] == "harmful"]}
+    for name in ("base", "defended"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(harmful_only))
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "defended.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["autonomy_tax_points"] == {} and "no autonomy tax to measure" in out["warnings"][0]
+
+
 def test_compare_refuses_runs_over_different_records_or_of_different_kinds(tmp_path, capsys):
     other = json.loads(json.dumps(MINIMAL))
     other.update(data="their_val.jsonl", split="val")
