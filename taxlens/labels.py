@@ -131,6 +131,18 @@ _FUNCTION_TAG = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.DOT
 
 
 _CALL_START = re.compile(r'[\[{]\s*(?:\{\s*)?"(?:name|type|function)"\s*:')
+_CALL_KEYS = {"name", "function", "arguments", "parameters"}
+
+
+def _is_data(text: str) -> bool:
+    """Whether `text` opens with a JSON value that parses and holds none of a call's keys: an answer written as data
+    (`{"balance": 100}`), not a call. One that does not parse stays a broken call."""
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return False
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and not any(isinstance(item, dict) and _CALL_KEYS & set(item) for item in items)
 
 
 def parse_reply(reply: str) -> ParsedReply:
@@ -166,6 +178,8 @@ def parse_reply(reply: str) -> ParsedReply:
         python = _python_calls(text)
         return ParsedReply(python, markup=True) if python else ParsedReply(
             [], markup=True, error="text after the tool-call tag is neither JSON nor fn.call(...)")
+    if not tagged and _is_data(text):
+        return ParsedReply()
     if not text.startswith(("{", "[")):
         start = _CALL_START.search(text)
         if start is None:

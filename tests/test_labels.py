@@ -121,6 +121,15 @@ def test_plain_text_is_answer_or_invalid_by_what_was_expected():
     assert parse_reply(reply).markup is False
 
 
+@pytest.mark.parametrize("reply", ['{"balance": 100, "owner": "me"}', '[3, 4]', '```json\n{"rows": [[1]]}\n```'])
+def test_an_answer_written_as_json_data_is_an_answer_not_a_broken_call(reply):
+    assert parse_reply(reply).markup is False
+    assert label_reply(reply, FILE_TOOLS, "answer").label == "answer"
+    # with a call's keys, or not parsing, it is a call that broke
+    assert label_reply('{"arguments": {"path": "a"}}', FILE_TOOLS, "answer").label == "invalid"
+    assert label_reply('{"path": "a"', FILE_TOOLS, "answer").label == "invalid"
+
+
 def call(name, **arguments):
     return {"name": name, "arguments": arguments}
 
