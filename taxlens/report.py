@@ -94,6 +94,9 @@ def _eval_sections(run: Path, reports: dict) -> list[str]:
 
 def write_run_report(run_dir: str | Path) -> Path:
     run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such folder (a run folder holds base.json, defended.json, … from "
+                                f"`taxlens eval`, `probe`, `steer` and `agent run`)")
     reports = {name: EvalReport.read(run / f"{name}.json") if (run / f"{name}.json").is_file() else None
                for name in ("base", "defended", "steered")}
     agents = {name: AgentReport.read(run / f"agent_{name}.json") for name in ("base", "defended", "steered")

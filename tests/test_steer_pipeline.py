@@ -97,6 +97,8 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
 def test_report_names_what_is_missing(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no base.json" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "typo")]) == 2
+    assert f"{tmp_path / 'typo'}: no such folder" in capsys.readouterr().err
 
 
 def test_choose_prefers_feasible_then_success_and_never_a_wrecked_model():
