@@ -239,7 +239,8 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
     anything else that fails raises `ContractError` naming the file, line and field."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {noun} file")
+        raise FileNotFoundError(f"{path}: a folder; give the {noun} file's path" if path.is_dir()
+                                else f"{path}: no such {noun} file")
     items: list = []
     seen: dict[str, int] = {}
     for line_no, text in jsonl_lines(path):

@@ -29,6 +29,18 @@ class ReportError(ValueError):
     """A report file that does not have the contract's shape; the message names the file and the field."""
 
 
+def read_report_json(path: str | Path, what: str) -> object:
+    """The JSON in report file `path`; one line naming the file when it is missing, a folder, or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: a folder; give the {what} file's path" if path.is_dir()
+                                else f"{path}: no such {what} file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: not JSON ({err})") from None
+
+
 def _get(d, key: str, where: str, types: type | tuple):
     if not isinstance(d, dict):
         raise ReportError(f"{where}: expected an object, got {type(d).__name__}")
@@ -212,11 +224,7 @@ class EvalReport:
     @classmethod
     def read(cls, path: str | Path) -> EvalReport:
         """The report in the JSON file `path` (as `taxlens eval` writes it, or any tool writing the contract's keys)."""
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ReportError(f"{path}: not JSON ({err})") from None
-        return cls.from_json(d, str(path))
+        return cls.from_json(read_report_json(path, "report"), str(path))
 
 
 def miss_summary(report: EvalReport) -> str | None:

@@ -49,6 +49,13 @@ def test_compare_reads_reports_written_by_other_tools(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["autonomy_tax_points"]["lookalike"]["diff"] == 50.0
 
 
+def test_a_report_path_that_is_missing_or_a_folder_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "base.json").write_text(json.dumps(MINIMAL))
+    for other, problem in ((tmp_path / "typo.json", "no such report file"), (tmp_path, "a folder; give the report")):
+        assert main(["compare", str(tmp_path / "base.json"), str(other)]) == 2
+        assert f"{other}: {problem}" in capsys.readouterr().err
+
+
 def test_compare_of_reports_without_benign_or_lookalike_records_says_there_is_no_tax(tmp_path, capsys):
     harmful_only = {**MINIMAL, "by_kind": {"harmful": MINIMAL["by_kind"]["harmful"]},
                     "records": [r for r in MINIMAL["records"] if r["kind"] == "harmful"]}

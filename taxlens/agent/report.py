@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from taxlens.agent.loop import CAUSES, MISSES, Step, Trajectory
-from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError, by_decision, decisions_text
+from taxlens.eval_report import GATE_DECISIONS, Rate, ReportError, by_decision, decisions_text, read_report_json
 from taxlens.metrics import format_rate, format_rate_cell, newcombe, rate_of, tax_recovered
 
 KINDS = ("benign", "lookalike", "harmful", "injection")
@@ -107,7 +107,7 @@ class AgentReport:
     @classmethod
     def read(cls, path: str | Path) -> "AgentReport":
         """Read a report `write` wrote; figures are recomputed from its trajectories."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_report_json(path, "agent report")
         if not isinstance(data, dict) or data.get("report") != "agent":
             raise ReportError(f"{path}: not an agent report (no \"report\": \"agent\")")
         try:
@@ -119,10 +119,12 @@ class AgentReport:
 
 
 def is_agent_report(path: str | Path) -> bool:
+    """Whether `path` holds an agent report; a file that is not there is named (`read_report_json`)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8")).get("report") == "agent"
-    except (json.JSONDecodeError, AttributeError, OSError):
+        data = read_report_json(path, "report")
+    except ReportError:  # not JSON: read as an eval report, which names it
         return False
+    return isinstance(data, dict) and data.get("report") == "agent"
 
 
 COLUMNS = (("task_success", "task success"), ("step1_failure", "step-1 failure"), ("step1_refusal", "step-1 refusal"),
