@@ -25,6 +25,17 @@ def file_out(value: str) -> str:
     return value
 
 
+def port(value: str) -> int:
+    """A TCP port to serve on: 1 to 65535 (0 would take a port no client is told of)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1 to 65535)")
+    return n
+
+
 def positive(value: str) -> int:
     """A count that must be at least 1 (a batch size of 0 or a limit of -5 would mean nothing, or drop records)."""
     try:
@@ -213,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--steer", default=None, help="a steering config applied per request (gated: per request/turn)")
     _passing_arguments(sv)
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=port, default=8000)
     sv.add_argument("--engine", choices=("transformers", "bridge"), default="transformers",
                     help="generate with plain transformers (default; about twice as fast on the organism) or "
                          "inside the TransformerLens bridge")

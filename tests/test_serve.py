@@ -334,6 +334,17 @@ def test_a_passing_failure_is_retried_and_a_lasting_one_named(monkeypatch):
         endpoint.reply_message(client.post("http://x/v1/chat/completions"), "record 'r1'")
 
 
+@pytest.mark.parametrize("port, problem", [("70000", "is not a port (1 to 65535)"), ("0", "is not a port"),
+                                           ("http", "is not a port number")])
+def test_a_port_out_of_range_is_named_before_anything_loads(capsys, port, problem):
+    from taxlens.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--model", "no/such-model", "--port", port])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "argument --port:" in err and problem in err
+
+
 def test_serving_beyond_loopback_without_a_key_is_warned_about():
     from steering.serve import exposure_warning
 
