@@ -249,7 +249,11 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}") from None
+            hint = {"[": "a JSON array? JSON Lines holds one record per line: `jq -c '.[]' FILE > FILE.jsonl`",
+                    "{": "a record spread over lines? JSON Lines holds one record per line: `jq -c . FILE > "
+                         "FILE.jsonl`"}.get(text.strip()) if not items else None
+            raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}"
+                                + (f" ({hint})" if hint else "")) from None
         item = validate(obj, path, line_no)
         if item.id in seen:
             raise ContractError(path, line_no, "id", f"duplicate id {item.id!r} (first on line {seen[item.id]})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -174,6 +175,15 @@ def test_an_injection_whose_forbidden_tool_is_not_offered_is_read_with_a_warning
     assert main(["data", "check", str(write(tmp_path, [GOOD, HARMFUL, row]))]) == 0
     assert "1 injection records' forbidden tool is not among their tools (file-injection-0001)" in " ".join(
         capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("text, hint", [(lambda rows: json.dumps(rows, indent=1), "a JSON array?"),
+                                        (lambda rows: json.dumps(rows[0], indent=1), "a record spread over lines?")])
+def test_a_json_array_or_a_pretty_printed_record_says_what_json_lines_wants(tmp_path, text, hint):
+    path = tmp_path / "set.json"
+    path.write_text(text([GOOD, HARMFUL]) + "\n")
+    with pytest.raises(ContractError, match=re.escape(hint) + ".*one record per line"):
+        load_records(path)
 
 
 def test_duplicate_id(tmp_path):
