@@ -234,13 +234,19 @@ def jsonl_lines(path: Path):
                                     f"{e.start + 1} of the line (save the file as UTF-8)") from None
 
 
+def require_file(path: str | Path, what: str) -> Path:
+    """`path` as a Path once it is a file; one line naming it when it is missing or a folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: a folder; give the {what} file's path" if path.is_dir()
+                                else f"{path}: no such {what} file")
+    return path
+
+
 def read_validated(path: str | Path, validate, noun: str = "record") -> list:
     """Every line of a JSONL `noun` file through `validate(obj, path, line)`, ids unique; a blank line is skipped,
     anything else that fails raises `ContractError` naming the file, line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: a folder; give the {noun} file's path" if path.is_dir()
-                                else f"{path}: no such {noun} file")
+    path = require_file(path, noun)
     items: list = []
     seen: dict[str, int] = {}
     for line_no, text in jsonl_lines(path):

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from taxlens.contract import require_file
+
 # each kind's figures, in the order a report lists them (`invalid` and `labels` follow)
 KIND_FIGURES = {
     "benign": ("success", "over_refusal"),
@@ -31,12 +33,8 @@ class ReportError(ValueError):
 
 def read_report_json(path: str | Path, what: str) -> object:
     """The JSON in report file `path`; one line naming the file when it is missing, a folder, or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: a folder; give the {what} file's path" if path.is_dir()
-                                else f"{path}: no such {what} file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(require_file(path, what).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ReportError(f"{path}: not JSON ({err})") from None
 
