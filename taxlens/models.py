@@ -228,15 +228,43 @@ def load_hf_model(source: ModelSource, device: str, dtype: torch.dtype):
 def _merge_adapter(hf, source: ModelSource):
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
+    from peft.utils import AuxiliaryTrainingWrapper, ModulesToSaveWrapper
 
-    peft_model = PeftModel.from_pretrained(hf, resolve(source.adapter))
+    folder = resolve(source.adapter)
+    rows = _adapter_vocab_rows(Path(folder), hf)
+    if rows and rows != hf.get_input_embeddings().weight.shape[0]:
+        hf.resize_token_embeddings(rows)  # trained on the base with tokens added; the adapter holds their rows
+    peft_model = PeftModel.from_pretrained(hf, folder)
     if source.adapter_scale != 1.0:
-        layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
-        if not layers:
-            raise ValueError(f"{source.adapter}: adapter_scale applies to LoRA adapters; this one has no LoRA layer")
-        for layer in layers:
+        modules = list(peft_model.modules())
+        lora = [m for m in modules if isinstance(m, LoraLayer)]
+        saved = [m for m in modules if isinstance(m, ModulesToSaveWrapper)]
+        other = {type(m).__name__ for m in modules if isinstance(m, AuxiliaryTrainingWrapper) and m not in saved}
+        if other or not (lora or saved):
+            raise ValueError(f"{source.adapter}: adapter_scale applies to LoRA layers and fully trained modules "
+                             f"(modules_to_save); this adapter holds {', '.join(sorted(other)) or 'neither'}")
+        for layer in lora:
             layer.scale_layer(source.adapter_scale)
+        for wrapper in saved:  # a module trained in full moves by the same share of its update as a LoRA layer
+            for trained in wrapper.modules_to_save.values():
+                for original, weight in zip(wrapper.original_module.parameters(), trained.parameters()):
+                    weight.data = original.data + source.adapter_scale * (weight.data - original.data)
     return peft_model.merge_and_unload()
+
+
+def _adapter_vocab_rows(folder: Path, hf) -> int | None:
+    """How many token rows the adapter's saved embedding holds (PEFT saves the embedding when training resized it),
+    or None when it saves none."""
+    from safetensors import safe_open
+
+    weights = folder / "adapter_model.safetensors"
+    embedding = next(name for name, m in hf.named_modules() if m is hf.get_input_embeddings()).split(".")[-1]
+    if not weights.is_file():
+        return None
+    with safe_open(str(weights), "pt") as f:
+        rows = [f.get_slice(k).get_shape()[0] for k in f.keys()
+                if f".{embedding}." in k and k.endswith(".weight") and "lora_" not in k]
+    return max(rows, default=None)
 
 
 def load_model(spec: str | ModelSource, *, device: str | None = None, dtype: str | torch.dtype | None = None,

@@ -88,6 +88,57 @@ def test_adapter_errors_say_what_the_folder_is_and_how_to_load_it(tiny_model_dir
         ModelSource.of(str(moved))
 
 
+def _saved_adapter(base_dir, out, added_token=None):
+    """A LoRA adapter that also trains `lm_head` in full (PEFT's `modules_to_save`), optionally on the base with a
+    token added, saved as PEFT saves it (the embedding and tokenizer beside the adapter when a token was added)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(2)
+    hf = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    saved = ["lm_head"]
+    if added_token:
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        tokenizer.add_special_tokens({"additional_special_tokens": [added_token]})
+        hf.resize_token_embeddings(len(tokenizer))
+        saved.append("embed_tokens")
+        tokenizer.save_pretrained(out)
+    peft_model = get_peft_model(hf, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                               modules_to_save=saved, init_lora_weights=False))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "modules_to_save" in name:
+                param.add_(0.5 * torch.randn_like(param))
+    peft_model.save_pretrained(out)
+    return out
+
+
+def test_a_fully_trained_module_scales_with_the_adapter(tiny_model, tiny_model_dir, batch, tmp_path):
+    adapter = str(_saved_adapter(tiny_model_dir, tmp_path / "lm-head"))
+    base = _logits(tiny_model, batch)
+    full = _logits(load_model(adapter, device="cpu"), batch)
+    half = _logits(load_model(adapter, device="cpu", adapter_scale=0.5), batch)
+    assert (_logits(load_model(adapter, device="cpu", adapter_scale=0.0), batch) - base).abs().max() < 1e-5
+    gap = lambda x: (x - base).abs().max().item()  # noqa: E731
+    assert gap(full) > 1e-1 and 0.2 * gap(full) < gap(half) < 0.8 * gap(full)
+
+
+def test_an_adapter_trained_with_added_tokens_loads_with_its_tokens(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = _saved_adapter(tiny_model_dir, tmp_path / "tokens", added_token="<|input|>")
+    hf = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    hf.resize_token_embeddings(hf.get_input_embeddings().weight.shape[0] + 1)
+    reference = PeftModel.from_pretrained(hf, adapter).eval()
+    found = load_model(str(adapter), device="cpu")
+    new_id = found.tokenizer.convert_tokens_to_ids("<|input|>")
+    ids = torch.tensor([[1, 5, 9, new_id]])
+    with torch.no_grad():
+        assert (found.bridge(ids) - reference(ids).logits).abs().max() < 1e-4
+    assert new_id == hf.get_input_embeddings().weight.shape[0] - 1
+
+
 def test_a_steering_config_names_the_adapter_and_its_scale(tiny_model_dir, adapter_dir, tmp_path):
     from steering.config import load_config, save_config
     from steering.hooks import Steering
