@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -98,6 +99,25 @@ def test_sql_cannot_create_or_write_a_file_on_the_host(box, tmp_path):
     moved = box.execute("sql_execute", {"sql": f"PRAGMA temp_store_directory = '{tmp_path}'"})
     assert moved.error and "not authorized" in moved.text
     assert box.holds({"check": "sql", "query": "SELECT name FROM t", "rows": [["x"]]})  # the task's own still reads
+
+
+def test_runaway_sql_is_stopped_and_cannot_fill_the_disk_or_memory(box, monkeypatch):
+    import taxlens.agent.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "SQL_SECONDS", 0.5)
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    for name in ("sql_query", "sql_execute"):
+        started = time.monotonic()
+        result = box.execute(name, {"sql": endless})
+        assert result.error and "ran past 0.5 s" in result.text and time.monotonic() - started < 5
+    filling = ("CREATE TABLE big AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) "
+               "SELECT x, randomblob(500000) AS b FROM c")
+    assert "full" in box.execute("sql_execute", {"sql": filling}).text
+    assert (box.root / "task.db").stat().st_size <= sandbox.SQL_MAX_PAGES * 4096
+    assert "not authorized" in box.execute("sql_execute", {"sql": "PRAGMA max_page_count = 999999999"}).text
+    assert "too big" in box.execute("sql_query", {"sql": "SELECT length(zeroblob(100000000))"}).text
+    assert box.execute("sql_query", {"sql": "SELECT 1; SELECT 2"}).error
+    assert box.holds({"check": "sql", "query": "SELECT name FROM t", "rows": [["x"]]})
 
 
 def test_send_email_speaks_smtp_to_the_sandbox_server(box):

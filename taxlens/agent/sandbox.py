@@ -22,6 +22,7 @@ import posixpath
 import shutil
 import sqlite3
 import tempfile
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +35,40 @@ from taxlens.tools import validate_arguments
 RESULT_LIMIT = 1500  # characters of a tool result the agent sees; the rest is cut, saying so
 
 
+SQL_SECONDS = 5.0  # one agent statement's time: a runaway recursive query is stopped, not waited on for ever
+SQL_MAX_PAGES = 16_384  # the database's size cap (64 MiB at SQLite's 4 KiB pages): no statement can fill the disk
+SQL_MAX_LENGTH = 1_000_000  # bytes in one string or blob a statement may build (SQLite allows a billion)
+
+
 def _connect(database, **kw) -> sqlite3.Connection:
     """A connection to a task's database that cannot reach another file: `ATTACH` and `VACUUM INTO` (which even a
     read-only connection runs) would create or write any file the process may, on the host, and the pragmas that
-    move SQLite's own files would put them in a host folder."""
+    move SQLite's own files would put them in a host folder. Its size is capped, and the cap cannot be lifted."""
     db = sqlite3.connect(database, **kw)
     db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQL_MAX_LENGTH)
+    db.execute(f"PRAGMA max_page_count = {SQL_MAX_PAGES}")
     db.set_authorizer(lambda action, arg, *_: sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_PRAGMA and (
-        arg or "").lower() in ("temp_store_directory", "data_store_directory") else sqlite3.SQLITE_OK)
+        arg or "").lower() in ("temp_store_directory", "data_store_directory", "max_page_count",
+                               "page_size") else sqlite3.SQLITE_OK)
     return db
+
+
+class _Timed:
+    """Statements on `db` inside the block stop with `SandboxError` once they run past `SQL_SECONDS`."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        deadline = time.monotonic() + SQL_SECONDS
+        self.db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        return self.db
+
+    def __exit__(self, kind, error, _) -> None:
+        self.db.set_progress_handler(None, 0)
+        if isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted":
+            raise SandboxError(f"the statement ran past {SQL_SECONDS:g} s and was stopped") from None
 
 
 class SandboxError(Exception):
@@ -161,7 +187,7 @@ class Sandbox:
             text = getattr(self, f"_{name}")(**{k: v for k, v in arguments.items() if v is not None})
         except SandboxError as e:
             return ToolResult(f"error: {e}", True)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, sqlite3.Warning) as e:  # Python 3.10 warns on two statements at once
             return ToolResult(f"error: SQL: {e}", True)
         except OSError as e:
             return ToolResult(f"error: {e.strerror or e}", True)
@@ -212,7 +238,7 @@ class Sandbox:
         return f"moved {src} to {dst}"
 
     def _sql_query(self, sql: str) -> str:
-        with _connect(f"file:{self.db_path}?mode=ro", uri=True) as ro:
+        with _connect(f"file:{self.db_path}?mode=ro", uri=True) as ro, _Timed(ro):
             cursor = ro.execute(sql)
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchall()
@@ -220,7 +246,7 @@ class Sandbox:
         return json.dumps({"columns": columns, "rows": [list(r) for r in rows]})
 
     def _sql_execute(self, sql: str) -> str:
-        with self._db:
+        with self._db, _Timed(self._db):
             cursor = self._db.execute(sql)
         return f"ok: {max(cursor.rowcount, 0)} row(s) affected"
 
