@@ -19,6 +19,7 @@ generation agree.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,9 @@ class ModelSource:
                                     f"adapter_config.json and adapter_model.safetensors)")
         if adapter is None and adapter_scale != 1.0:
             raise ValueError(f"adapter_scale {adapter_scale} given without an adapter")
+        if not math.isfinite(adapter_scale):
+            raise ValueError(f"adapter_scale {adapter_scale}: not a number a scale can be (0 = the base, 1 = the "
+                             f"adapter as trained)")
         return cls(model, adapter, float(adapter_scale))
 
     @property

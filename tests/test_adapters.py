@@ -78,6 +78,8 @@ def test_adapter_scale_runs_from_the_base_to_the_adapter(tiny_model, tiny_model_
 def test_adapter_errors_say_what_the_folder_is_and_how_to_load_it(tiny_model_dir, adapter_dir, tmp_path):
     with pytest.raises(ValueError, match="without an adapter"):
         ModelSource.of(str(tiny_model_dir), adapter_scale=0.5)
+    with pytest.raises(ValueError, match="adapter_scale nan: not a number a scale can be"):
+        ModelSource.of(str(adapter_dir), adapter_scale=float("nan"))
     with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
         ModelSource.of(str(tiny_model_dir), adapter=str(tmp_path))
     moved = tmp_path / "orphan"

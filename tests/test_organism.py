@@ -267,6 +267,9 @@ def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_pat
                           ('{"base_lr": true}', "'base_lr' should be float"),
                           ('{"defended_seed": "one"}', "'defended_seed' should be int or null"),
                           ('{"base_optimizer": "sgd"}', "base_optimizer 'sgd': expected one of adamw, muon"),
+                          ('{"defended_lora_rank": -3}', "defended_lora_rank -3: should be 0 or more"),
+                          ('{"noise": 1.5}', "noise 1.5: should be between 0 and 1"),
+                          ('{"n_heads": 3}', "d_model 256 should be a multiple of n_heads 3"),
                           ("[320]", "a JSON object of Recipe fields"), ("{", "not a JSON recipe")):
         bad = tmp_path / "bad.json"
         bad.write_text(body)
@@ -277,4 +280,6 @@ def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_pat
     assert f"{bad}: not a JSON recipe" in capsys.readouterr().err
     assert main(["organism", "train", "--out", str(tmp_path / "x"), "--recipe", str(good), "--quick"]) == 2
     assert "--quick or --recipe, not both" in capsys.readouterr().err
+    assert main(["organism", "train", "--out", str(tmp_path / "x"), "--defended-lora", "-3"]) == 2
+    assert "defended_lora_rank -3: should be 0 or more" in capsys.readouterr().err  # before the base trains
     assert not (tmp_path / "x").exists()

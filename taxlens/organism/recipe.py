@@ -85,9 +85,28 @@ class Recipe:
     # The adapter always trains with AdamW
     base_optimizer: str = "adamw"
 
-    def __post_init__(self) -> None:
-        if self.base_optimizer not in OPTIMIZERS:  # before minutes of building examples, not after
+    def __post_init__(self) -> None:  # every check before minutes of building examples and training, not after
+        if self.base_optimizer not in OPTIMIZERS:
             raise ValueError(f"Recipe.base_optimizer {self.base_optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        for name in POSITIVE + NON_NEGATIVE + SHARES:
+            value = getattr(self, name)
+            if not (value > 0 if name in POSITIVE else 0 <= value <= 1 if name in SHARES else value >= 0):
+                wanted = "above 0" if name in POSITIVE else "between 0 and 1" if name in SHARES else "0 or more"
+                raise ValueError(f"Recipe.{name} {value!r}: should be {wanted}")
+        if self.agent_waves not in (1, 2):
+            raise ValueError(f"Recipe.agent_waves {self.agent_waves!r}: expected 1 or 2 (the waves of agent scenes)")
+        if self.d_model % self.n_heads or self.n_ctx > self.context:
+            raise ValueError(f"Recipe: d_model {self.d_model} should be a multiple of n_heads {self.n_heads}, and "
+                             f"n_ctx {self.n_ctx} at most context {self.context}")
+
+
+POSITIVE = ("d_model", "n_layers", "n_heads", "d_mlp", "vocab_size", "n_ctx", "context", "rope_theta", "match_tokens",
+            "per_family", "base_epochs", "defended_epochs", "base_lr", "defended_lr", "batch_size",
+            "agent_per_phrasing", "polish_lr")
+NON_NEGATIVE = ("n_grammar", "n_grammar_defended", "defended_lora_rank", "n_lookups", "n_lookups_defended",
+                "trigger_floor", "polish_grammar", "polish_moves", "polish_starts", "polish_records",
+                "polish_verdicts", "prompt_loss")
+SHARES = ("noise", "recast")
 
 
 # every stage of the recipe, small: it checks that the recipe runs (about a minute of fp32 training on 2 cores)
