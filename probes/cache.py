@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from taxlens.chat import render_prompt
-from taxlens.contract import Record
+from taxlens.contract import Record, check_selection
 from taxlens.generation import length_batches
 from taxlens.models import LoadedModel
 from taxlens.hooks import hook_name, resid_hooks
@@ -151,6 +151,7 @@ class ActivationStore:
         return len(self.records)
 
     def select(self, *, kinds: tuple[str, ...] | None = None, split: str | None = None) -> list[int]:
+        kinds = check_selection(split, kinds)
         return [i for i, r in enumerate(self.records)
                 if (kinds is None or r["kind"] in kinds) and (split is None or r["split"] == split)]
 

@@ -270,11 +270,22 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
     return items
 
 
+def check_selection(split: str | None, kinds: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """`kinds` as a tuple, once `split` and every kind are checked to be the contract's (a misspelt one would
+    select nothing; one kind given as a string would match by substring)."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    if kinds is not None and (unknown := [k for k in kinds if k not in KINDS]):
+        raise ValueError(f"kinds must be among {KINDS}, got {unknown}")
+    return None if kinds is None else tuple(kinds)
+
+
 def select(items: list, split: str | None, kinds: tuple[str, ...] | None, where: str = "the file") -> list:
     """The items of `split` (None: all) and of `kinds` (None: all); a split no item is in raises, naming the
     splits there are (a held-out set often gives none: then every item is read without `--split`)."""
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    kinds = check_selection(split, kinds)
     if split is not None and not any(i.split == split for i in items):
         from collections import Counter
 

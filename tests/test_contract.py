@@ -217,6 +217,10 @@ def test_split_selection(tmp_path):
         load_records(path, split="val")
     assert str(info.value).startswith(str(path))
     assert [r.kind for r in load_records(path, kinds=("injection",))] == ["injection"]
+    assert [r.kind for r in load_records(path, kinds="injection")] == ["injection"]
+    for kinds in (("lookalikes",), "harm"):  # a misspelt kind selects nothing; a string would match substrings
+        with pytest.raises(ValueError, match=r"kinds must be among .*'harmful'"):
+            load_records(path, kinds=kinds)
 
 
 def test_data_check_cli_counts_and_fails_on_first_broken_record(tmp_path, capsys):

@@ -46,6 +46,8 @@ def test_store_round_trip_with_lazy_reads(tiny_model, mixed, tmp_path):
     _, scores = collect(tiny_model, prompts, mixed, store.hooks, (-1,), with_scores=True)
     assert torch.allclose(reopened.refusal_scores(), scores, atol=1e-4)
     assert reopened.select(split="train") == []
+    with pytest.raises(ValueError, match="kinds must be among"):
+        reopened.select(kinds=("lookalikes",))
     # batched by prompt length, not record order: each shard's prompts are no longer than the next shard's
     length = [len(tiny_model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     spans = [(min(length[i] for i in s["rows"]), max(length[i] for i in s["rows"])) for s in reopened.index["shards"]]
