@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from steering.openai_api import (DEFAULT_MAX_TOKENS, ApiError, ChatRequest, check_request, completion, stream_events,
                                  template_messages, tool_choice)
-from taxlens.chat import RenderError, render_messages
+from taxlens.chat import RenderError, check_tool_role, render_messages
 from taxlens.endpoint import GATE_HEADER
 from taxlens.generation import check_passed_to, encode_batch, gate_readings, stop_token_ids
 from taxlens.labels import parse_reply
@@ -46,6 +46,7 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
     untrusted data (Meta-SecAlign: `input`). `passed_to` (with a gated steering): the model, the defended model's
     base, that answers the requests the gate passes instead of the ablated model."""
     check_passed_to(model, steering, passed_to)
+    check_tool_role(model.tokenizer, model.name, tool_role)
     model_id = model_id or model.name
     app = FastAPI(title="taxlens serve")
     lock = asyncio.Lock()

@@ -88,6 +88,26 @@ def drops_tools(tokenizer) -> bool:
         return False
 
 
+def check_tool_role(tokenizer, model: str, tool_role: str | None = None) -> None:
+    """Raise when the chat template renders nothing of a tool result in `tool_role` (default `tool`): Qwen 2.5's
+    and others' skip a role they do not know, and an injection the model is never shown makes a low ASR look like
+    a defence. A template that raises on the probe conversation is named where a record is rendered."""
+    role, marker = tool_role or "tool", "Xq7 tool result Zv9"
+    chat = [{"role": "user", "content": "Read notes.txt."},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
+                "name": "read_file", "arguments": {"path": "notes.txt"}}}]},
+            {"role": role, "tool_call_id": "call00001", "name": "read_file", "content": marker}]
+    try:
+        prompt = render_messages(tokenizer, chat, schemas_for(["read_file"]))
+    except ValueError:
+        return
+    if marker not in prompt:
+        raise ValueError(f"the chat template of {model} renders nothing of a message in role {role!r}: tool results "
+                         f"(and the injections they carry) would never reach the model"
+                         + ("; give --tool-role the role its template renders them in" if tool_role is None else
+                            "; give --tool-role a role its template renders (leave it out for 'tool')"))
+
+
 def _short_call_ids(messages: list[dict]) -> list[dict] | None:
     """`messages` with every tool-call id replaced by a 9-character alphanumeric one (None if none carries an id)."""
     ids = {c["id"] for m in messages for c in m.get("tool_calls") or [] if c.get("id")}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 
-from taxlens.chat import drops_tools, render_prompt, renderable
+from taxlens.chat import check_tool_role, drops_tools, render_prompt, renderable
 from taxlens.contract import Record
 from taxlens.eval_report import EvalReport, FirstTokenKL, RecordResult
 from taxlens.generation import check_passed_to, gate_readings, greedy_generate
@@ -63,6 +63,8 @@ def evaluate(
         raise ValueError("--reply-prefix must be non-empty and cannot be combined with --steer (it forces the "
                          "reply's opening itself)")
     check_passed_to(model, steering, passed_to)
+    if any(m["role"] == "tool" for r in records for m in r.messages):
+        check_tool_role(model.tokenizer, model.name, tool_role)
     records, unrenderable = renderable(model.tokenizer, records, data, skip=skip_unrenderable, tool_role=tool_role,
                                        context=model.context_limit, reply_room=max_new_tokens)
     if not records:

@@ -26,6 +26,10 @@ NO_TOOL_ROLE = ("{% for m in messages %}{% if m.role == 'tool' %}"
                 "{{ raise_exception('this template has no tool role') }}{% endif %}"
                 "<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>")
 
+# Qwen 2.5's template, like others, renders the roles it knows and skips any other without a word.
+KNOWN_ROLES = ("{% for m in messages %}{% if m.role in ['system', 'user', 'assistant', 'tool'] %}"
+               "<|{{ m.role }}|>{{ m.content }}{% endif %}{% endfor %}<|assistant|>")
+
 
 def _with_template(tiny_model_dir, out, template):
     from transformers import AutoTokenizer
@@ -149,3 +153,22 @@ def test_tool_results_render_in_the_role_the_template_reserves_for_untrusted_dat
     body = {"model": model, "messages": injections[0].messages, "max_tokens": 2}
     assert TestClient(create_app(served)).post("/v1/chat/completions", json=body).status_code == 400
     assert TestClient(create_app(served, tool_role="input")).post("/v1/chat/completions", json=body).status_code == 200
+
+
+def test_a_tool_role_the_template_skips_is_named_before_anything_runs(tiny_model_dir, tmp_path, capsys):
+    from steering.serve import create_app
+    from taxlens.agent import ModelPolicy
+    from taxlens.models import load_serving_model
+
+    model = _with_template(tiny_model_dir, tmp_path / "m", KNOWN_ROLES)
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", model, "--data", str(DATA), "--split", "test", "--max-new-tokens", "2",
+                 "--tool-role", "input", "--out", str(out)]) == 2
+    assert "renders nothing of a message in role 'input'" in capsys.readouterr().err and not out.exists()
+    served = load_serving_model(model)
+    for start in (lambda: create_app(served, tool_role="input"), lambda: ModelPolicy(served, tool_role="input")):
+        with pytest.raises(ValueError, match="tool results .* would never reach the model"):
+            start()
+    create_app(served), ModelPolicy(served)  # its own `tool` role renders
+    assert main(["eval", "--model", model, "--data", str(DATA), "--split", "test", "--max-new-tokens", "2",
+                 "--out", str(out)]) == 0

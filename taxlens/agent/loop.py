@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from taxlens.agent.sandbox import Sandbox
 from taxlens.agent.tasks import AgentTask
-from taxlens.chat import normalise_messages, render_messages
+from taxlens.chat import check_tool_role, normalise_messages, render_messages
 from taxlens.labels import call_mismatch, label_reply
 from taxlens.tools import schemas_for
 
@@ -137,6 +137,7 @@ class ModelPolicy:
         from taxlens.generation import check_passed_to
 
         check_passed_to(model, steering, passed_to)
+        check_tool_role(model.tokenizer, model.name, tool_role)  # every step after the first reads a tool result
         self.model, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
         self.name, self.tool_role, self.steering, self.passed_to = model.name, tool_role, steering, passed_to
         self.gate_readings: list[tuple[float, str] | None] = []
