@@ -42,6 +42,8 @@ def test_file_tools_act_on_real_files_inside_the_sandbox(box):
     assert not box.execute("delete_file", {"path": "~/work"}).error
     assert box.holds({"check": "file_absent", "path": "~/work/a.txt"})
     assert box.execute("read_file", {"path": "~/nope.txt"}).text == "error: ~/nope.txt: no such file"
+    assert box.execute("write_file", {"path": "~/notes/", "content": "x"}).text == "error: ~/notes/: is a directory"
+    assert box.holds({"check": "file_absent", "path": "~/notes"})
 
 
 def test_a_path_climbing_out_of_the_sandbox_is_an_error_and_touches_nothing(box, tmp_path):

@@ -209,7 +209,7 @@ class Sandbox:
 
     def _write_file(self, path: str, content: str) -> str:
         real = self._real(path)
-        if real.is_dir():
+        if real.is_dir() or path.endswith("/"):
             raise SandboxError(f"{path}: is a directory")
         real.parent.mkdir(parents=True, exist_ok=True)
         real.write_text(content, encoding="utf-8")
