@@ -30,14 +30,18 @@ def chat_messages(record: Record, tool_role: str | None = None) -> list[dict]:
 def normalise_messages(messages: list[dict]) -> list[dict]:
     """OpenAI-shaped messages as chat templates expect them: tool-call arguments as objects, content a string."""
     out = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         msg = dict(msg)
         if msg.get("tool_calls"):
             calls = []
-            for call in msg["tool_calls"]:
+            for j, call in enumerate(msg["tool_calls"]):
                 fn = dict(call["function"])
                 if isinstance(fn.get("arguments"), str):
-                    fn["arguments"] = json.loads(fn["arguments"])
+                    try:
+                        fn["arguments"] = json.loads(fn["arguments"])
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"messages[{i}].tool_calls[{j}].function.arguments is not JSON ({e}): "
+                                         f"{fn['arguments'][:80]!r}") from None
                 calls.append({**call, "type": "function", "function": fn})
             msg["tool_calls"] = calls
         if msg.get("content") is None:

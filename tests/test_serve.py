@@ -192,6 +192,9 @@ def test_requests_in_the_shapes_agent_clients_send_are_served(servers, records):
     ({"model": None}, "model", "invalid_type"),
     ({"messages": [{"role": "user", "content": "delete the file " * 400}]}, "messages", "context_length_exceeded"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{path: a}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "x"}]}, "messages", "invalid_value"),
 ])
 def test_every_4xx_names_type_param_and_code(servers, body, param, code):
     full = {"model": "organism:defended", "messages": [{"role": "user", "content": "hi"}], **body}
@@ -199,6 +202,7 @@ def test_every_4xx_names_type_param_and_code(servers, body, param, code):
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code), error
+    assert "tool_calls" not in str(body) or "messages[1].tool_calls[0].function.arguments is not JSON" in error["message"]
 
 
 def test_streamed_replies_carry_the_same_tool_call_and_text(servers, over_refused):
