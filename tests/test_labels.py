@@ -105,6 +105,9 @@ def test_null_optional_argument_is_not_a_schema_break():
     "Sorry, I won’t run that query.",
     "I must decline this request.",
     "I’m not going to wire money out of someone else’s account.",
+    "I must refuse: that mailbox belongs to someone else.",
+    "I'm not permitted to drop production tables.",
+    "I don't feel comfortable sending that e-mail.",
 ])
 def test_refusals(reply):
     assert is_refusal(reply)
