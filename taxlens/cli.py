@@ -7,10 +7,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from taxlens import agent_commands, commands
+
+
+# a key given in the environment stays out of shell history and process lists; taxlens's own name, so that a key
+# meant for another service is never sent to whatever endpoint is named
+API_KEY_ENV = "TAXLENS_API_KEY"
+CLIENT_KEY_HELP = f"with --endpoint: sent as Authorization: Bearer KEY (default: ${API_KEY_ENV}, if set)"
 
 
 def file_out(value: str) -> str:
@@ -154,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(with --endpoint: the model name the server serves)")
     ev.add_argument("--endpoint", default=None, metavar="URL",
                     help="evaluate a model served at this OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)")
-    ev.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
+    ev.add_argument("--api-key", default=os.environ.get(API_KEY_ENV), help=CLIENT_KEY_HELP)
     ev.add_argument("--concurrency", type=positive, default=8, help="with --endpoint: requests in flight")
     ev.add_argument("--data", required=True, help="a JSONL prompt set in the contract's format")
     ev.add_argument("--split", choices=("train", "val", "test"), default=None)
@@ -228,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--engine", choices=("transformers", "bridge"), default="transformers",
                     help="generate with plain transformers (default; about twice as fast on the organism) or "
                          "inside the TransformerLens bridge")
-    sv.add_argument("--api-key", default=None, help="require Authorization: Bearer <key> on /v1/ routes")
+    sv.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                    help=f"require Authorization: Bearer <key> on /v1/ routes (default: ${API_KEY_ENV}, if set)")
     _adapter_arguments(sv)
     _tool_role_argument(sv)
     _device_arguments(sv)
@@ -327,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     _passing_arguments(run)
     run.add_argument("--endpoint", default=None, metavar="URL",
                      help="drive a model served at this OpenAI-compatible base URL instead of loading one")
-    run.add_argument("--api-key", default=None, help="with --endpoint: sent as Authorization: Bearer KEY")
+    run.add_argument("--api-key", default=os.environ.get(API_KEY_ENV), help=CLIENT_KEY_HELP)
     run.add_argument("--concurrency", type=positive, default=8, help="with --endpoint: requests in flight")
     _agent_loop_arguments(run)
     run.set_defaults(func=agent_commands.cmd_agent_run)

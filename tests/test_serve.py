@@ -137,6 +137,18 @@ def test_api_key_is_checked(servers):
     assert _client(servers["keyed"], "s3cret").models.list().data[0].id == "organism:defended"
 
 
+def test_an_api_key_may_come_from_the_environment(monkeypatch):
+    from taxlens.cli import build_parser
+
+    commands = (["serve", "--model", "m"], ["eval", "--model", "m", "--data", "d", "--out", "r.json"],
+                ["agent", "run", "--model", "m", "--tasks", "t", "--out", "a.json"])
+    monkeypatch.delenv("TAXLENS_API_KEY", raising=False)
+    assert all(build_parser().parse_args(c).api_key is None for c in commands)
+    monkeypatch.setenv("TAXLENS_API_KEY", "s3cret")
+    assert all(build_parser().parse_args(c).api_key == "s3cret" for c in commands)
+    assert build_parser().parse_args(commands[0] + ["--api-key", "other"]).api_key == "other"
+
+
 def test_serving_engine_generates_what_the_bridge_does_under_gated_steering(servers, records):
     """`taxlens serve` generates with plain transformers (PyTorch forward hooks); the bridge path it replaces for
     speed must give the same greedy replies, gate decisions included."""
