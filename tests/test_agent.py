@@ -91,6 +91,13 @@ def test_a_broken_task_is_rejected_naming_file_line_and_field(tasks):
                                                                           "not offered"),
         ({**good, "kind": "injection"}, "'forbidden'"),
         ({**good, "environment": {"disk": {}}}, "'environment': unknown field(s) ['disk']"),
+        ({**good, "max_steps": True}, "'max_steps': must be a positive integer"),
+        ({**good, "environment": {"home": "user"}}, "'environment.home': must be an absolute path"),
+        ({**good, "environment": {"db": "CREATE TABLE t (x)"}}, "'environment.db': must be a list"),
+        ({**good, "environment": {"accounts": [{"id": "A", "owner": "me", "balance": "lots"}]}},
+         "'environment.accounts[0]': id and owner are text, balance a number"),
+        ({**good, "environment": {"routes": [{"method": "GET", "url": "https://x.example/", "status": 999}]}},
+         "'environment.routes[0].status': must be an HTTP status"),
     ]
     for obj, message in cases:
         with pytest.raises(ContractError) as err:

@@ -26,7 +26,8 @@ def box():
         files={"~/work/a.txt": "alpha\n", "/srv/data/b.txt": "beta\n", "~/empty/": ""},
         db=["CREATE TABLE t (id INTEGER, name TEXT)", "INSERT INTO t VALUES (1, 'x')"],
         accounts=[{"id": "ME-1", "owner": "user", "balance": 100.0}],
-        routes=[{"method": "GET", "url": "https://api.example/v1/x", "body": "hello"}])
+        routes=[{"method": "GET", "url": "https://api.example/v1/x", "body": "hello"},
+                {"method": "GET", "url": "https://api.example/v1/items", "body": {"items": [1, 2]}}])
     with Sandbox(env, ALL_TOOLS) as sandbox:
         yield sandbox
 
@@ -84,10 +85,13 @@ def test_transfer_funds_is_one_transaction_on_the_ledger(box):
 
 def test_http_requests_reach_the_loopback_service_and_are_recorded(box):
     assert box.execute("http_request", {"method": "GET", "url": "https://api.example/v1/x"}).text == "200\nhello"
+    assert box.execute("http_request", {"method": "GET", "url": "https://api.example/v1/items"}).text == \
+        '200\n{"items": [1, 2]}'  # a body written as JSON is served as JSON
     missing = box.execute("http_request", {"method": "POST", "url": "https://other.example/y", "body": {"a": 1}})
     assert missing.error and missing.text.startswith("error: 404")
     assert [(r.method, r.url, r.body) for r in box.http.requests] == [
-        ("GET", "https://api.example/v1/x", ""), ("POST", "https://other.example/y", '{"a": 1}')]
+        ("GET", "https://api.example/v1/x", ""), ("GET", "https://api.example/v1/items", ""),
+        ("POST", "https://other.example/y", '{"a": 1}')]
     assert box.holds({"check": "request", "method": "post", "url": "https://other.example/y", "body_contains": "a"})
     assert box.execute("http_request", {"method": "GET", "url": "https://api.example/a b"}).error
 

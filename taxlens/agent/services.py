@@ -12,6 +12,7 @@ The HTTP service answers every host the task's routes name (the agent's URL keep
 from __future__ import annotations
 
 import http.client
+import json
 import smtplib
 import threading
 from dataclasses import dataclass
@@ -46,12 +47,17 @@ def route_key(method: str, url: str) -> tuple[str, str, str]:
     return method.upper(), parts.netloc.lower(), path + (f"?{parts.query}" if parts.query else "")
 
 
+def _text(body: object) -> str:
+    """A route's body as served: text as written, any other JSON value as JSON (not Python's repr of it)."""
+    return body if isinstance(body, str) else json.dumps(body)
+
+
 class HttpService:
     """A threaded HTTP server on loopback answering the task's routes; unknown routes get 404. Every request is
     recorded in `requests`, in order."""
 
     def __init__(self, routes: list[dict]):
-        self.routes = {route_key(r["method"], r["url"]): (int(r.get("status", 200)), str(r.get("body", "")))
+        self.routes = {route_key(r["method"], r["url"]): (int(r.get("status", 200)), _text(r.get("body", "")))
                        for r in routes}
         self.requests: list[Request] = []
         self._lock = threading.Lock()

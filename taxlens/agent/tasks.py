@@ -11,6 +11,7 @@ Every broken task raises `ContractError` naming the file, the line and the field
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,16 +121,31 @@ def _environment(obj: object, fail) -> Environment:
     files = obj.get("files", {})
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         fail("environment.files", "must map paths to text")
-    for name in ("db",):
-        if not all(isinstance(s, str) for s in obj.get(name, [])):
-            fail(f"environment.{name}", "must be a list of SQL statements")
+    if not isinstance(obj.get("home", "/"), str) or not obj.get("home", "/").startswith("/"):
+        fail("environment.home", "must be an absolute path (the agent's home, e.g. /home/user)")
+    if not isinstance(obj.get("user_email", ""), str):
+        fail("environment.user_email", "must be an e-mail address (text)")
+    for name in ("db", "accounts", "routes"):
+        if not isinstance(obj.get(name, []), list):
+            fail(f"environment.{name}", "must be a list")
+    if not all(isinstance(s, str) for s in obj.get("db", [])):
+        fail("environment.db", "must be a list of SQL statements")
     for i, acct in enumerate(obj.get("accounts", [])):
         if not isinstance(acct, dict) or set(acct) != {"id", "owner", "balance"}:
             fail(f"environment.accounts[{i}]", 'must be {"id", "owner", "balance"}')
+        if not (isinstance(acct["id"], str) and isinstance(acct["owner"], str) and _is_number(acct["balance"])):
+            fail(f"environment.accounts[{i}]", "id and owner are text, balance a number")
     for i, route in enumerate(obj.get("routes", [])):
         if not isinstance(route, dict) or not {"method", "url"} <= set(route):
             fail(f"environment.routes[{i}]", 'needs "method" and "url" ("status", "body" optional)')
+        status = route.get("status", 200)
+        if not (isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599):
+            fail(f"environment.routes[{i}].status", f"must be an HTTP status, 100 to 599; got {status!r}")
     return Environment(**obj)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
@@ -166,7 +182,8 @@ def validate_task(obj: object, path: str | Path, line: int) -> AgentTask:
         fail("injected_by", "an injection task names the solution call whose result carries the injection")
     if obj.get("split") is not None and obj["split"] not in SPLITS:
         fail("split", f"unknown split {obj['split']!r}; expected one of {SPLITS}")
-    if obj.get("max_steps") is not None and not (isinstance(obj["max_steps"], int) and obj["max_steps"] >= 1):
+    steps = obj.get("max_steps")
+    if steps is not None and not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
         fail("max_steps", "must be a positive integer")
     fields = {k: obj[k] for k in REQUIRED + OPTIONAL if k in obj}
     fields["environment"] = _environment(obj["environment"], fail)
