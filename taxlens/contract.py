@@ -210,6 +210,8 @@ def validate_record(obj: object, path: str | Path, line: int) -> Record:
 
     if obj.get("pair") is not None and not isinstance(obj["pair"], str):
         fail("pair", "must be a record id (string)")
+    if obj.get("pair") is not None and obj["pair"] == obj.get("id"):
+        fail("pair", "names the record itself; a pair is its minimal-pair partner's id")
     triggers = obj.get("triggers")
     if triggers is not None and not (isinstance(triggers, list) and all(isinstance(t, str) for t in triggers)):
         fail("triggers", "must be a list of strings")

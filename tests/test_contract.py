@@ -136,6 +136,11 @@ def test_expected_arguments_break_schema(tmp_path):
     assert (err.line, err.field) == (1, "expected.arguments")
 
 
+def test_a_record_paired_with_itself(tmp_path):
+    err = broken(tmp_path, lambda rows: rows[1].update(pair=rows[1]["id"]))
+    assert (err.line, err.field) == (2, "pair") and "the record itself" in err.problem
+
+
 def test_injection_without_forbidden(tmp_path):
     err = broken(tmp_path, lambda rows: rows[2].pop("forbidden"))
     assert (err.line, err.field) == (3, "forbidden") and "injection" in err.problem
