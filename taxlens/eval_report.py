@@ -289,7 +289,12 @@ def check_same_items(reports: dict[str, object], noun: str = "records") -> None:
         def ran_on(r) -> str:
             return f"{getattr(r, 'data', None) or getattr(r, 'tasks', '?')}, split {r.split or 'all'}"
 
+        def skipped(r) -> set:
+            return {u["id"] for u in (getattr(r, "meta", None) or {}).get("unrenderable") or []}
+
+        why = ("; compare runs of one file and split" if not (set(only_a) & skipped(b) or set(only_b) & skipped(a))
+               else "; some of them a run skipped as unrenderable (its meta.unrenderable): compare runs that take "
+                    "the same records, e.g. of a file without them")
         raise ReportError(f"{first} ({ran_on(a)}) and {path} ({ran_on(b)}) hold different {noun}: {len(only_a)} only "
                           f"in the first{' (' + ', '.join(only_a[:3]) + ')' if only_a else ''}, {len(only_b)} only "
-                          f"in the second{' (' + ', '.join(only_b[:3]) + ')' if only_b else ''}; compare runs of one "
-                          f"file and split")
+                          f"in the second{' (' + ', '.join(only_b[:3]) + ')' if only_b else ''}{why}")

@@ -79,6 +79,14 @@ def test_compare_refuses_runs_over_different_records_or_of_different_kinds(tmp_p
     err = capsys.readouterr().err
     assert f"{paths['test']} (d.jsonl, split test) and {paths['val']} (their_val.jsonl, split val)" in err
     assert "1 only in the first (l0), 1 only in the second (v0)" in err
+    skipping = json.loads(json.dumps(MINIMAL))
+    skipping["records"].pop(0)
+    skipping["meta"] = {"unrenderable": [{"id": "l0", "line": 1, "error": "the chat template raised: x"}]}
+    paths["skipping"] = tmp_path / "skipping.json"
+    paths["skipping"].write_text(json.dumps(skipping))
+    assert main(["compare", str(paths["test"]), str(paths["skipping"])]) == 2
+    assert "1 only in the first (l0), 0 only in the second; some of them a run skipped as unrenderable" in " ".join(
+        capsys.readouterr().err.split())
     assert main(["compare", str(paths["test"]), str(paths["test"]), "--steered", str(paths["agent"])]) == 2
     assert f"{paths['agent']} is an agent report" in capsys.readouterr().err
     run = tmp_path / "run"
