@@ -36,7 +36,8 @@ _PASSING = {408, 409, 429, 500, 502, 503, 504}
 
 def post_chat(client: httpx.Client, url: str, body: dict, what: str) -> httpx.Response:
     """POST `body` to `url`, retried after `RETRY_WAITS` (or the server's Retry-After, up to a minute) while it
-    meets a passing failure; the last response, or a ValueError naming `what` when no answer came."""
+    meets a passing failure; the last response, or a ValueError naming `what` when no answer came. A server that
+    takes the token limit only as `max_completion_tokens` (OpenAI's reasoning models) is asked again so."""
     waits = iter(RETRY_WAITS)
     while True:
         try:
@@ -46,11 +47,27 @@ def post_chat(client: httpx.Client, url: str, body: dict, what: str) -> httpx.Re
             if wait is None:
                 raise ValueError(f"{url}: no answer for {what} ({e})") from None
         else:
+            if "max_tokens" in body and _wants_completion_tokens(response):
+                body = {k: v for k, v in body.items() if k != "max_tokens"} | {
+                    "max_completion_tokens": body["max_tokens"]}
+                continue
             wait = next(waits, None) if response.status_code in _PASSING else None
             if wait is None:
                 return response
             wait = _retry_after(response, wait)
         time.sleep(wait)
+
+
+def _wants_completion_tokens(response: httpx.Response) -> bool:
+    """OpenAI's 400 for `max_tokens` on a model that takes only `max_completion_tokens`."""
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and error.get("param") == "max_tokens" and "max_completion_tokens" in str(
+        error.get("message"))
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:

@@ -318,6 +318,26 @@ def test_a_context_overflow_is_read_from_openais_and_vllms_answers(status, body,
     assert context_overflow(httpx.Response(status, json=body)) is overflow
 
 
+def test_a_server_that_takes_only_max_completion_tokens_is_asked_again_so():
+    from taxlens import endpoint
+
+    bodies = []
+
+    def serve(request):  # OpenAI's answer for a reasoning model, word for word
+        bodies.append(json.loads(request.content))
+        if "max_tokens" in bodies[-1]:
+            return httpx.Response(400, json={"error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                           "'max_completion_tokens' instead.", "type": "invalid_request_error",
+                "param": "max_tokens", "code": "unsupported_parameter"}})
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "hi"}}]})
+
+    with httpx.Client(transport=httpx.MockTransport(serve)) as client:
+        answer = endpoint.post_chat(client, "http://x/v1/chat/completions", {"model": "m", "max_tokens": 8}, "r1")
+    assert answer.status_code == 200
+    assert bodies == [{"model": "m", "max_tokens": 8}, {"model": "m", "max_completion_tokens": 8}]
+
+
 def test_a_passing_failure_is_retried_and_a_lasting_one_named(monkeypatch):
     from taxlens import endpoint
 
