@@ -26,10 +26,17 @@ def file_out(value: str) -> str:
     path = Path(value)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a folder; give a file path (e.g. {path / 'report.json'})")
-    above = next(p for p in path.absolute().parents if p.exists())
-    if not above.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
+    _check_writable(value, path)
     return value
+
+
+def _check_writable(value: str, path: Path) -> None:
+    """The nearest folder that exists at or above `path` must be one this process may write in."""
+    above = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not above.is_dir() and above != path.absolute():
+        raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK):  # the folder it goes in, or the file it replaces
+        raise argparse.ArgumentTypeError(f"{value}: this user may not write {'in ' if above.is_dir() else ''}{above}")
 
 
 def port(value: str) -> int:
@@ -59,9 +66,7 @@ def folder_out(value: str) -> str:
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a file; give a folder")
-    above = next(p for p in path.absolute().parents if p.exists())
-    if not above.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
+    _check_writable(value, path)
     return value
 
 
@@ -367,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ContractError, FileNotFoundError, ValueError) as e:
+    except (ContractError, OSError, ValueError) as e:  # OSError: a file that is missing, unreadable, not writable
         print(f"taxlens: error: {e}", file=sys.stderr)
         return 2
 

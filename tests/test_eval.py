@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -267,6 +268,28 @@ def test_an_output_path_that_cannot_be_written_stops_the_command_before_any_work
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --out: {out}" in err and problem in err
+
+
+def test_an_output_path_this_user_may_not_write_stops_the_command_and_so_does_an_unreadable_file(
+        tmp_path, capsys, monkeypatch):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))  # root may write
+    for command, out in ((["eval", "--data", str(DATA)], locked / "r.json"), (["probe", "--base", "a", "--defended",
+                                                                                "b", "--data", str(DATA)], locked)):
+        with pytest.raises(SystemExit):
+            main(command + ["--model", "m", "--out", str(out)])
+        assert f"this user may not write in {locked}" in capsys.readouterr().err
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(DATA))
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    assert main(["data", "check", str(DATA)]) == 2
+    assert f"taxlens: error: [Errno 13] Permission denied: '{DATA}'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--limit", "-5"), ("--max-new-tokens", "ten")])
