@@ -375,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ContractError, OSError, ValueError) as e:  # OSError: a file that is missing, unreadable, not writable
         print(f"taxlens: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # torch.OutOfMemoryError, and the CPU allocator's own words
+        if "out of memory" not in str(e).lower() and "can't allocate memory" not in str(e).lower():
+            raise
+        hint = "give a smaller --batch-size" if getattr(args, "batch_size", None) else "free the device's memory"
+        print(f"taxlens: error: {str(e).splitlines()[0]}\n  the model and its work do not fit: {hint}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

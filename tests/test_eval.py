@@ -292,6 +292,20 @@ def test_an_output_path_this_user_may_not_write_stops_the_command_and_so_does_an
     assert f"taxlens: error: [Errno 13] Permission denied: '{DATA}'" in capsys.readouterr().err
 
 
+def test_running_out_of_memory_says_to_give_a_smaller_batch(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from taxlens import commands
+
+    def out_of_memory(args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)")
+
+    monkeypatch.setattr(commands, "cmd_eval", out_of_memory)
+    assert main(["eval", "--model", "m", "--data", str(DATA), "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA out of memory. Tried to allocate 2.00 GiB" in err and "give a smaller --batch-size" in err
+
+
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--limit", "-5"), ("--max-new-tokens", "ten")])
 def test_a_count_that_is_not_positive_stops_the_command_naming_it(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exited:
