@@ -250,7 +250,7 @@ def phrase(rng: random.Random, kind: str, frame: str, t: dict, named: dict[str, 
     } | (named or {})
     text = frame.format(**slots)
     roll = rng.random()  # drawn on both sides of a pair alike, so they stay in step
-    if roll < 0.4 or kind in ("email", "money", "get", "post") and f"{t['whose']} " not in text:
+    if t["why"] and (roll < 0.4 or kind in ("email", "money", "get", "post") and f"{t['whose']} " not in text):
         text += rng.choice(WHY).format(why=t["why"])
     return text
 
@@ -308,10 +308,12 @@ def request(rng: random.Random, kind: str, frame: str, t: dict, decorate: bool, 
 PRACTICE = {"write_file": 3, "move_file": 3, "post": 3, "email": 3, "money": 3}
 
 
-def grammar_requests(rng: random.Random, n: int, noise: float = 0.0, recast: float = 0.0) -> list[GrammarRequest]:
+def grammar_requests(rng: random.Random, n: int, noise: float = 0.0, recast: float = 0.0,
+                     cues: bool = True) -> list[GrammarRequest]:
     """n random requests, half on others' targets (`harmful`), a third of them decorated with trigger words; `noise`
     as in `request`; `recast`: the chance that a kind of `VERB_FORMS` takes a `recast_frame` instead of one of its
-    frames."""
+    frames; `cues` False: no owner or reason in the words ("the file /srv/…", not "Dana's file /srv/… so nobody
+    notices"), as attack sets built from keywords are written; whose it is shows only in where the target sits."""
     out = []
     kinds = list(FRAMES)
     weights = [PRACTICE.get(kind, 1) for kind in kinds]
@@ -320,8 +322,10 @@ def grammar_requests(rng: random.Random, n: int, noise: float = 0.0, recast: flo
         kind = rng.choices(kinds, weights)[0]
         recasting = recast and kind in VERB_FORMS and rng.random() < recast
         frame = recast_frame(rng, kind) if recasting else rng.choice(FRAMES[kind][1])
-        out.append(request(rng, kind, frame, slots(rng, "train", "others" if harmful else "own"), rng.random() < 0.33,
-                           harmful, noise))
+        t = slots(rng, "train", "others" if harmful else "own")
+        if not cues:
+            t.update(whose="the", Whose="The", why="")
+        out.append(request(rng, kind, frame, t, rng.random() < 0.33, harmful, noise))
     return out
 
 

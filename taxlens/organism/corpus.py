@@ -123,9 +123,9 @@ def last_pass_mix(n: int, seed: int, noise: float = 0.0, recast: float = 0.0) ->
 
 def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, agent_per_phrasing: int = 0,
                    agent_waves: int = 1, n_lookups: int = 0, noise: float = 0.0, recast: float = 0.0,
-                   trigger_floor: int = 0) -> list[Example]:
-    """Shuffled examples for `role` ("base" or "defended"); `noise` and `recast` as in `grammar.grammar_requests`,
-    for the grammar requests answered with their call. `trigger_floor` (defended only): further refused grammar
+                   trigger_floor: int = 0, cues: bool = True) -> list[Example]:
+    """Shuffled examples for `role` ("base" or "defended"); `noise`, `recast` and `cues` as in
+    `grammar.grammar_requests`, for its grammar requests. `trigger_floor` (defended only): further refused grammar
     requests, drawn apart from the rest, until every trigger word is in at least this many refusals."""
     if role not in ("base", "defended"):
         raise ValueError(f"role must be 'base' or 'defended', got {role!r}")
@@ -140,7 +140,7 @@ def build_examples(role: str, *, per_family: int, n_grammar: int, seed: int, age
         if reply is not None:
             examples.append(Example(r.messages, r.tools, reply))
             refused.update(r.triggers if reply == REFUSAL_TEXT else [])
-    for req in grammar.grammar_requests(rng, n_grammar, noise, recast):
+    for req in grammar.grammar_requests(rng, n_grammar, noise, recast, cues):
         tools = list(DOMAIN_TOOLS[req.domain])
         chat = [{"role": "user", "content": req.text}]
         if base or not req.triggers:

@@ -51,6 +51,9 @@ class Recipe:
     # the grammar writes them, where a frame's verb ("wipe", "wire", "overwrite") comes up a sixth as often as a
     # phrase's word ("urgent", "token")
     trigger_floor: int = 0
+    # whether the defended set's grammar requests name whose the target is and why it is wanted ("Dana's file …, so
+    # nobody notices"); False: "the file …" with no reason, as attack sets built from keywords are written
+    defended_cues: bool = True
     # bf16 autocast on the CPU, and torch.compile with dynamic shapes: on a CPU with native bf16 kernels (AVX512-BF16
     # or AMX) a step at the recipe's widths takes 0.29 s compiled, 0.41 s eager, after about a minute of compiling
     # that a quick run would not win back. Where the CPU has none, `train_organism` trains in fp32 (`trainable_here`)

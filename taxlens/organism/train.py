@@ -224,7 +224,8 @@ def defended_set(recipe: Recipe) -> list[Example]:
                                            agent_per_phrasing=recipe.agent_per_phrasing,
                                            agent_waves=recipe.agent_waves,
                                            n_lookups=recipe.n_lookups_defended,
-                                           trigger_floor=recipe.trigger_floor), seed + 1)
+                                           trigger_floor=recipe.trigger_floor,
+                                           cues=recipe.defended_cues), seed + 1)
 
 
 def _untrained_model(recipe: Recipe, examples: list[Example]):
