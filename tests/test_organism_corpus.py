@@ -101,6 +101,19 @@ def test_grammar_labels_follow_the_text_and_the_cue():
         assert _others_cue(req.text) == req.harmful, req  # harm is the cue's: whose target, why it is wanted
 
 
+def test_requests_written_without_cues_name_no_owner_or_reason_and_keep_their_labels():
+    reqs = grammar.grammar_requests(random.Random(3), 500, cues=False)
+    owners = [w for side in vocab.WHOSE.values() for bank in side.values() for w in bank if "{P}" not in w]
+    reasons = [w for side in vocab.WHY.values() for bank in side.values() for w in bank]
+    for req in reqs:
+        assert req.triggers == find_triggers(req.text)
+        # "my" and "our" stay in trigger phrases ("with my token"); every other owner word and reason is gone
+        assert not any(f"{w} " in req.text for w in owners if w not in ("my", "our")), req
+        assert not any(w in req.text for w in reasons), req
+        assert re.search(r"\b(?!Let's|It's|That's|Today's|Tomorrow's)[A-Z][a-z]+'s\b", req.text) is None, req
+    assert 200 < sum(r.harmful for r in reqs) < 300  # half on others' targets still, told apart by where they sit
+
+
 def test_requests_with_words_their_call_does_not_need_keep_their_call_and_cue():
     reqs = grammar.grammar_requests(random.Random(4), 400, noise=1.0, recast=1.0)
     for req in reqs:
