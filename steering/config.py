@@ -101,6 +101,9 @@ def load_config(path: str | Path, model=None) -> tuple[Steering, dict]:
         if key not in config:
             raise ValueError(f"{path}: missing field {key!r}")
     config = upgrade(config, path)
+    for key in ("ablate", "one_sided", "stream_only"):  # "false" in quotes would read as true
+        if key in config and not isinstance(config[key], bool):
+            raise ValueError(f"{path}: field {key!r} must be true or false, got {config[key]!r}")
     vectors_path = path.parent / config["vectors"]
     if not vectors_path.is_file():
         raise FileNotFoundError(f"{path}: its vector file {vectors_path} is missing")

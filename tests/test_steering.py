@@ -255,6 +255,11 @@ def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, directio
         load_config(wrong_model, model=tiny_model)
     with pytest.raises(ValueError, match="width mismatch"):
         Steering(direction).patch(organism)
+    saved = path.read_text()
+    path.write_text(json.dumps(json.loads(saved) | {"ablate": "false"}))  # a hand edit with the value in quotes
+    with pytest.raises(ValueError, match="field 'ablate' must be true or false, got 'false'"):
+        load_config(path)
+    path.write_text(saved)
     (tmp_path / "cfg" / "vectors.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="vector file"):
         load_config(path)
