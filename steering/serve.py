@@ -16,6 +16,7 @@ p_harmful=0.0312` (`ablate`, `add` or `none`), which clients may ignore. Binds 1
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import uuid
 from contextlib import nullcontext
@@ -70,7 +71,8 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
     @app.middleware("http")
     async def check_key(request: Request, call_next):
         if api_key and request.url.path.startswith("/v1/"):
-            if request.headers.get("authorization") != f"Bearer {api_key}":
+            sent = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(sent, f"Bearer {api_key}".encode()):  # in time that does not leak the key
                 return ApiError(401, "invalid or missing API key (send Authorization: Bearer <key>)", None,
                                 "invalid_api_key", "authentication_error").response()
         return await call_next(request)
