@@ -257,17 +257,18 @@ def _merge_adapter(hf, source: ModelSource):
 
 
 def _adapter_vocab_rows(folder: Path, hf) -> int | None:
-    """How many token rows the adapter's saved embedding holds (PEFT saves the embedding when training resized it),
-    or None when it saves none."""
+    """How many token rows the adapter's saved embedding or unembedding holds (PEFT saves them when training resized
+    the vocabulary), or None when it saves neither."""
     from safetensors import safe_open
 
     weights = folder / "adapter_model.safetensors"
-    embedding = next(name for name, m in hf.named_modules() if m is hf.get_input_embeddings()).split(".")[-1]
     if not weights.is_file():
         return None
+    ends = {hf.get_input_embeddings(), hf.get_output_embeddings()}
+    names = {name.split(".")[-1] for name, m in hf.named_modules() if m in ends}
     with safe_open(str(weights), "pt") as f:
         rows = [f.get_slice(k).get_shape()[0] for k in f.keys()
-                if f".{embedding}." in k and k.endswith(".weight") and "lora_" not in k]
+                if any(f".{n}." in k for n in names) and k.endswith(".weight") and "lora_" not in k]
     return max(rows, default=None)
 
 
