@@ -92,10 +92,11 @@ def drops_tools(tokenizer) -> bool:
         return False
 
 
-def check_tool_role(tokenizer, model: str, tool_role: str | None = None) -> None:
+def check_tool_role(tokenizer, model: str, tool_role: str | None = None, *, every_turn: bool = False) -> None:
     """Raise when the chat template renders nothing of a tool result in `tool_role` (default `tool`): Qwen 2.5's
     and others' skip a role they do not know, and an injection the model is never shown makes a low ASR look like
-    a defence. A template that raises on the probe conversation is named where a record is rendered."""
+    a defence. A template that raises on a tool result is named where a record is rendered, or here when
+    `every_turn` (an agent's every step after the first holds one)."""
     role, marker = tool_role or "tool", "Xq7 tool result Zv9"
     chat = [{"role": "user", "content": "Read notes.txt."},
             {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
@@ -103,7 +104,10 @@ def check_tool_role(tokenizer, model: str, tool_role: str | None = None) -> None
             {"role": role, "tool_call_id": "call00001", "name": "read_file", "content": marker}]
     try:
         prompt = render_messages(tokenizer, chat, schemas_for(["read_file"]))
-    except ValueError:
+    except ValueError as e:
+        if every_turn:
+            raise ValueError(f"the chat template of {model} cannot render a tool result in role {role!r} ({e}); "
+                             f"give --tool-role the role it keeps for them") from None
         return
     if marker not in prompt:
         raise ValueError(f"the chat template of {model} renders nothing of a message in role {role!r}: tool results "

@@ -170,5 +170,9 @@ def test_a_tool_role_the_template_skips_is_named_before_anything_runs(tiny_model
         with pytest.raises(ValueError, match="tool results .* would never reach the model"):
             start()
     create_app(served), ModelPolicy(served)  # its own `tool` role renders
+    raising = load_serving_model(_with_template(tiny_model_dir, tmp_path / "r", NO_TOOL_ROLE))
+    with pytest.raises(ValueError, match="cannot render a tool result in role 'tool' .*no tool role"):
+        ModelPolicy(raising)  # an agent's second step would stop the run there
+    create_app(raising), ModelPolicy(raising, tool_role="input")  # served, each such request is a 400
     assert main(["eval", "--model", model, "--data", str(DATA), "--split", "test", "--max-new-tokens", "2",
                  "--out", str(out)]) == 0

@@ -137,7 +137,7 @@ class ModelPolicy:
         from taxlens.generation import check_passed_to
 
         check_passed_to(model, steering, passed_to)
-        check_tool_role(model.tokenizer, model.name, tool_role)  # every step after the first reads a tool result
+        check_tool_role(model.tokenizer, model.name, tool_role, every_turn=True)
         self.model, self.max_new_tokens, self.batch_size = model, max_new_tokens, batch_size
         self.name, self.tool_role, self.steering, self.passed_to = model.name, tool_role, steering, passed_to
         self.gate_readings: list[tuple[float, str] | None] = []
