@@ -193,8 +193,15 @@ class Steering:
         if self.write_targets is not None and len(self.write_targets) != 1 + 2 * backend.n_layers:
             raise ValueError(f"write_targets has {len(self.write_targets)} entries; a {backend.n_layers}-layer model "
                              f"has {1 + 2 * backend.n_layers} residual writes")
+        if getattr(backend.model, "_taxlens_steered", False):  # a notebook cell run twice would stack the edits
+            raise ValueError("this model is already steered: a handle from an earlier patch() is still attached; "
+                             "remove it first (handle.remove()), or steer inside `with steering.apply(model):`")
         handle = SteeringHandle(self, backend)
-        handle.attach()
+        try:
+            handle.attach()
+        except BaseException:  # no half-attached edit, nor a model marked steered, left behind
+            handle.remove()
+            raise
         return handle
 
 
@@ -260,10 +267,13 @@ class SteeringHandle:
 
     def _hook(self, site, layer, fn) -> None:
         self._removers.append(self.backend.register(site, layer, fn))
+        self.backend.model._taxlens_steered = True
 
     def remove(self) -> None:
         for remove in self._removers:
             remove()
+        if self._removers:
+            self.backend.model._taxlens_steered = False
         self._removers = []
 
     def _track(self, embed: torch.Tensor) -> torch.Tensor:

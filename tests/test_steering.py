@@ -52,12 +52,17 @@ def test_ablation_leaves_no_projection_at_any_layer(tiny_model, prompts, directi
     assert ablated < 1e-4 * plain
 
 
-def test_handle_removes_its_hooks(tiny_model, prompts, direction):
+def test_handle_removes_its_hooks_and_a_second_patch_is_refused_until_it_does(tiny_model, prompts, direction):
     plain = _forward(tiny_model, prompts)
     handle = Steering(direction).patch(tiny_model)
-    assert not torch.allclose(_forward(tiny_model, prompts), plain)
+    steered = _forward(tiny_model, prompts)
+    assert not torch.allclose(steered, plain)
+    with pytest.raises(ValueError, match="already steered"):  # a notebook cell run twice
+        Steering(direction, coefficient=4.0, add_layer=1, ablate=False).patch(tiny_model)
+    assert torch.equal(_forward(tiny_model, prompts), steered)
     handle.remove()
     assert torch.equal(_forward(tiny_model, prompts), plain)
+    Steering(direction).patch(tiny_model).remove()
 
 
 @pytest.mark.parametrize("gate_reads", [None, (0,), (0, 1)])
