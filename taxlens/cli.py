@@ -21,8 +21,8 @@ CLIENT_KEY_HELP = f"with --endpoint: sent as Authorization: Bearer KEY (default:
 
 
 def file_out(value: str) -> str:
-    """`--out` for a file, checked before any work is done (a run can take an hour): not an existing folder, and under
-    a folder, not a file."""
+    """`--out` for a file, checked before any work is done (a run can take an hour): not an existing folder, under a
+    folder, not a file, and where this user may write."""
     path = Path(value)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a folder; give a file path (e.g. {path / 'report.json'})")
@@ -31,7 +31,8 @@ def file_out(value: str) -> str:
 
 
 def _check_writable(value: str, path: Path) -> None:
-    """The nearest folder that exists at or above `path` must be one this process may write in."""
+    """Whatever exists nearest at or above `path` (the file it replaces, or the folder it goes in) must be a folder or
+    the file itself, and writable by this user."""
     above = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     if not above.is_dir() and above != path.absolute():
         raise argparse.ArgumentTypeError(f"{value}: {above} is a file, not a folder")
