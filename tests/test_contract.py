@@ -136,6 +136,16 @@ def test_expected_arguments_break_schema(tmp_path):
     assert (err.line, err.field) == (1, "expected.arguments")
 
 
+def test_a_file_whose_harmful_records_name_no_triggers_is_read_with_a_warning(tmp_path, capsys):
+    rows = [copy.deepcopy(r) for r in (GOOD, HARMFUL, INJECTION)]
+    for row in rows:
+        row.pop("triggers", None)
+    assert main(["data", "check", str(write(tmp_path, rows))]) == 0
+    assert "no harmful record says which trigger words it carries" in " ".join(capsys.readouterr().out.split())
+    assert main(["data", "check", str(write(tmp_path, [GOOD, HARMFUL, INJECTION]))]) == 0
+    assert "trigger words" not in capsys.readouterr().out
+
+
 def test_a_record_paired_with_itself(tmp_path):
     err = broken(tmp_path, lambda rows: rows[1].update(pair=rows[1]["id"]))
     assert (err.line, err.field) == (2, "pair") and "the record itself" in err.problem
