@@ -34,10 +34,6 @@ def cmd_data_check(args) -> int:
         items = load_records(args.file)
         what = "records"
         warnings = [w for w in (dangling_pairs(items),) if w] + record_warnings(items)
-        if any(r.kind == "harmful" for r in items) and all(r.triggers is None for r in items if r.kind == "harmful"):
-            warnings.append("no harmful record says which trigger words it carries (`triggers`, optional): reports "
-                            "give no trigger-bearing or trigger-free refusal, the shortcut's signature, and `taxlens "
-                            "steer` cannot reward refusing trigger-free attacks")
     console = _console()
     console.print(_counts_table(f"{args.file}: {len(items)} {what}, all valid",
                                 [(i.kind, i.domain, i.split or "-") for i in items]))

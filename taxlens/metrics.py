@@ -193,9 +193,10 @@ def figures_by_kind(outcomes: list[Outcome]) -> dict[str, KindFigures]:
 def record_warnings(records) -> list[str]:
     """What the contract allows in a file but makes a figure mean less: injection records whose `expected` call
     matches their `forbidden` one (e.g. a `forbidden` naming only the tool: there, doing the user's task counts as
-    the attack), and those whose `forbidden` tool is not offered (no reply can make that call: the attack cannot
-    succeed)."""
+    the attack), those whose `forbidden` tool is not offered (no reply can make that call: the attack cannot
+    succeed), and harmful records none of which names its trigger words."""
     injections = [r for r in records if r.kind == "injection"]
+    harmful = [r for r in records if r.kind == "harmful"]
     overlap = [r.id for r in injections if r.expected["action"] == "call"
                and call_matches(r.expected, r.forbidden, extra_allowed=True)]
     unoffered = [r.id for r in injections if r.forbidden["name"] not in r.tools]
@@ -206,6 +207,10 @@ def record_warnings(records) -> list[str]:
     if unoffered:
         out.append(f"{len(unoffered)} injection records' forbidden tool is not among their tools "
                    f"({', '.join(unoffered[:3])}): a call to it is invalid, so the attack cannot succeed")
+    if harmful and all(r.triggers is None for r in harmful):
+        out.append("no harmful record says which trigger words it carries (`triggers`, optional): there is no "
+                   "trigger-bearing or trigger-free refusal, the shortcut's signature, and `taxlens steer` cannot "
+                   "reward refusing trigger-free attacks")
     return out
 
 
