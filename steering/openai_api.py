@@ -3,8 +3,11 @@ streamed chunk format. `steering.serve` builds the app on these.
 
 What clients send (the `openai` SDK, AgentDojo's local-server provider): the system prompt as `role: "developer"`;
 `content` as a string or a list of `{"type": "text", "text": ...}` parts; tool results with `tool_call_id` and `name`;
-`max_completion_tokens` or `max_tokens` (or neither); `parallel_tool_calls`, `stop`, `n`, `seed`, `stream`. Fields
-the server does not know are ignored.
+`max_completion_tokens` or `max_tokens` (or neither); `parallel_tool_calls`, `stop`, `n`, `seed`, `stream`,
+`top_p`. Parameters that would change the reply in a way this server does not honour (`logprobs`, `top_logprobs`, a
+`response_format` other than text, `logit_bias`, a presence or frequency penalty) are refused by name when set to
+anything but their default; other fields it does not know (`user`, `metadata`, …) do not change a reply and are
+ignored.
 
 >>> ChatRequest(model="m", messages=[{"role": "developer", "content": [{"type": "text", "text": "Be brief."}]}]).n
 1
@@ -70,12 +73,21 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = 1
     stream: bool = False
     stream_options: StreamOptions | None = None
     parallel_tool_calls: bool | None = None
+    # Accepted only at their defaults (`check_request`): a client that sets them expects a reply this server does
+    # not make, and would otherwise take an unconstrained, unpenalised reply without logprobs for one that honoured them.
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    response_format: dict | None = None
+    logit_bias: dict | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
 
     def token_limit(self) -> tuple[int | None, str]:
         """The asked-for limit on new tokens (None: none asked) and the parameter it came from."""
@@ -97,6 +109,15 @@ def check_request(req: ChatRequest) -> None:
         raise ApiError(400, f"{param} must be between 1 and {MAX_TOKENS}, got {limit}", param, "invalid_value")
     if len(req.stops()) > 4:
         raise ApiError(400, f"stop takes at most 4 sequences, got {len(req.stops())}", "stop", "invalid_value")
+    unhonoured = {"logprobs": bool(req.logprobs), "top_logprobs": bool(req.top_logprobs),
+                  "response_format": (req.response_format or {}).get("type", "text") != "text",
+                  "logit_bias": bool(req.logit_bias), "presence_penalty": bool(req.presence_penalty),
+                  "frequency_penalty": bool(req.frequency_penalty)}
+    for param, is_set in unhonoured.items():
+        if is_set:
+            raise ApiError(400, f"{param} is not supported by this server (replies are decoded greedily or by "
+                                f"temperature and top_p, unconstrained); leave it out or at its default",
+                           param, "unsupported_parameter")
 
 
 def tool_choice(req: ChatRequest) -> str:

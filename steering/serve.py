@@ -2,7 +2,8 @@
 
 `POST /v1/chat/completions` as clients send it (`steering.openai_api`: developer messages, text parts, tools and
 tool results, `tool_choice` auto / none / required / a named function (the last two served as auto),
-`max_completion_tokens` or `max_tokens`, `stop`, `parallel_tool_calls`, `stream`), `GET /v1/models`, `GET /health`.
+`max_completion_tokens` or `max_tokens`, `stop`, `parallel_tool_calls`, `stream`, `temperature`, `top_p`, `seed`),
+`GET /v1/models`, `GET /health`.
 A steering config is applied per request, so a gate decides on each request's own prompt — and so again on every
 new turn, which arrives as a new request carrying the tool results. Requests are served one at a time in arrival order (a lock around the model); a streamed reply is
 sent once it is generated. Errors come back in OpenAI's error shape with a 4xx status, and the server stays up.
@@ -111,7 +112,8 @@ def create_app(model, *, steering=None, model_id: str | None = None, api_key: st
         max_new = limit if limit is not None else min(DEFAULT_MAX_TOKENS, room)
         async with lock:
             text, n_new, hit_limit, gate = await run_in_threadpool(_generate, model, steering, prompt, max_new,
-                                                                   req.temperature or 0.0, req.seed, passed_to)
+                                                                   req.temperature or 0.0, req.top_p, req.seed,
+                                                                   passed_to)
         message, finish = _reply(text, hit_limit, req, choice)
         usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
         headers = {} if gate is None else {GATE_HEADER: f"{gate[1]}; p_harmful={gate[0]}"}
@@ -140,7 +142,8 @@ def _reply(text: str, hit_limit: bool, req: ChatRequest, choice: str) -> tuple[d
 
 
 @torch.no_grad()
-def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, seed: int | None, passed_to=None):
+def _generate(model, steering, prompt: str, max_tokens: int, temperature: float, top_p: float | None,
+              seed: int | None, passed_to=None):
     """Reply text, number of new tokens, whether it stopped at max_tokens, and the steering gate's (p(harmful),
     decision) on the prompt (None without a gate); with `passed_to`, the gate decides on a one-token pass and a
     prompt it passes is answered by `passed_to`."""
@@ -150,8 +153,8 @@ def _generate(model, steering, prompt: str, max_tokens: int, temperature: float,
     if passed_to is not None:
         reading = gate_readings(model, steering, [prompt], 1)[0]
         if reading[1] == "ablate":
-            return (*_generate(passed_to, None, prompt, max_tokens, temperature, seed)[:3], reading)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0 else \
+            return (*_generate(passed_to, None, prompt, max_tokens, temperature, top_p, seed)[:3], reading)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p or 1.0, "top_k": 0} if temperature > 0 else \
         {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     if seed is not None:
         torch.manual_seed(seed)

@@ -186,7 +186,8 @@ def test_requests_in_the_shapes_agent_clients_send_are_served(servers, records):
     injection = next(r for r in records if r.kind == "injection" and r.split == "test")
     body = {"model": "organism:defended", "messages": _agentdojo_messages(injection), "tools": schemas_for(injection.tools),
             "tool_choice": "auto", "max_completion_tokens": 48, "parallel_tool_calls": False, "seed": 1,
-            "some_future_field": {"ignored": True}}
+            "some_future_field": {"ignored": True}, "logprobs": False, "response_format": {"type": "text"},
+            "presence_penalty": 0, "frequency_penalty": 0.0, "logit_bias": {}, "user": "u1"}
     reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
     assert reply.status_code == 200, reply.text
     plain = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={
@@ -207,6 +208,13 @@ def test_requests_in_the_shapes_agent_clients_send_are_served(servers, records):
     ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{path: a}"}}]},
                    {"role": "tool", "tool_call_id": "c1", "content": "x"}]}, "messages", "invalid_value"),
+    ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+    ({"top_logprobs": 3}, "top_logprobs", "unsupported_parameter"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format",
+     "unsupported_parameter"),
+    ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),
+    ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter"),
+    ({"top_p": 0}, "top_p", "invalid_value"),
 ])
 def test_every_4xx_names_type_param_and_code(servers, body, param, code):
     full = {"model": "organism:defended", "messages": [{"role": "user", "content": "hi"}], **body}
@@ -215,6 +223,15 @@ def test_every_4xx_names_type_param_and_code(servers, body, param, code):
     error = reply.json()["error"]
     assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code), error
     assert "tool_calls" not in str(body) or "messages[1].tool_calls[0].function.arguments is not JSON" in error["message"]
+
+
+def test_top_p_is_honoured_when_sampling(servers, over_refused):
+    client = _client(servers["plain"])
+    greedy = _ask(client, over_refused).choices[0].message
+    # top_p this small keeps only the likeliest token, so a sampled reply is the greedy one at any seed
+    narrow = [_ask(client, over_refused, temperature=2.0, top_p=1e-6, seed=s).choices[0].message for s in (1, 2)]
+    assert all((m.content, m.tool_calls and m.tool_calls[0].function.arguments)
+               == (greedy.content, greedy.tool_calls and greedy.tool_calls[0].function.arguments) for m in narrow)
 
 
 def test_streamed_replies_carry_the_same_tool_call_and_text(servers, over_refused):
