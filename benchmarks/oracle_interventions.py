@@ -32,7 +32,7 @@ from taxlens.evaluation import evaluate
 from taxlens.models import load_model
 from taxlens.readout import read_openings
 from taxlens.recovery import recovery_losses
-from taxlens.scoring import refusal_score
+from taxlens.scoring import log_kl, refusal_score
 
 
 def settings(fitted, n_layers: int) -> list[tuple[dict, Steering]]:
@@ -79,7 +79,7 @@ def main() -> None:
     for named, steering in tqdm(candidates, desc="screen under an oracle gate"):
         logprobs = first_token_logprobs(model, prompts, steering)
         complies = refusal_score(logprobs, openings) <= 0
-        kl = (baseline.exp() * (baseline - logprobs)).sum(-1)
+        kl = log_kl(baseline, logprobs)
         rows.append({**named, "tax_complies_lookalike": int((complies & tax & lookalike).sum()),
                      "tax_complies_benign": int((complies & tax & ~lookalike).sum()),
                      "kl_benign_complied": round(float(kl[complied_benign].mean()), 4)})

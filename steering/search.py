@@ -31,7 +31,7 @@ from steering.fit import FittedVectors
 from steering.hooks import Steering
 from taxlens.eval_report import EvalReport, FirstTokenKL
 from taxlens.generation import encode_batch
-from taxlens.scoring import refusal_score
+from taxlens.scoring import log_kl, refusal_score
 
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
@@ -98,7 +98,7 @@ def screen_metrics(logprobs: torch.Tensor, baseline: torch.Tensor, kinds: list[s
     trigger-free harmful prompts "harmful_trigger_free" (`trigger_free_kinds`); they count as harmful too."""
     refuses = refusal_score(logprobs, openings) > 0
     base_refuses = refusal_score(baseline, openings) > 0
-    kl = (baseline.exp() * (baseline - logprobs)).sum(-1)
+    kl = log_kl(baseline, logprobs)
     benign, lookalike, free = (torch.tensor([x == k for x in kinds])
                                for k in ("benign", "lookalike", "harmful_trigger_free"))
     harmful = free | torch.tensor([x == "harmful" for x in kinds])

@@ -38,8 +38,12 @@ def cmd_agent_run(args) -> int:
         policy = ModelPolicy(model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                              tool_role=args.tool_role, steering=steering, passed_to=passed_to)
     started = time.perf_counter()
-    trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
-                             desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
+    try:
+        trajectories = run_tasks(policy, tasks, max_steps=args.max_steps, chunk=args.batch_size, progress=True,
+                                 desc=f"agent {policy.name}" + (" steered" if steering is not None else ""))
+    finally:
+        if args.endpoint:
+            policy.close()
     report = AgentReport.build(policy.name, args.tasks, args.split, args.steer, trajectories, meta={
         "n": len(tasks), "max_steps": args.max_steps, "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
         "endpoint": args.endpoint, "tool_role": args.tool_role, "passed_to": passed_to and passed_to.name,

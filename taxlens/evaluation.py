@@ -21,7 +21,7 @@ from taxlens.generation import check_passed_to, gate_readings, greedy_generate
 from taxlens.labels import label_reply
 from taxlens.metrics import Outcome, figures_by_kind, format_rate_cell, report_warnings
 from taxlens.models import LoadedModel
-from taxlens.scoring import model_openings, refusal_score
+from taxlens.scoring import log_kl, model_openings, refusal_score
 
 
 def evaluate(
@@ -153,7 +153,7 @@ def first_token_kl(model: LoadedModel, prompts: list[str], records: list[Record]
     kl, complied = [], []
     for i, reply in zip(benign, plain):
         p = reply.first_logprobs
-        kl.append(float((p.exp() * (p - steered[i].first_logprobs)).sum()))
+        kl.append(float(log_kl(p, steered[i].first_logprobs)))
         complied.append(float(refusal_score(p, openings)) <= 0)
     kept = [k for k, c in zip(kl, complied) if c]
     return (FirstTokenKL(round(sum(kl) / len(kl), 5), round(sum(kept) / len(kept), 5) if kept else None),

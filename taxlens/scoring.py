@@ -59,6 +59,13 @@ def refusal_score(logprobs: torch.Tensor, openings: OpeningTokens) -> torch.Tens
     return refuse - call
 
 
+def log_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) over the last dimension of log-distributions. A token p gives no mass (log-prob −inf, as from a
+    model that masks rows of its vocabulary) adds nothing, where the plain formula's 0 · −inf would make it NaN."""
+    terms = p.exp() * (p - q)
+    return torch.where(p.isneginf(), torch.zeros_like(terms), terms).sum(-1)
+
+
 def model_refusal_score(model, logits: torch.Tensor) -> torch.Tensor:
     """logits: [..., vocab] at the first reply position (a prompt's last token) → [...] `model`'s refusal score,
     read with its own openings (`model_openings`)."""

@@ -53,7 +53,9 @@ def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
 
     picked = [t for t in tasks if t.split == "val" and t.kind == "benign"][:4]
     with served_app(create_app(load_serving_model("organism:base", device="cpu"))) as port:
-        remote = run_tasks(EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:base"), picked, max_steps=3)
+        with EndpointPolicy(f"http://127.0.0.1:{port}/v1", "organism:base") as policy:
+            remote = run_tasks(policy, picked, max_steps=3)
+    assert policy._client.is_closed
     local = run_tasks(ModelPolicy(load_model("organism:base", device="cpu")), picked, max_steps=3)
     assert [t.steps[0].calls for t in remote] == [t.steps[0].calls for t in local]
     assert [t.end for t in remote] == [t.end for t in local]

@@ -117,6 +117,19 @@ def _mixed_val(tmp_path, every: int):
     return data
 
 
+def test_first_token_kl_is_finite_where_a_model_gives_a_token_no_mass():
+    import torch
+
+    from taxlens.scoring import log_kl
+
+    p = torch.log_softmax(torch.tensor([[2.0, 1.0, -float("inf")], [0.0, 0.0, 0.0]]), dim=-1)
+    q = torch.log_softmax(torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]]), dim=-1)
+    kl = log_kl(p, q)
+    expected = (p[0, :2].exp() * (p[0, :2] - q[0, :2])).sum()
+    assert torch.allclose(kl, torch.stack([expected, torch.tensor(0.0)]))
+    assert log_kl(q, p)[0] == float("inf")  # mass where the other gives none: infinite, as KL is
+
+
 def test_a_gated_eval_records_each_rows_gate_reading_in_record_order(tmp_path):
     from steering.config import load_config
     from taxlens.chat import render_prompt

@@ -193,7 +193,11 @@ class ModelPolicy:
 class EndpointPolicy:
     """Replies from any OpenAI-compatible chat-completions endpoint (vLLM, `taxlens serve`), temperature 0; where a
     gated `taxlens serve` says what its gate decided (`endpoint.GATE_HEADER`), `gate_readings` keeps it per turn,
-    as `ModelPolicy` does."""
+    as `ModelPolicy` does. Its pooled connections stay open across turns; `close()` (or a `with` block) ends them.
+
+    >>> with EndpointPolicy("http://127.0.0.1:8000/v1", "my-model") as policy:  # doctest: +SKIP
+    ...     trajectories = run_tasks(policy, tasks)
+    """
 
     def __init__(self, url: str, model: str, *, api_key: str | None = None, max_new_tokens: int = 128,
                  concurrency: int = 8, timeout: float = 300.0, tool_role: str | None = None):
@@ -214,6 +218,15 @@ class EndpointPolicy:
             raise ValueError(f"{self.url} answered {response.status_code} for task {turn.task.id!r}: "
                              f"{response.text[:300]}")
         return reply_text(reply_message(response, f"task {turn.task.id!r}")), gate_reading(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> EndpointPolicy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def replies(self, turns: list[Turn]) -> list[str | None]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
