@@ -141,11 +141,15 @@ def check_call_ids(messages: list[dict], fail) -> None:
             fail(f"messages[{i}].tool_call_id", f"{answered!r} answers no call made before it (ids: {sorted(made)})")
 
 
+ARRAY_HINT = "a JSON array? JSON Lines holds one record per line: `jq -c '.[]' FILE > FILE.jsonl`"
+
+
 def check_head(obj: object, required: tuple[str, ...], fail, what: str) -> None:
     """What every line of a contract file needs: a JSON object with the `required` keys, a non-empty string id, a
     known domain and kind."""
     if not isinstance(obj, dict):
-        fail(what, f"must be a JSON object, got {type(obj).__name__}")
+        hint = f" ({ARRAY_HINT})" if isinstance(obj, list) else ""
+        fail(what, f"must be a JSON object, got {type(obj).__name__}{hint}")
     for key in required:
         if key not in obj:
             fail(key, "missing (required)")
@@ -257,7 +261,7 @@ def read_validated(path: str | Path, validate, noun: str = "record") -> list:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
-            hint = {"[": "a JSON array? JSON Lines holds one record per line: `jq -c '.[]' FILE > FILE.jsonl`",
+            hint = {"[": ARRAY_HINT,
                     "{": "a record spread over lines? JSON Lines holds one record per line: `jq -c . FILE > "
                          "FILE.jsonl`"}.get(text.strip()) if not items else None
             raise ContractError(path, line_no, "<json>", f"not valid JSON: {e.msg} at column {e.colno}"

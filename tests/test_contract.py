@@ -193,6 +193,7 @@ def test_an_injection_whose_forbidden_tool_is_not_offered_is_read_with_a_warning
 
 
 @pytest.mark.parametrize("text, hint", [(lambda rows: json.dumps(rows, indent=1), "a JSON array?"),
+                                        (lambda rows: json.dumps(rows), "a JSON array?"),
                                         (lambda rows: json.dumps(rows[0], indent=1), "a record spread over lines?")])
 def test_a_json_array_or_a_pretty_printed_record_says_what_json_lines_wants(tmp_path, text, hint):
     path = tmp_path / "set.json"
