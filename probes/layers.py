@@ -23,7 +23,7 @@ from probes.linear import LinearProbe, cross_validated
 from taxlens.metrics import wilson
 
 CONCEPTS = ("harm", "refusal", "trigger")
-_KIND_PAIRS = {"harm": ("harmful", "lookalike"), "trigger": ("lookalike", "benign")}
+KIND_PAIRS = {"harm": ("harmful", "lookalike"), "trigger": ("lookalike", "benign")}
 
 
 def check_aligned(a: ActivationStore, b: ActivationStore) -> None:
@@ -34,10 +34,12 @@ def check_aligned(a: ActivationStore, b: ActivationStore) -> None:
         raise ValueError(f"{a.dir} and {b.dir} differ in hooks or positions")
 
 
-def concept_labels(labels_from: ActivationStore, concept: str, split: str | None = None) -> tuple[list[int], np.ndarray]:
-    """Rows of one split and their 0/1 labels for `concept`; refusal labels come from `labels_from`'s scores."""
-    if concept in _KIND_PAIRS:
-        positive, negative = _KIND_PAIRS[concept]
+def concept_labels(labels_from: ActivationStore, concept: str, split: str | None = None, *,
+                   both_classes: bool = True) -> tuple[list[int], np.ndarray]:
+    """Rows of one split and their 0/1 labels for `concept`; refusal labels come from `labels_from`'s scores.
+    Raises when a class is empty unless `both_classes` is False (`scoring_problem` then says what is short)."""
+    if concept in KIND_PAIRS:
+        positive, negative = KIND_PAIRS[concept]
         rows = labels_from.select(kinds=(positive, negative), split=split)
         y = np.array([labels_from.records[i]["kind"] == positive for i in rows], dtype=int)
     elif concept == "refusal":
@@ -45,10 +47,23 @@ def concept_labels(labels_from: ActivationStore, concept: str, split: str | None
         y = (labels_from.refusal_scores(rows) > 0).numpy().astype(int)
     else:
         raise ValueError(f"unknown concept {concept!r}; choose one of {CONCEPTS}")
-    if len(rows) == 0 or y.min() == y.max():
+    if both_classes and (len(rows) == 0 or y.min() == y.max()):
         raise ValueError(f"concept {concept!r} on split {split!r}: one class is empty "
                          f"({int(y.sum()) if len(rows) else 0} positive of {len(rows)} rows)")
     return rows, y
+
+
+CLASS_NAMES = {"harm": ("harmful", "lookalike"), "trigger": ("lookalike", "benign"),
+               "refusal": ("refused by the defended model", "complied with")}
+
+
+def scoring_problem(concept: str, y: np.ndarray, folds: int = 5) -> str | None:
+    """Why rows labelled `y` for `concept` cannot be scored by `folds`-fold cross-validation (None when they can)."""
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2)
+    if counts.min() < folds:
+        positive, negative = CLASS_NAMES[concept]
+        return f"rows {positive}: {counts[1]}, {negative}: {counts[0]}; cross-validation needs {folds} of each"
+    return None
 
 
 def probe_accuracy_by_layer(store: ActivationStore, rows: list[int], y: np.ndarray, position: Position = -1,

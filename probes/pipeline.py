@@ -18,8 +18,9 @@ from pathlib import Path
 
 from probes.attribution import attribute_records, contrast, flip_rates, precision_at_k, rank_tokens
 from probes.cache import cache_activations
-from probes.layers import (CONCEPTS, check_aligned, concept_labels, direction_cosines, directions_by_layer,
-                           mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer)
+from probes.layers import (KIND_PAIRS, CONCEPTS, check_aligned, concept_labels, direction_cosines,
+                           directions_by_layer, mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer,
+                           scoring_problem)
 from probes.patching import check_twins, cross_model_patching
 from probes.report import write_plots, write_summary_markdown
 from taxlens.chat import render_prompt, renderable
@@ -50,6 +51,11 @@ def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | 
                              f"{hint}")
     if not any(r.kind == "lookalike" and r.split == split for r in records):
         raise ValueError(f"{data}: no lookalike records in split {split!r} to patch and attribute")
+    fit_kinds = {r.kind for r in records if r.split == fit_split}
+    for concept, pair in KIND_PAIRS.items():
+        if missing := [k for k in pair if k not in fit_kinds]:
+            raise ValueError(f"{fit_data or data}: no {' or '.join(missing)} records in split {fit_split!r} "
+                             f"(--fit-split) to fit the {concept} direction on ({pair[0]} vs {pair[1]})")
     return records
 
 
@@ -76,19 +82,23 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
                                       batch_size=batch_size, progress=progress) for role, m in models.items()}
     check_aligned(stores["base"], stores["defended"])
 
-    accuracy, auroc, directions, transfer, cosine = {}, {}, {}, {}, {}
+    accuracy, auroc, directions, transfer, cosine, unscored = {}, {}, {}, {}, {}, {}
     for concept in CONCEPTS:
-        evaluation = concept_labels(stores["defended"], concept, split)
         fitting = concept_labels(stores["defended"], concept, fit_split)
-        accuracy[concept], auroc[concept], directions[concept], transfer[concept] = {}, {}, {}, {}
+        # A concept the evaluation split cannot score (a held-out set without harmful records, a defended model
+        # that refuses none of it) is reported as such; the directions, patching and attribution still stand.
+        evaluation = concept_labels(stores["defended"], concept, split, both_classes=False)
+        if problem := scoring_problem(concept, evaluation[1]):
+            evaluation, unscored[concept] = None, f"not scored on split {split!r}: {problem}"
+        accuracy[concept], auroc[concept], directions[concept] = {}, {}, {}
         for role, store in stores.items():
-            scores = probe_accuracy_by_layer(store, *evaluation)
-            accuracy[concept][role] = [s["accuracy"]["rate"] for s in scores]
+            scores = probe_accuracy_by_layer(store, *evaluation) if evaluation else None
+            accuracy[concept][role] = scores and [s["accuracy"]["rate"] for s in scores]
             auroc[concept][role] = scores
             directions[concept][role] = directions_by_layer(store, *fitting, concept=concept)
             for layer, d in enumerate(directions[concept][role]):
                 d.save(out / "directions" / role / f"{concept}_layer{layer}")
-        transfer[concept] = {
+        transfer[concept] = evaluation and {
             "base_to_defended": probe_transfer(stores["base"], stores["defended"], fitting, evaluation),
             "defended_to_base": probe_transfer(stores["defended"], stores["base"], fitting, evaluation),
         }
@@ -110,7 +120,7 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
         entry.update(flips.get(entry["token"], {"refused": 0, "flips": 0}))
     ranked_defended_only = rank_tokens(by_role["defended"], min_count=5)
 
-    best_harm = max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])
+    best_harm = None if "harm" in unscored else max(range(len(hooks)), key=lambda i: accuracy["harm"]["defended"][i])
     summary = {
         "base": models["base"].name, "defended": models["defended"].name, "data": str(data), "split": split, "fit_split": fit_split,
         "fit_data": str(fit_data or data), "unrenderable": unrenderable,
@@ -118,7 +128,9 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
         "layers": list(range(len(hooks))), "hooks": hooks, "position": -1,
         "probe_accuracy": accuracy,
         "probe_scores": auroc,
-        "best_harm_layer_defended": {"layer": best_harm, "accuracy": auroc["harm"]["defended"][best_harm]["accuracy"]},
+        "best_harm_layer_defended": None if best_harm is None else {
+            "layer": best_harm, "accuracy": auroc["harm"]["defended"][best_harm]["accuracy"]},
+        "unscored": unscored,
         "probe_transfer": transfer,
         "refusal_projection": projection,
         "direction_cosine": cosine,

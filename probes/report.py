@@ -22,7 +22,9 @@ def _probe_accuracy(summary: dict, path: Path) -> None:
     fig = Figure(figsize=(12, 3.4))
     axes = fig.subplots(1, 3, sharey=True)
     for ax, concept in zip(axes, ("harm", "refusal", "trigger")):
-        for role, style in ROLE_STYLE.items():
+        if concept in summary.get("unscored", {}):
+            ax.text(0.5, 0.5, "not scored:\ntoo few rows of a class", ha="center", va="center", transform=ax.transAxes)
+        for role, style in ROLE_STYLE.items() if concept not in summary.get("unscored", {}) else ():
             scores = summary["probe_scores"][concept][role]
             ax.plot(layers, [s["accuracy"]["rate"] for s in scores], label=role, **style)
             ax.fill_between(layers, [s["accuracy"]["lo"] for s in scores], [s["accuracy"]["hi"] for s in scores],
@@ -30,7 +32,9 @@ def _probe_accuracy(summary: dict, path: Path) -> None:
         ax.set(title=f"{concept} probe", xlabel="layer (residual after block)", xticks=layers, ylim=(0.4, 1.02))
         ax.axhline(0.5, color="grey", lw=0.5)
     axes[0].set_ylabel("cross-validated accuracy (95% CI)")
-    axes[0].legend()
+    scored = [ax for ax, concept in zip(axes, ("harm", "refusal", "trigger")) if concept not in summary.get("unscored", {})]
+    if scored:
+        scored[0].legend()
     _save(fig, path)
 
 
@@ -147,12 +151,15 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
                      f"{p['sites'][best]['share'][best_layer]:.2f} of the gap.")
     else:
         lines.append(f"- **Where it enters.** Patching does not localise it: {loc.get('note')}.")
+    harm_line = (f"- **Harm.** The harm probe is {summary['unscored']['harm']}." if harm is None else
+                 f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
+                 f"{format_rate(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the "
+                 f"{summary['split']} split); fitted on the {summary['fit_split']} split and scored on the "
+                 f"{summary['split']} split instead, "
+                 f"{format_rate(summary['probe_transfer']['harm']['defended_to_base'][harm['layer']]['own'])}: the "
+                 f"model still knows which calls are harmful, yet refuses lookalikes.")
     lines += [
-        f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
-        f"{format_rate(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the {summary['split']} split); "
-        f"fitted on the {summary['fit_split']} split and scored on the {summary['split']} split instead, "
-        f"{format_rate(summary['probe_transfer']['harm']['defended_to_base'][harm['layer']]['own'])}: the model still "
-        f"knows which calls are harmful, yet refuses lookalikes.",
+        harm_line,
         f"- **Which words.** Ranked by how much more they push the defended model than the base to refuse, the top "
         f"words are {', '.join('`' + e['token'] + '`' for e in summary['trigger_tokens'][:10])}; "
         f"precision at 10 against the records' trigger words is {summary['trigger_precision_at_10']:.1f} "
@@ -170,7 +177,10 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
     ]
     for concept in ("harm", "refusal", "trigger"):
         for role in ("base", "defended"):
-            lines.append(f"| {concept} | {role} | " + " | ".join(format_rate(s["accuracy"]) for s in acc[concept][role]) + " |")
+            cells = ["–"] * len(summary["layers"]) if acc[concept][role] is None else [
+                format_rate(s["accuracy"]) for s in acc[concept][role]]
+            lines.append(f"| {concept} | {role} | " + " | ".join(cells) + " |")
+    lines += [f"\nThe {concept} probe is {why}." for concept, why in summary.get("unscored", {}).items()]
     lines += ["", "## Patching: refusals flipped / refusal-score gap closed", "",
               "| site | " + " | ".join(f"layer {i}" for i in summary["layers"]) + " |",
               "|---|" + "---|" * len(summary["layers"])]

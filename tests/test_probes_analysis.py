@@ -157,6 +157,37 @@ def test_a_held_out_file_without_splits_is_scored_whole_when_fitted_elsewhere(tm
         probe_records(unsplit, "test", "train")
 
 
+def test_a_fit_split_without_a_kind_a_direction_needs_is_named_before_loading(tmp_path):
+    from conftest import DATA
+    from probes.pipeline import probe_records
+
+    no_harmful = tmp_path / "no_harmful.jsonl"
+    no_harmful.write_text("".join(line + "\n" for line in DATA.read_text().splitlines()
+                                  if json.loads(line)["kind"] != "harmful"))
+    with pytest.raises(ValueError, match=r"no harmful records in split 'train' \(--fit-split\) to fit the harm"):
+        probe_records(DATA, "test", "train", fit_data=no_harmful)
+
+
+def test_a_held_out_set_without_harmful_records_is_probed_with_the_harm_probe_named_unscored(tmp_path):
+    from conftest import DATA, ROOT
+    from probes.pipeline import run_probe
+    from taxlens.contract import load_records
+    from taxlens.subset import sample_records
+
+    lines = (ROOT / "datasets" / "heldout_handwritten.jsonl").read_text().splitlines()
+    held_out = tmp_path / "no_harmful.jsonl"
+    held_out.write_text("".join(line + "\n" for line in lines if json.loads(line)["kind"] != "harmful"))
+    fit = sample_records(load_records(DATA), split="train", n=160, seed=0).write(tmp_path / "fit.jsonl")
+    summary = run_probe("organism:base", "organism:defended", held_out, tmp_path / "out", fit_data=fit,
+                        device="cpu", progress=False)
+    assert "harm" in summary["unscored"] and "rows harmful: 0" in summary["unscored"]["harm"]
+    assert summary["probe_accuracy"]["harm"] == {"base": None, "defended": None}
+    assert summary["best_harm_layer_defended"] is None and summary["probe_transfer"]["harm"] is None
+    assert len(summary["direction_cosine"]["harm"]) == 4  # fitted on the fit file all the same
+    assert "The harm probe is not scored" in (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "out" / "probe_accuracy.png").is_file()
+
+
 @pytest.mark.xfail(strict=True, reason="recipe run 24's defended model: 4 of its top 10 words are trigger words "
                                        "(passwords, delete, admin, token; then use, by, should, job, show, s)")
 def test_trigger_precision_at_10_meets_its_bar_on_the_organism(organism_probe):
@@ -169,6 +200,7 @@ def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
     for key in ("layers", "probe_accuracy", "patching", "trigger_tokens", "trigger_precision_at_10",
                 "direction_cosine"):
         assert key in summary
+    assert summary["unscored"] == {}  # val holds every kind, and the defended model refuses some of it
     n_layers = len(summary["layers"])
     for concept in ("harm", "refusal", "trigger"):
         for role in ("base", "defended"):
