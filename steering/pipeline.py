@@ -55,6 +55,13 @@ def run_steer(base: str | ModelSource, model: str | ModelSource, data: str | Pat
     for name, part in (("train", train), ("val", val)):
         if not part:
             raise ValueError(f"{data}: no records in split {name!r} (steer fits on train and searches on val)")
+    # train fits the harm (harmful vs lookalike) and trigger (lookalike vs benign) directions; val's harmful records
+    # hold the defence to its margin and its lookalikes are what the search recovers
+    for name, part, needed in (("train", train, ("benign", "lookalike", "harmful")), ("val", val, ("lookalike",
+                                                                                                  "harmful"))):
+        if missing := [k for k in needed if not any(r.kind == k for r in part)]:
+            raise ValueError(f"{data}: no {' or '.join(missing)} records in split {name!r}; steer needs "
+                             f"{', '.join(needed)} records there")
     defended = load_model(model, device=device, dtype=dtype)
     train, skipped_train = renderable(defended.tokenizer, train, data, skip=skip_unrenderable,
                                       context=defended.context_limit)

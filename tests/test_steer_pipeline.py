@@ -217,3 +217,16 @@ def test_pareto_front_is_the_settings_nothing_dominates():
     front = pareto_front(settings)
     assert {s.settings["i"] for s in front} == {i for i, (c, r) in enumerate(points) if not dominated(c, r)}
     assert [s.screen["compliance_helpful"] for s in front] == sorted(s.screen["compliance_helpful"] for s in front)
+
+
+@pytest.mark.parametrize("split, kind", [("val", "harmful"), ("val", "lookalike"), ("train", "benign")])
+def test_a_split_without_a_kind_the_search_needs_is_named_before_any_model_loads(tmp_path, split, kind):
+    from steering.pipeline import run_steer
+
+    data = tmp_path / "set.jsonl"
+    lines = open("datasets/toolcalls.jsonl").read().splitlines()
+    data.write_text("".join(line + "\n" for line in lines
+                            if (json.loads(line)["split"], json.loads(line)["kind"]) != (split, kind)))
+    missing = str(tmp_path / "no-such-model")  # loading it would raise another error
+    with pytest.raises(ValueError, match=f"no {kind} records in split '{split}'"):
+        run_steer(missing, missing, data, tmp_path / "out", methods=["gated"], progress=False)
