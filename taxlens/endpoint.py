@@ -22,7 +22,7 @@ import httpx
 from tqdm.auto import tqdm
 
 from taxlens.chat import chat_messages
-from taxlens.contract import Record
+from taxlens.contract import NotTextPart, Record, joined_text
 from taxlens.eval_report import GATE_DECISIONS, EvalReport
 from taxlens.evaluation import build_report
 from taxlens.tools import schemas_for
@@ -106,13 +106,27 @@ def to_wire(messages: list[dict]) -> list[dict]:
     return out
 
 
-def reply_text(message: dict) -> str:
-    """An OpenAI reply message as text the labeller reads: its tool calls as `<tool_call>` blocks, else its content."""
+def reply_text(message: dict, what: str = "a request") -> str:
+    """An OpenAI reply message as text the labeller reads: its tool calls as `<tool_call>` blocks, else its content
+    (a string, or text parts as some servers send it), else the `refusal` OpenAI's models put in place of content."""
     calls = message.get("tool_calls") or []
     if not calls:
-        return message.get("content") or ""
+        content = message.get("content") or message.get("refusal") or ""
+        if isinstance(content, list):
+            try:
+                return joined_text(content)
+            except NotTextPart as e:
+                raise ValueError(f"the reply for {what}: content[{e.index}] is a part of type {e.kind!r}; only "
+                                 f"text parts can be labelled") from None
+        if not isinstance(content, str):
+            raise ValueError(f"the reply for {what}: content is {type(content).__name__}, not text: "
+                             f"{json.dumps(content)[:200]}")
+        return content
     blocks = []
     for call in calls:  # arguments as the server wrote them: JSON that does not parse makes the reply `invalid`
+        if not isinstance(call, dict) or not isinstance(call.get("function"), dict) or \
+                not isinstance(call["function"].get("name"), str):
+            raise ValueError(f"the reply for {what}: tool call {json.dumps(call)[:200]} has no function name")
         arguments = call["function"].get("arguments") or "{}"
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
         blocks.append(f'<tool_call>{{"name": {json.dumps(call["function"]["name"])}, "arguments": {raw}}}</tool_call>')
@@ -168,7 +182,8 @@ def evaluate_endpoint(url: str, model: str, records: list[Record], *, data: str,
                     if context_overflow(response) else ""
                 raise ValueError(f"{data}, line {record.line}, record {record.id!r}: {endpoint} answered "
                                  f"{response.status_code}: {response.text[:300]}{hint}")
-            return reply_text(reply_message(response, f"record {record.id!r}")), gate_reading(response)
+            what = f"record {record.id!r}"
+            return reply_text(reply_message(response, what), what), gate_reading(response)
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             answers = list(tqdm(pool.map(ask, records), total=len(records), desc=f"eval {model} at {url}",

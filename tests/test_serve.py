@@ -335,6 +335,20 @@ def test_a_context_overflow_is_read_from_openais_and_vllms_answers(status, body,
     assert context_overflow(httpx.Response(status, json=body)) is overflow
 
 
+def test_replies_as_other_servers_write_them_are_read_or_named():
+    from taxlens.endpoint import reply_text
+    from taxlens.labels import is_refusal
+
+    parts = {"role": "assistant", "content": [{"type": "text", "text": "I can't"}, {"type": "text", "text": "do that."}]}
+    assert reply_text(parts) == "I can't\ndo that."
+    refusal = {"role": "assistant", "content": None, "refusal": "I'm sorry, I cannot help with that."}
+    assert reply_text(refusal) == refusal["refusal"] and is_refusal(reply_text(refusal))
+    with pytest.raises(ValueError, match=r"record 'r1': content\[0\] is a part of type 'image_url'"):
+        reply_text({"content": [{"type": "image_url", "image_url": {"url": "x"}}]}, "record 'r1'")
+    with pytest.raises(ValueError, match="has no function name"):
+        reply_text({"content": None, "tool_calls": [{"id": "c1", "type": "function"}]}, "record 'r1'")
+
+
 def test_a_server_that_takes_only_max_completion_tokens_is_asked_again_so():
     from taxlens import endpoint
 

@@ -217,7 +217,8 @@ class EndpointPolicy:
         if response.status_code != 200:
             raise ValueError(f"{self.url} answered {response.status_code} for task {turn.task.id!r}: "
                              f"{response.text[:300]}")
-        return reply_text(reply_message(response, f"task {turn.task.id!r}")), gate_reading(response)
+        what = f"task {turn.task.id!r}"
+        return reply_text(reply_message(response, what), what), gate_reading(response)
 
     def close(self) -> None:
         self._client.close()
