@@ -35,6 +35,10 @@ def normalise_messages(messages: list[dict]) -> list[dict]:
         if msg.get("tool_calls"):
             calls = []
             for j, call in enumerate(msg["tool_calls"]):
+                if not isinstance(call, dict) or not isinstance(call.get("function"), dict) or \
+                        not isinstance(call["function"].get("name"), str):
+                    raise ValueError(f"messages[{i}].tool_calls[{j}] needs a function object with a name: "
+                                     f"{json.dumps(call)[:120]}")
                 fn = dict(call["function"])
                 if isinstance(fn.get("arguments"), str):
                     try:
