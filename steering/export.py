@@ -87,14 +87,9 @@ def orthogonalize_(hf_model, direction: torch.Tensor, write_targets: torch.Tenso
     return hf_model
 
 
-def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, out: str | Path, *,
-                          dtype: str = "float32") -> Path:
-    """Write `model` with the config's direction orthogonalised out of its weights to `out` (an HF checkpoint).
-
-    The edit is computed in fp32 and saved in `dtype` (float32 keeps its logits equal to hook ablation's; a 16-bit
-    dtype halves the size at the cost of rounding)."""
-    from transformers import AutoTokenizer
-
+def check_exportable(steer_config: str | Path):
+    """The config's `Steering` and dict, once it is known to be an edit weights can hold: a static ablation of
+    every position (a gate, a clamp, an addition or the last position alone depend on the input)."""
     steering, config = load_config(steer_config)
     if (steering.gate is not None or not steering.ablate or steering.ablate_from is not None or steering.one_sided
             or steering.positions == "last"
@@ -103,6 +98,18 @@ def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, ou
                          f"{config['method']!r}, positions {steering.positions!r}); only global and false_refusal "
                          f"configs steering 'prompt' or 'all' positions can be baked into weights — serve the others "
                          f"with `taxlens serve`")
+    return steering, config
+
+
+def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, out: str | Path, *,
+                          dtype: str = "float32") -> Path:
+    """Write `model` with the config's direction orthogonalised out of its weights to `out` (an HF checkpoint).
+
+    The edit is computed in fp32 and saved in `dtype` (float32 keeps its logits equal to hook ablation's; a 16-bit
+    dtype halves the size at the cost of rounding)."""
+    from transformers import AutoTokenizer
+
+    steering, config = check_exportable(steer_config)
     source = model if isinstance(model, ModelSource) else ModelSource.of(model)
     if not config_source(config).same_as(source):
         raise ValueError(f"{steer_config}: made for model {config_source(config).label!r}, not {source.label!r}")

@@ -38,6 +38,20 @@ def test_every_readme_command_parses(argv):
     build_parser().parse_args(argv)
 
 
+def test_every_readme_export_bakes_a_config_that_weights_can_hold():
+    from steering.export import check_exportable
+
+    exports = [build_parser().parse_args(c) for c in COMMANDS if c[0] == "export"]
+    steers = {a.out: a for a in (build_parser().parse_args(c) for c in COMMANDS if c[0] == "steer")}
+    assert exports
+    for export in exports:
+        if export.steer.startswith("organism:"):
+            check_exportable(export.steer)
+        else:  # written by a README steer line that searches only what export can bake
+            made = steers[export.steer]
+            assert made.method in ("global", "false_refusal") and set(made.positions) <= {"prompt", "all"}, made
+
+
 def test_the_quick_readme_commands_run_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "datasets").symlink_to(ROOT / "datasets")
