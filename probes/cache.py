@@ -141,7 +141,8 @@ class ActivationStore:
         self.dir = Path(directory)
         index_path = self.dir / "index.json"
         if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path}: no activation cache here")
+            raise FileNotFoundError(f"{index_path}: no activation cache here (none was written, or caching stopped "
+                                    f"before it finished)")
         self.index = json.loads(index_path.read_text())
         self.hooks: list[str] = self.index["hooks"]
         self.positions: list[Position] = self.index["positions"]
@@ -192,6 +193,9 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     hooks = hooks or resid_hooks(model.n_layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # an earlier cache's index would describe the shards this run overwrites: until this run's index is written, the
+    # folder holds no cache, so one stopped half-way is never read as whole
+    (out_dir / "index.json").unlink(missing_ok=True)
     prompts = [render_prompt(model.tokenizer, r) for r in records]
     # batches of alike length; each shard lists the records it holds, and the store reads rows in record order
     batches = length_batches(model.tokenizer, prompts, batch_size)

@@ -376,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ContractError, OSError, ValueError) as e:  # OSError: a file that is missing, unreadable, not writable
         print(f"taxlens: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("taxlens: interrupted", file=sys.stderr)
+        return 130
     except RuntimeError as e:  # torch.OutOfMemoryError, and the CPU allocator's own words
         if "out of memory" not in str(e).lower() and "can't allocate memory" not in str(e).lower():
             raise

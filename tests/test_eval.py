@@ -319,6 +319,17 @@ def test_running_out_of_memory_says_to_give_a_smaller_batch(tmp_path, capsys, mo
     assert "CUDA out of memory. Tried to allocate 2.00 GiB" in err and "give a smaller --batch-size" in err
 
 
+def test_an_interrupted_command_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    from taxlens import commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cmd_eval", interrupted)
+    assert main(["eval", "--model", "m", "--data", str(DATA), "--out", str(tmp_path / "r.json")]) == 130
+    assert capsys.readouterr().err == "taxlens: interrupted\n"
+
+
 @pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--limit", "-5"), ("--max-new-tokens", "ten")])
 def test_a_count_that_is_not_positive_stops_the_command_naming_it(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exited:

@@ -54,6 +54,26 @@ def test_store_round_trip_with_lazy_reads(tiny_model, mixed, tmp_path):
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and len(set(length)) > 1
 
 
+def test_a_cache_stopped_half_way_over_an_old_one_is_not_read_as_whole(tiny_model, mixed, tmp_path, monkeypatch):
+    import probes.cache as cache
+
+    cache_activations(tiny_model, mixed, tmp_path, batch_size=4, progress=False)
+    calls = {"n": 0}
+    real = cache._forward
+
+    def stops_at_the_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "_forward", stops_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        cache_activations(tiny_model, mixed[::-1], tmp_path, batch_size=4, progress=False)
+    with pytest.raises(FileNotFoundError):
+        ActivationStore(tmp_path)
+
+
 def test_a_cache_whose_shards_hold_contiguous_runs_reads_in_record_order(tmp_path):
     from safetensors.torch import save_file
 
