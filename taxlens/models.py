@@ -79,6 +79,18 @@ class LoadedModel:
     def n_layers(self) -> int:
         return self.bridge.cfg.n_layers
 
+    def fingerprint(self) -> str:
+        """A short hash of a slice of every weight: two loads of the same weights agree, a model trained again at
+        the same path (or an adapter at another scale) does not. Keys what is cached beside a run."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        with torch.no_grad():
+            for name, p in self.hf.named_parameters():
+                digest.update(name.encode())
+                digest.update(p.detach().flatten()[:64].float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
 
 def resolve(spec: str, strict: bool = True) -> str:
     """The path or HF id behind a model name; `organism:NAME` maps to the checkpoint shipped in the package. `strict`:

@@ -104,7 +104,9 @@ def read_openings(model, records: list[Record], *, cache: Path | None = None, re
 
 
 def _replies(model, records: list[Record], cache: Path | None, batch_size: int, progress: bool) -> list[dict]:
-    key = {"model": model.name, "ids": [r.id for r in records], "max_new_tokens": OPENING_TOKENS}
+    # the weights' fingerprint, not only the name: a model trained again at the same path replies otherwise
+    key = None if cache is None else {"model": model.name, "weights": model.fingerprint(),
+                                      "ids": [r.id for r in records], "max_new_tokens": OPENING_TOKENS}
     if cache is not None and cache.is_file():
         saved = json.loads(cache.read_text())
         if {k: saved.get(k) for k in key} == key:

@@ -38,6 +38,29 @@ def test_the_organism_refuses_with_its_own_opening_or_the_users_phrase(records):
     assert named.summary(defended.tokenizer)["refusal"] == ["S"] and named.openings.source == "--refusal-openings"
 
 
+def test_cached_openings_are_read_again_for_other_weights_at_the_same_name(records, tmp_path, monkeypatch):
+    import torch
+
+    import taxlens.readout as readout
+    from taxlens.models import load_model
+
+    defended = load_model("organism:defended", device="cpu")
+    chosen = [r for kind in ("lookalike", "benign") for r in records if r.split == "train" and r.kind == kind][::40]
+    generated = []
+    real = readout.greedy_generate
+    monkeypatch.setattr(readout, "greedy_generate", lambda *a, **k: generated.append(1) or real(*a, **k))
+    cache = tmp_path / "openings.json"
+    read_openings(defended, chosen, cache=cache, progress=False)
+    read_openings(defended, chosen, cache=cache, progress=False)
+    assert len(generated) == 1  # the same weights: read from the cache
+    fingerprint = defended.fingerprint()
+    with torch.no_grad():
+        defended.hf.lm_head.weight[0, 0] += 1.0  # as if trained again at the same path
+    assert defended.fingerprint() != fingerprint
+    read_openings(defended, chosen, cache=cache, progress=False)
+    assert len(generated) == 2
+
+
 def test_probe_and_steer_say_what_was_counted_when_nothing_is_refused(tiny_model_dir, tmp_path, capsys):
     model = str(tiny_model_dir)  # random weights: it neither refuses nor calls
     n_train = len(load_records(DATA, split="train"))
