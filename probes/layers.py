@@ -53,8 +53,7 @@ def concept_labels(labels_from: ActivationStore, concept: str, split: str | None
     return rows, y
 
 
-CLASS_NAMES = {"harm": ("harmful", "lookalike"), "trigger": ("lookalike", "benign"),
-               "refusal": ("refused by the defended model", "complied with")}
+CLASS_NAMES = {**KIND_PAIRS, "refusal": ("refused by the defended model", "complied with")}
 
 
 def scoring_problem(concept: str, y: np.ndarray, folds: int = 5) -> str | None:

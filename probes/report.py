@@ -32,7 +32,8 @@ def _probe_accuracy(summary: dict, path: Path) -> None:
         ax.set(title=f"{concept} probe", xlabel="layer (residual after block)", xticks=layers, ylim=(0.4, 1.02))
         ax.axhline(0.5, color="grey", lw=0.5)
     axes[0].set_ylabel("cross-validated accuracy (95% CI)")
-    scored = [ax for ax, concept in zip(axes, ("harm", "refusal", "trigger")) if concept not in summary.get("unscored", {})]
+    unscored = summary.get("unscored", {})
+    scored = [ax for ax, concept in zip(axes, ("harm", "refusal", "trigger")) if concept not in unscored]
     if scored:
         scored[0].legend()
     _save(fig, path)

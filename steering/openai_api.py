@@ -81,7 +81,7 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     parallel_tool_calls: bool | None = None
     # Accepted only at their defaults (`check_request`): a client that sets them expects a reply this server does
-    # not make, and would otherwise take an unconstrained, unpenalised reply without logprobs for one that honoured them.
+    # not make, and would otherwise take an unconstrained, unpenalised reply without logprobs for one honouring them.
     logprobs: bool | None = None
     top_logprobs: int | None = None
     response_format: dict | None = None

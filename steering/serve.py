@@ -154,8 +154,8 @@ def _generate(model, steering, prompt: str, max_tokens: int, temperature: float,
         reading = gate_readings(model, steering, [prompt], 1)[0]
         if reading[1] == "ablate":
             return (*_generate(passed_to, None, prompt, max_tokens, temperature, top_p, seed)[:3], reading)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p or 1.0, "top_k": 0} if temperature > 0 else \
-        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p or 1.0, "top_k": 0} if temperature > 0
+                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
     if seed is not None:
         torch.manual_seed(seed)
     with steering.apply(model) if steering is not None else nullcontext() as handle:

@@ -344,7 +344,8 @@ def test_replies_as_other_servers_write_them_are_read_or_named():
     from taxlens.endpoint import reply_text
     from taxlens.labels import is_refusal
 
-    parts = {"role": "assistant", "content": [{"type": "text", "text": "I can't"}, {"type": "text", "text": "do that."}]}
+    parts = {"role": "assistant", "content": [{"type": "text", "text": "I can't"},
+                                              {"type": "text", "text": "do that."}]}
     assert reply_text(parts) == "I can't\ndo that."
     refusal = {"role": "assistant", "content": None, "refusal": "I'm sorry, I cannot help with that."}
     assert reply_text(refusal) == refusal["refusal"] and is_refusal(reply_text(refusal))
