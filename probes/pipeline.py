@@ -36,10 +36,12 @@ def probe_records(data: str | Path, split: str, fit_split: str, fit_data: str | 
     """The records a probe run caches: `data`'s `split` (scored) and the `fit_split` of `fit_data` (default: `data`)
     that directions and probes are fitted on. With `fit_data`, `data`'s records without a split (a held-out set
     written by others often gives none) are scored as `split`. Checked before any model is loaded."""
+    if fit_split == split:
+        raise ValueError(f"--fit-split and --split are both {split!r}: the probes would be scored on the records "
+                         f"their directions were fitted on; fit on another split"
+                         + (" (of --fit-data)" if fit_data is not None else " (or another file's: --fit-data)"))
     records = load_records(data)
     if fit_data is not None:
-        if fit_split == split:
-            raise ValueError(f"--fit-split and --split are both {split!r}: with --fit-data, fit on another split")
         records = [r for r in load_records(fit_data) if r.split == fit_split] + [
             r if r.split else replace(r, split=split) for r in records if r.split in (split, None)]
     for s, flag, path in ((split, "--split", data), (fit_split, "--fit-split", fit_data or data)):

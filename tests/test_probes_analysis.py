@@ -139,6 +139,8 @@ def test_probe_records_from_a_held_out_file_and_a_fit_file():
     assert len(scored) == 48 and all(r.id.startswith("hw-") for r in scored)
     with pytest.raises(ValueError, match="both 'test'"):
         probe_records(held_out, "test", "test", fit_data=DATA)
+    with pytest.raises(ValueError, match="both 'train': the probes would be scored on the records their directions"):
+        probe_records(DATA, "train", "train")
     with pytest.raises(ValueError, match=r"no records in split 'val' \(--fit-split\)"):
         probe_records(DATA, "test", "val", fit_data=held_out)
 
