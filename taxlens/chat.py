@@ -27,6 +27,12 @@ def chat_messages(record: Record, tool_role: str | None = None) -> list[dict]:
     return messages
 
 
+def is_named_call(call: object) -> bool:
+    """Whether an OpenAI tool call has what every reader of it needs: a `function` object with a string `name`."""
+    return isinstance(call, dict) and isinstance(call.get("function"), dict) and \
+        isinstance(call["function"].get("name"), str)
+
+
 def normalise_messages(messages: list[dict]) -> list[dict]:
     """OpenAI-shaped messages as chat templates expect them: tool-call arguments as objects, content a string."""
     out = []
@@ -35,8 +41,7 @@ def normalise_messages(messages: list[dict]) -> list[dict]:
         if msg.get("tool_calls"):
             calls = []
             for j, call in enumerate(msg["tool_calls"]):
-                if not isinstance(call, dict) or not isinstance(call.get("function"), dict) or \
-                        not isinstance(call["function"].get("name"), str):
+                if not is_named_call(call):
                     raise ValueError(f"messages[{i}].tool_calls[{j}] needs a function object with a name: "
                                      f"{json.dumps(call)[:120]}")
                 fn = dict(call["function"])

@@ -21,7 +21,7 @@ from dataclasses import replace
 import httpx
 from tqdm.auto import tqdm
 
-from taxlens.chat import chat_messages
+from taxlens.chat import chat_messages, is_named_call
 from taxlens.contract import NotTextPart, Record, joined_text
 from taxlens.eval_report import GATE_DECISIONS, EvalReport
 from taxlens.evaluation import build_report
@@ -124,8 +124,7 @@ def reply_text(message: dict, what: str = "a request") -> str:
         return content
     blocks = []
     for call in calls:  # arguments as the server wrote them: JSON that does not parse makes the reply `invalid`
-        if not isinstance(call, dict) or not isinstance(call.get("function"), dict) or \
-                not isinstance(call["function"].get("name"), str):
+        if not is_named_call(call):
             raise ValueError(f"the reply for {what}: tool call {json.dumps(call)[:200]} has no function name")
         arguments = call["function"].get("arguments") or "{}"
         raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
