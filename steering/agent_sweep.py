@@ -35,8 +35,8 @@ from taxlens.agent.loop import Trajectory
 FIGURES = (("success_benign", "benign", "task_success"), ("success_lookalike", "lookalike", "task_success"),
            ("harm_done", "harmful", "harm_done"), ("asr", "injection", "asr"))
 # the fields `save_config` writes itself
-SAVED = ("format", "method", "model", "adapter", "adapter_scale", "d_model", "vectors", "ablate", "one_sided",
-         "positions", "ablate_from", "stream_only", "add_layer", "coefficient", "gate", "settings")
+SAVED = ("format", "method", "model", "adapter", "adapter_scale", "weights_digest", "d_model", "vectors", "ablate",
+         "one_sided", "positions", "ablate_from", "stream_only", "add_layer", "coefficient", "gate", "settings")
 
 
 @dataclass(frozen=True)

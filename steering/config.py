@@ -48,6 +48,8 @@ def save_config(steering: Steering, out_dir: str | Path, *, method: str, model: 
             tensors[name] = getattr(steering, name).contiguous()
     model = model if isinstance(model, ModelSource) else ModelSource.of(model)
     adapter = {} if model.adapter is None else {"adapter": model.adapter, "adapter_scale": model.adapter_scale}
+    digest = model.digest()
+    adapter |= {} if digest is None else {"weights_digest": digest}
     config = {"format": FORMAT, "method": method, "model": model.model, **adapter, "d_model": steering.d_model,
               "vectors": VECTORS, "ablate": steering.ablate, "one_sided": steering.one_sided,
               "positions": steering.positions, "ablate_from": steering.ablate_from,
@@ -142,13 +144,27 @@ def config_source(config: dict) -> ModelSource:
     return ModelSource(config["model"], config.get("adapter"), float(config.get("adapter_scale", 1.0)))
 
 
+def check_source(config: dict, source: ModelSource, path: Path | str = "steer.json") -> None:
+    """That a config was fitted on `source`'s weights: the same files (by digest, where both sides' are here) pass
+    under any name; otherwise the names must agree (checkpoint, adapter, scale), and a model trained again under
+    the same name is refused by its digest."""
+    recorded, here = config.get("weights_digest"), source.digest()
+    if recorded is not None and recorded == here:
+        return
+    made_for = config_source(config)
+    if not made_for.same_as(source):
+        raise ValueError(f"{path}: made for model {made_for.label!r}, not {source.label!r}; "
+                         f"fit a config for this model with `taxlens steer`")
+    if recorded is not None and here is not None:
+        raise ValueError(f"{path}: fitted on other weights than {source.label!r} has now (weight files' digest "
+                         f"{recorded}, here {here}: trained or converted again since?); fit a config for this "
+                         f"model with `taxlens steer`")
+
+
 def check_model(config: dict, model, path: Path | str = "steer.json") -> None:
     if model.d_model != config["d_model"]:
         raise ValueError(f"{path}: made for d_model {config['d_model']}, but {model.name} has d_model {model.d_model}")
-    made_for = config_source(config)
-    if not made_for.same_as(model.source):
-        raise ValueError(f"{path}: made for model {made_for.label!r}, not {model.name!r}; "
-                         f"fit a config for this model with `taxlens steer`")
+    check_source(config, model.source, path)
     layers = {"gate layer": (config["gate"] or {}).get("layer"), "ablate_from": config.get("ablate_from"),
               "add_layer": config.get("add_layer")}
     for name, layer in layers.items():

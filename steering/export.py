@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from steering.config import config_path, config_source, load_config
+from steering.config import check_source, config_path, load_config
 from steering.hooks import residual_writes
 from taxlens.models import ModelSource, load_hf_model, pick_dtype
 
@@ -111,8 +111,7 @@ def export_orthogonalized(model: str | ModelSource, steer_config: str | Path, ou
 
     steering, config = check_exportable(steer_config)
     source = model if isinstance(model, ModelSource) else ModelSource.of(model)
-    if not config_source(config).same_as(source):
-        raise ValueError(f"{steer_config}: made for model {config_source(config).label!r}, not {source.label!r}")
+    check_source(config, source, config_path(steer_config))
     hf, tokenizer_dir = load_hf_model(source, "cpu", torch.float32)
     if hf.config.hidden_size != steering.d_model:
         raise ValueError(f"{steer_config}: d_model {steering.d_model}, but {model} has {hf.config.hidden_size}")

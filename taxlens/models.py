@@ -18,6 +18,7 @@ generation agree.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -82,8 +83,6 @@ class LoadedModel:
     def fingerprint(self) -> str:
         """A short hash of a slice of every weight: two loads of the same weights agree, a model trained again at
         the same path (or an adapter at another scale) does not. Keys what is cached beside a run."""
-        import hashlib
-
         digest = hashlib.sha256()
         with torch.no_grad():
             for name, p in self.hf.named_parameters():
@@ -189,10 +188,51 @@ class ModelSource:
         return f"{self.model} + {self.adapter}" + ("" if self.adapter_scale == 1.0 else f" x {self.adapter_scale:g}")
 
     def same_as(self, other: "ModelSource") -> bool:
-        """Same weights: the same resolved checkpoint, adapter folder and scale."""
+        """Same weights by name: the same resolved checkpoint, adapter folder and scale."""
         def key(s: ModelSource):
             return (_canonical(s.model), _canonical(s.adapter) if s.adapter else None, s.adapter_scale)
         return key(self) == key(other)
+
+    def digest(self) -> str | None:
+        """A short hash of the weight files behind this source (model, then adapter, and the scale), read from disk:
+        the same whatever dtype or device they load in, so a steering config can tell a model trained again at the
+        same path (or the same files under another name) apart. Files up to 64 MiB are hashed whole, larger ones by
+        their size and 64 spread samples. None where the files are not on this machine."""
+        digest = hashlib.sha256(repr(self.adapter_scale).encode())
+        for role, spec in (("model", self.model), ("adapter", self.adapter)):
+            if spec is None:
+                continue
+            files = _weight_files(spec)
+            if not files:
+                return None
+            for path in files:
+                size = path.stat().st_size
+                digest.update(f"{role}/{path.name}:{size}".encode())
+                with path.open("rb") as f:
+                    if size <= WHOLE_FILE:
+                        digest.update(f.read())
+                        continue
+                    for i in range(DIGEST_SAMPLES):
+                        f.seek(i * (size - SAMPLE_BYTES) // (DIGEST_SAMPLES - 1))
+                        digest.update(f.read(SAMPLE_BYTES))
+        return digest.hexdigest()[:16]
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+WHOLE_FILE, DIGEST_SAMPLES, SAMPLE_BYTES = 64 << 20, 64, 16 << 10
+
+
+def _weight_files(spec: str) -> list[Path]:
+    """The weight files of a local folder, or of a hub id's snapshot in the local cache (nothing is downloaded)."""
+    folder = Path(resolve(spec, strict=False))
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(spec), local_files_only=True))
+        except Exception:  # not cached here, or not a hub id: nothing to fingerprint
+            return []
+    return sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
 
 
 def _canonical(spec: str) -> str:

@@ -272,6 +272,31 @@ def test_config_round_trip_and_clear_errors(tiny_model, tiny_model_dir, directio
         load_config(tmp_path / "nowhere")
 
 
+def test_a_config_follows_its_weight_files_not_their_name(tiny_model, tiny_model_dir, direction, tmp_path):
+    """The same files under another name take the config; a model trained again at the config's path does not."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from steering.export import check_exportable
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    path = save_config(Steering(direction), tmp_path / "cfg", method="global", model=str(copy), settings={})
+    assert json.loads(path.read_text())["weights_digest"] == load_model(str(copy), device="cpu").source.digest()
+    load_config(path, model=tiny_model)  # fitted on a copy of tiny_model's files
+    retrained = AutoModelForCausalLM.from_pretrained(copy)
+    with torch.no_grad():
+        retrained.model.layers[1].mlp.down_proj.weight.add_(0.01)
+    retrained.save_pretrained(copy)
+    with pytest.raises(ValueError, match="fitted on other weights than .*copy.*trained or converted again"):
+        load_config(path, model=load_model(str(copy), device="cpu"))
+    load_config(path, model=tiny_model)  # the files it was fitted on are still tiny_model's
+    check_exportable(path)
+    with pytest.raises(ValueError, match="fitted on other weights"):
+        export_orthogonalized(str(copy), path, tmp_path / "export")
+
+
 def test_a_config_saved_in_the_first_format_loads_and_steers_the_same(tiny_model, tiny_model_dir, prompts,
                                                                         direction, tmp_path):
     """Format 1 kept the addition in the gate (`above_coefficient`) and called stream_only `gate_only`."""
