@@ -196,6 +196,8 @@ def cache_activations(model: LoadedModel, records: list[Record], out_dir: str | 
     # an earlier cache's index would describe the shards this run overwrites: until this run's index is written, the
     # folder holds no cache, so one stopped half-way is never read as whole
     (out_dir / "index.json").unlink(missing_ok=True)
+    for stale in out_dir.glob("shard-*.safetensors"):  # an earlier, larger cache's last shards are read by nothing
+        stale.unlink()
     prompts = [render_prompt(model.tokenizer, r) for r in records]
     # batches of alike length; each shard lists the records it holds, and the store reads rows in record order
     batches = length_batches(model.tokenizer, prompts, batch_size)

@@ -74,6 +74,13 @@ def test_a_cache_stopped_half_way_over_an_old_one_is_not_read_as_whole(tiny_mode
         ActivationStore(tmp_path)
 
 
+def test_a_smaller_cache_over_a_larger_one_leaves_only_its_own_shards(tiny_model, mixed, tmp_path):
+    cache_activations(tiny_model, mixed, tmp_path, batch_size=4, progress=False)
+    store = cache_activations(tiny_model, mixed[:5], tmp_path, batch_size=4, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("shard-*")) == sorted(s["file"] for s in store.index["shards"])
+    assert len(store.index["shards"]) == 2 and len(store) == 5
+
+
 def test_a_cache_whose_shards_hold_contiguous_runs_reads_in_record_order(tmp_path):
     from safetensors.torch import save_file
 
