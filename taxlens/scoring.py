@@ -61,9 +61,10 @@ def refusal_score(logprobs: torch.Tensor, openings: OpeningTokens) -> torch.Tens
 
 def log_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """KL(p ‖ q) over the last dimension of log-distributions. A token p gives no mass (log-prob −inf, as from a
-    model that masks rows of its vocabulary) adds nothing, where the plain formula's 0 · −inf would make it NaN."""
+    model that masks rows of its vocabulary) adds nothing, where the plain formula's 0 · −inf would make it NaN. A KL
+    is never below 0; rounding can put a near-zero sum there, so it is clamped (reports read −0.0 otherwise)."""
     terms = p.exp() * (p - q)
-    return torch.where(p.isneginf(), torch.zeros_like(terms), terms).sum(-1)
+    return torch.where(p.isneginf(), torch.zeros_like(terms), terms).sum(-1).clamp_min(0.0)
 
 
 def model_refusal_score(model, logits: torch.Tensor) -> torch.Tensor:
