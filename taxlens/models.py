@@ -106,7 +106,7 @@ def resolve(spec: str, strict: bool = True) -> str:
         return str(path)
     path = Path(spec).expanduser()
     if not strict:
-        return str(path) if path.exists() else spec
+        return str(path) if path.exists() else _cached_snapshot(spec) or spec
     if path.exists() or spec.startswith(("/", "./", "../", "~")):  # a folder, not a hub id
         if not path.is_dir():
             raise FileNotFoundError(f"{spec}: " + ("a file, not a model folder" if path.exists() else
@@ -115,7 +115,18 @@ def resolve(spec: str, strict: bool = True) -> str:
             raise FileNotFoundError(f"{spec}: a folder with neither config.json (an HF checkpoint) nor "
                                     f"adapter_config.json (a PEFT adapter)")
         return str(path)
-    return spec
+    return _cached_snapshot(spec) or spec
+
+
+def _cached_snapshot(spec: str) -> str | None:
+    """The folder of a hub id's snapshot in the local HF cache (nothing is downloaded), so that an adapter published
+    on the hub (Meta-SecAlign-8B) is found as one and every file is read from one place; None when it is not cached."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(spec, local_files_only=True)
+    except Exception:  # not cached here, or not a hub id
+        return None
 
 
 def pick_device(device: str | None = None) -> str:
@@ -223,15 +234,10 @@ WHOLE_FILE, DIGEST_SAMPLES, SAMPLE_BYTES = 64 << 20, 64, 16 << 10
 
 
 def _weight_files(spec: str) -> list[Path]:
-    """The weight files of a local folder, or of a hub id's snapshot in the local cache (nothing is downloaded)."""
+    """The weight files of a local folder or a cached hub snapshot (none for a model not on this machine)."""
     folder = Path(resolve(spec, strict=False))
     if not folder.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(spec), local_files_only=True))
-        except Exception:  # not cached here, or not a hub id: nothing to fingerprint
-            return []
+        return []
     return sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
 
 
@@ -264,12 +270,18 @@ def load_hf_model(source: ModelSource, device: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM
 
     path = resolve(source.model)
+    if not Path(path).is_dir():  # nothing is downloaded here; asking the hub would retry for a minute first
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise FileNotFoundError(f"{source.model}: not a local folder, nor a Hugging Face id in the local cache "
+                                f"({HF_HUB_CACHE}); give the checkpoint's folder, or point HF_HOME at a cache that "
+                                f"holds it")
     try:
-        hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if source.adapter else dtype)
-    except OSError as e:  # a hub id that is not in the local cache: nothing is downloaded here
-        raise FileNotFoundError(f"{source.model}: not a local folder, and transformers cannot load it as a Hugging "
-                                f"Face id here ({str(e).splitlines()[0]}); give the checkpoint's folder, or point "
-                                f"HF_HOME at a cache that holds it") from None
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if source.adapter else dtype,
+                                                  local_files_only=True)
+    except OSError as e:  # a folder (or cached snapshot) without the weights
+        raise FileNotFoundError(f"{source.model}: transformers cannot load it from {path} "
+                                f"({str(e).splitlines()[0]})") from None
     tokenizer_dir = path
     if source.adapter:
         hf = _merge_adapter(hf, source)

@@ -115,6 +115,36 @@ def _saved_adapter(base_dir, out, added_token=None):
     return out
 
 
+def _cache_on_hub(folder, repo_id, cache):
+    """`folder`'s files as the HF cache holds a downloaded repo: a snapshot under `models--ORG--NAME`."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    return repo / "snapshots" / "0123abcd"
+
+
+def test_an_adapter_published_on_the_hub_loads_from_the_cache_as_an_adapter(tiny_model_dir, adapter_dir, batch,
+                                                                           tmp_path, monkeypatch):
+    """As Meta-SecAlign-8B is published: an adapter repo naming its base by hub id; nothing is downloaded."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    _cache_on_hub(tiny_model_dir, "acme/tiny-llama", tmp_path)
+    snapshot = _cache_on_hub(adapter_dir, "acme/tiny-defended", tmp_path)
+    config = json.loads((snapshot / "adapter_config.json").read_text())
+    (snapshot / "adapter_config.json").write_text(json.dumps(config | {"base_model_name_or_path": "acme/tiny-llama"}))
+    found = load_model("acme/tiny-defended", device="cpu")
+    assert found.source == ModelSource("acme/tiny-llama", "acme/tiny-defended", 1.0)
+    assert found.name == "acme/tiny-llama + acme/tiny-defended"
+    assert torch.equal(_logits(found, batch), _logits(load_model(str(adapter_dir), device="cpu"), batch))
+    assert found.source.digest() == ModelSource.of(str(adapter_dir)).digest()  # the same files, another name
+    with pytest.raises(FileNotFoundError, match="acme/not-cached: not a local folder"):
+        load_model("acme/not-cached", device="cpu")
+
+
 def test_a_fully_trained_module_scales_with_the_adapter(tiny_model, tiny_model_dir, batch, tmp_path):
     adapter = str(_saved_adapter(tiny_model_dir, tmp_path / "lm-head"))
     base = _logits(tiny_model, batch)
@@ -175,11 +205,11 @@ def test_a_model_that_is_not_there_is_named_before_anything_loads(tmp_path, monk
         with pytest.raises(FileNotFoundError, match=re.escape(f"{spec}: {problem}")):
             load_model(spec)
 
-    def offline(*args, **kwargs):  # what transformers raises for a hub id with no network and no cached copy
-        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+    def online(*args, **kwargs):  # the hub would be asked (and retried for a minute without a network)
+        raise AssertionError("from_pretrained called for a model not on this machine")
 
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", offline)
-    with pytest.raises(FileNotFoundError, match=r"someone/some-model: not a local folder.*HF_HOME"):
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", online)
+    with pytest.raises(FileNotFoundError, match=r"someone/some-model: not a local folder, nor .* cache.*HF_HOME"):
         load_model("someone/some-model")
 
 
