@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--engine", choices=("transformers", "bridge"), default="transformers",
                     help="generate with plain transformers (default; about twice as fast on the organism) or "
                          "inside the TransformerLens bridge")
+    sv.add_argument("--served-model-name", default=None, metavar="NAME",
+                    help="the model id clients send and /v1/models lists (as vLLM's flag; default: the model's "
+                         "label, e.g. 'BASE + ADAPTER' for an adapter)")
     sv.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                     help=f"require Authorization: Bearer <key> on /v1/ routes (default: ${API_KEY_ENV}, if set)")
     _adapter_arguments(sv)

@@ -253,9 +253,11 @@ def cmd_serve(args) -> int:
     model = load(_source(args), device=args.device, dtype=args.dtype)
     steering = load_config(args.steer, model=model)[0] if args.steer else None
     steering, passed_to = _passing(args, steering, load)
-    app = create_app(model, steering=steering, api_key=args.api_key, tool_role=args.tool_role, passed_to=passed_to)
+    app = create_app(model, steering=steering, model_id=args.served_model_name, api_key=args.api_key,
+                     tool_role=args.tool_role, passed_to=passed_to)
     handed = f" (what its gate passes answered by {passed_to.name})" if passed_to is not None else ""
-    print(f"serving {model.name}{' with ' + args.steer if args.steer else ''}{handed} at "
+    named = f" as {args.served_model_name!r}" if args.served_model_name else ""
+    print(f"serving {model.name}{named}{' with ' + args.steer if args.steer else ''}{handed} at "
           f"http://{args.host}:{args.port}/v1")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
     return 0

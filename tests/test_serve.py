@@ -439,3 +439,21 @@ def test_serve_names_a_port_in_use_before_it_loads_a_model(capsys):
         assert main(["serve", "--model", "no/such-model", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"--host 127.0.0.1 --port {port}: cannot serve there" in err and "no/such-model" not in err
+
+
+def test_serve_answers_to_the_name_it_is_given(monkeypatch, capsys):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from taxlens.cli import main
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: apps.append(app))
+    assert main(["serve", "--model", "organism:defended", "--served-model-name", "secalign", "--device", "cpu"]) == 0
+    assert "serving organism:defended as 'secalign'" in capsys.readouterr().out
+    client = TestClient(apps[0])
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["secalign"]
+    asked = {"messages": [{"role": "user", "content": "List the files in /tmp."}], "max_tokens": 4}
+    assert client.post("/v1/chat/completions", json=asked | {"model": "secalign"}).status_code == 200
+    other = client.post("/v1/chat/completions", json=asked | {"model": "organism:defended"})
+    assert other.status_code == 404 and other.json()["error"]["code"] == "model_not_found"
