@@ -108,8 +108,7 @@ def cmd_data_generate(args) -> int:
 def cmd_eval(args) -> int:
     from taxlens.agent.tasks import is_task_file
     from taxlens.contract import load_records
-    from taxlens.eval_report import gate_summary, miss_summary
-    from taxlens.evaluation import evaluate, report_table
+    from taxlens.evaluation import evaluate
     from taxlens.models import load_model
 
     if is_task_file(args.data):
@@ -137,21 +136,30 @@ def cmd_eval(args) -> int:
     report = evaluate(model, records, data=args.data, split=args.split, max_new_tokens=args.max_new_tokens,
                       batch_size=args.batch_size, steering=steering, steer=steer, reply_prefix=args.reply_prefix,
                       skip_unrenderable=args.skip_unrenderable, tool_role=args.tool_role, passed_to=passed_to)
-    path = report.write(args.out)
+    return _print_eval(report, args.out, gates_read="the gate's decisions", kl=steering is not None,
+                       skipped="the model cannot take")
+
+
+def _print_eval(report, out: str, *, gates_read: str, kl: bool, skipped: str) -> int:
+    """Write an eval report and print its table and what else a reader needs: misses, gate decisions, the KL."""
+    from taxlens.eval_report import gate_summary, miss_summary
+    from taxlens.evaluation import report_table
+
+    path = report.write(out)
     console = _console()
     console.print(report_table(report))
     if misses := miss_summary(report):
         console.print(f"well-formed calls that missed: {misses}")
     if gates := gate_summary(report):
-        console.print(f"the gate's decisions: {gates}")
-    if steering is not None:
+        console.print(f"{gates_read}: {gates}")
+    if kl:
         console.print(f"first-token KL on benign records: {report.kl.benign} "
                       f"(on those the unsteered model complies with: {report.kl.benign_complied})")
     for warning in report.warnings:
         console.print(f"[bold red]warning:[/] {warning}")
     if report.meta["unrenderable"]:
-        console.print(f"skipped {len(report.meta['unrenderable'])} records the model cannot take "
-                      f"(listed under meta.unrenderable)")
+        console.print(f"skipped {len(report.meta['unrenderable'])} records {skipped} (listed under "
+                      f"meta.unrenderable)")
     console.print(f"report: {path}  ({report.meta['seconds']} s)")
     return 0
 
@@ -197,28 +205,14 @@ def _passing(args, steering, load=None):
 
 def _eval_endpoint(args, records) -> int:
     from taxlens.endpoint import GATE_HEADER, evaluate_endpoint
-    from taxlens.eval_report import gate_summary, miss_summary
-    from taxlens.evaluation import report_table
 
     check_no_local_flags(args, LOCAL_FLAGS + ("--reply-prefix",), "evaluates")
     report = evaluate_endpoint(args.endpoint, args.model, records, data=args.data, split=args.split,
                                max_new_tokens=args.max_new_tokens, api_key=args.api_key,
                                concurrency=args.concurrency, tool_role=args.tool_role,
                                skip_unrenderable=args.skip_unrenderable)
-    path = report.write(args.out)
-    console = _console()
-    console.print(report_table(report))
-    if misses := miss_summary(report):
-        console.print(f"well-formed calls that missed: {misses}")
-    if gates := gate_summary(report):
-        console.print(f"the gate's decisions (the server's {GATE_HEADER} header): {gates}")
-    for warning in report.warnings:
-        console.print(f"[bold red]warning:[/] {warning}")
-    if report.meta["unrenderable"]:
-        console.print(f"skipped {len(report.meta['unrenderable'])} records past the model's context "
-                      f"(listed under meta.unrenderable)")
-    console.print(f"report: {path}  ({report.meta['seconds']} s)")
-    return 0
+    return _print_eval(report, args.out, gates_read=f"the gate's decisions (the server's {GATE_HEADER} header)",
+                       kl=False, skipped="past the model's context")
 
 
 def cmd_steer(args) -> int:
