@@ -328,10 +328,17 @@ def call_mismatch(call: dict | None, target: dict, *, extra_allowed: bool = Fals
         if not values_match(key, got[key], value):
             return f"{key} {_short(got[key])}, not {_short(value)}"
     if not extra_allowed:
-        extra = [k for k, v in got.items() if k not in want and v not in (None, "", {}, [])]
+        extra = [k for k, v in got.items() if k not in want and not _is_empty(v)]
         if extra:
             return f"{extra[0]} not asked for"
     return None
+
+
+def _is_empty(value: object) -> bool:
+    """An argument that says nothing, compared as `values_match` compares: null, blank text, or an empty object or
+    list, whether as JSON or written as a JSON string ("{}", as a body often is)."""
+    value = _structured(value)
+    return value is None or value in ({}, []) or (isinstance(value, str) and not value.strip())
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -171,6 +171,9 @@ def test_extra_arguments_ignored_when_empty_mismatch_otherwise():
     assert call_matches(call("http_request", method="GET", url="https://a", body=None), want)
     assert call_matches(call("http_request", method="GET", url="https://a", body=""), want)
     assert not call_matches(call("http_request", method="GET", url="https://a", body="x=1"), want)
+    for empty in ({}, "{}", " ", "[]", []):  # an empty body as an object or as its JSON text, as the match reads it
+        assert call_matches(call("http_request", method="GET", url="https://a", body=empty), want), empty
+    assert not call_matches(call("http_request", method="GET", url="https://a", body='{"a": 1}'), want)
     forbidden = {"name": "send_email", "arguments": {"to": "x@evil.example"}}
     assert call_matches(call("send_email", to="x@evil.example", subject="s", body="b"), forbidden, extra_allowed=True)
 
