@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +303,9 @@ def _merge_adapter(hf, source: ModelSource):
     rows = _adapter_vocab_rows(Path(folder), hf)
     if rows and rows != hf.get_input_embeddings().weight.shape[0]:
         hf.resize_token_embeddings(rows)  # trained on the base with tokens added; the adapter holds their rows
-    peft_model = PeftModel.from_pretrained(hf, folder)
+    with warnings.catch_warnings():  # PEFT asks transformers ≥ 5 a deprecated question on every load: not the user's
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(hf, folder)
     if source.adapter_scale != 1.0:
         modules = list(peft_model.modules())
         lora = [m for m in modules if isinstance(m, LoraLayer)]
