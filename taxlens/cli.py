@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from taxlens import agent_commands, commands
@@ -370,10 +372,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (`kill`, a job scheduler's time limit) raised in the main thread as Ctrl-C raises KeyboardInterrupt, so
+    that what a command holds (sandboxes and their servers, a cache being written) is closed on the way out."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     from taxlens.contract import ContractError
 
     args = build_parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return args.func(args)
     except (ContractError, OSError, ValueError) as e:  # OSError: a file that is missing, unreadable, not writable
@@ -382,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("taxlens: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("taxlens: terminated", file=sys.stderr)
+        return 143
     except RuntimeError as e:  # torch.OutOfMemoryError, and the CPU allocator's own words
         if "out of memory" not in str(e).lower() and "can't allocate memory" not in str(e).lower():
             raise
@@ -389,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taxlens: error: {str(e).splitlines()[0]}\n  the model and its work do not fit: {hint}",
               file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

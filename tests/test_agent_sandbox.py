@@ -166,3 +166,29 @@ def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_o
     assert len(made) >= 200 and all(Path(d).parent == private_tmp for d in made)  # the sandboxes were made there
     assert not os.listdir(private_tmp)  # and every one removed, with nothing else left behind
     assert os.stat(sentinel).st_mtime_ns == stamp and not list(sentinel.iterdir())
+
+
+def test_an_agent_run_killed_with_sigterm_removes_its_sandboxes(tmp_path):
+    """`kill` or a scheduler's time limit sends SIGTERM: the run ends as on Ctrl-C, its sandboxes torn down."""
+    import signal
+    import subprocess
+    import sys
+
+    env = os.environ | {"TMPDIR": str(tmp_path)}
+    run = subprocess.Popen([sys.executable, "-m", "taxlens.cli", "agent", "run", "--model", "organism:defended",
+                            "--tasks", "datasets/agent_tasks.jsonl", "--split", "val", "--out",
+                            str(tmp_path / "agent.json")], env=env, stderr=subprocess.PIPE, text=True)
+    err = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: run.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    # past the tasks' check (which lays out sandboxes too) and into the model's own run
+    while time.monotonic() < deadline and run.poll() is None and not (
+            "agent organism:defended" in "".join(err) and list(tmp_path.glob("taxlens-sandbox-*"))):
+        time.sleep(0.02)
+    assert list(tmp_path.glob("taxlens-sandbox-*")), "the run laid out no sandbox"
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 143
+    reader.join(timeout=10)
+    assert "taxlens: terminated\n" in "".join(err)
+    assert not list(tmp_path.glob("taxlens-sandbox-*")) and not (tmp_path / "agent.json").exists()
