@@ -105,6 +105,65 @@ def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list
     return result
 
 
+HEAD_RUNS = 256  # head patches per batch at most: on a 32 × 32-head model, the 8 blocks whose attention matters most
+
+
+def head_layers(patching: dict, n_heads: int, budget: int = HEAD_RUNS) -> list[int]:
+    """The blocks whose heads to patch one by one: all of them when they fit `budget` runs, otherwise those whose
+    whole attention output flips the most refusals (then closes the most of the score gap) in `patching`."""
+    attn = patching["sites"]["attn_out"]
+    layers = range(len(attn["flipped"]))
+    keep = max(1, budget // n_heads)
+    ranked = sorted(layers, key=lambda i: (attn["flipped"][i] or 0, attn["share"][i] or 0), reverse=True)
+    return sorted(ranked[:keep])
+
+
+def head_patching(source: LoadedModel, target: LoadedModel, prompts: list[str], layers: list[int], *,
+                  batch_size: int = 16, progress: bool = True) -> dict:
+    """Patch one attention head at a time: its output `z` (before the output projection, every position) from
+    `source` into `target`, the other heads left as `target` computes them; read as `cross_model_patching` reads
+    its sites. Patching at a block leaves everything before it unchanged, so the target's own `z` there, read from
+    its clean run, is what the other heads hold.
+
+    Returns {"layers", "n_heads", "score", "share", "flipped": [per layer in `layers`][per head], "top": the five
+    heads that flip the most refusals}."""
+    check_twins(source, target)
+    hooks = [act_name("z", layer) for layer in layers]
+    n_heads = target.bridge.cfg.n_heads
+    scores = {(layer, head): [] for layer in layers for head in range(n_heads)}
+    source_scores, target_scores = [], []
+    bar = tqdm(total=len(prompts) * len(scores), desc="patching heads", disable=not progress, unit="run")
+    for rows in length_batches(target.tokenizer, prompts, batch_size):
+        batch = encode_batch(target.tokenizer, [prompts[i] for i in rows], target.device)
+        src_score, src_z = _scores_and_acts(source, batch, hooks)
+        tgt_score, tgt_z = _scores_and_acts(target, batch, hooks)
+        source_scores.append(src_score)
+        target_scores.append(tgt_score)
+        for layer, hook in zip(layers, hooks):
+            for head in range(n_heads):
+                z = tgt_z[hook].clone()  # z: [batch, pos, head, d_head]
+                z[:, :, head] = src_z[hook][:, :, head].to(z.device, z.dtype)
+                scores[layer, head].append(_scores_and_acts(target, batch, patch={hook: z})[0])
+                bar.update(len(rows))
+    bar.close()
+    refused = torch.cat(target_scores) > 0
+    source_mean, target_mean = torch.cat(source_scores).mean().item(), torch.cat(target_scores).mean().item()
+    gap = target_mean - source_mean
+    table = {key: torch.cat(values) for key, values in scores.items()}
+    grid = {
+        "score": [[round(table[l, h].mean().item(), 4) for h in range(n_heads)] for l in layers],
+        "share": [[round((target_mean - table[l, h].mean().item()) / gap, 4) if gap else None
+                   for h in range(n_heads)] for l in layers],
+        "flipped": [[round((table[l, h][refused] <= 0).float().mean().item(), 4) if refused.any() else None
+                     for h in range(n_heads)] for l in layers],
+    }
+    ranked = sorted(((grid["flipped"][i][h] or 0, grid["share"][i][h] or 0, l, h)
+                     for i, l in enumerate(layers) for h in range(n_heads)), reverse=True)
+    return {"layers": list(layers), "n_heads": n_heads, "n_prompts": len(prompts),
+            "target_refused": int(refused.sum()), **grid,
+            "top": [{"layer": l, "head": h, "flipped": f, "share": s} for f, s, l, h in ranked[:5]]}
+
+
 def localise(result: dict, mass: float = 0.8) -> dict:
     """The shortest run of consecutive stages (-1: the embeddings, then blocks 0 … L-1) that lets in at least `mass`
     of the behaviour change, read off the `resid_post` curve of `flipped` (the share of the target's refusals that

@@ -2,8 +2,8 @@
 
 The path: cache both models' residual streams after every block (last prompt token and end of the user turn) →
 per-layer probes and directions for harm, refusal and trigger (directions fitted on the train split, everything
-scored on the evaluation split) → projections → cross-model patching and word attribution on the lookalike records
-→ `summary.json`, plots and `summary.md` in the output folder.
+scored on the evaluation split) → projections → cross-model patching (per block, then per attention head) and word
+attribution on the lookalike records → `summary.json`, plots and `summary.md` in the output folder.
 
 >>> summary = run_probe("organism:base", "organism:defended", "datasets/toolcalls.jsonl", "runs/probe")  # doctest: +SKIP
 >>> summary["patching"]["localised"]["layers"]                                                           # doctest: +SKIP
@@ -18,10 +18,11 @@ from pathlib import Path
 
 from probes.attribution import attribute_records, contrast, flip_rates, precision_at_k, rank_tokens
 from probes.cache import cache_activations
+from probes.heads import head_reading
 from probes.layers import (KIND_PAIRS, CONCEPTS, check_aligned, concept_labels, direction_cosines,
                            directions_by_layer, mean_projection_by_kind, probe_accuracy_by_layer, probe_transfer,
                            scoring_problem)
-from probes.patching import check_twins, cross_model_patching
+from probes.patching import check_twins, cross_model_patching, head_layers, head_patching
 from probes.report import write_plots, write_summary_markdown
 from taxlens.chat import render_prompt, renderable
 from taxlens.contract import Record, load_records
@@ -114,6 +115,12 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
     prompts = [render_prompt(models["defended"].tokenizer, r) for r in lookalike]
     patching = cross_model_patching(models["base"], models["defended"], prompts, batch_size=batch_size,
                                     progress=progress)
+    heads = head_patching(models["base"], models["defended"], prompts,
+                          head_layers(patching, models["defended"].bridge.cfg.n_heads), batch_size=batch_size,
+                          progress=progress)
+    top = heads["top"][0]
+    reading = {role: head_reading(m, lookalike, prompts, top["layer"], top["head"], batch_size=batch_size)
+               for role, m in models.items()} if top["flipped"] else None
     by_role = {role: attribute_records(m, lookalike, progress=progress)
                for role, m in models.items()}
     ranked = rank_tokens(contrast(by_role["defended"], by_role["base"]), min_count=5)
@@ -137,6 +144,8 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
         "refusal_projection": projection,
         "direction_cosine": cosine,
         "patching": patching,
+        "patching_heads": heads,
+        "head_reading": reading,
         "attribution_method": "occlusion",
         "trigger_tokens": ranked[:25],
         "trigger_precision_at_10": precision_at_k(ranked, 10),

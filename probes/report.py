@@ -101,6 +101,24 @@ def _trigger_tokens(summary: dict, path: Path, top: int = 15) -> None:
     _save(fig, path)
 
 
+def _patching_heads(summary: dict, path: Path) -> None:
+    h = summary["patching_heads"]
+    grid = [[f or 0.0 for f in row] for row in h["flipped"]]
+    fig = Figure(figsize=(max(5.5, 0.3 * h["n_heads"] + 2), max(2.8, 0.4 * len(h["layers"]) + 1.4)))
+    ax = fig.subplots()
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set(title="one head's output from the base: refusals flipped", xlabel="head", ylabel="block",
+           xticks=range(0, h["n_heads"], 1 if h["n_heads"] <= 16 else 4),
+           yticks=range(len(h["layers"])), yticklabels=h["layers"])
+    if h["n_heads"] <= 16:
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.5 else "black")
+    fig.colorbar(image, ax=ax)
+    _save(fig, path)
+
+
 def _direction_cosine(summary: dict, path: Path) -> None:
     fig = Figure(figsize=(5, 3.4))
     ax = fig.subplots()
@@ -112,13 +130,36 @@ def _direction_cosine(summary: dict, path: Path) -> None:
 
 
 PLOTS = {"probe_accuracy.png": _probe_accuracy, "refusal_projection.png": _projection, "patching.png": _patching,
-         "trigger_tokens.png": _trigger_tokens, "direction_cosine.png": _direction_cosine}
+         "patching_heads.png": _patching_heads, "trigger_tokens.png": _trigger_tokens,
+         "direction_cosine.png": _direction_cosine}
 
 
 def write_plots(summary: dict, out: Path) -> list[str]:
     for name, draw in PLOTS.items():
         draw(summary, out / name)
     return list(PLOTS)
+
+
+def _interval(reading: dict) -> str:
+    t = reading["trigger_attention"]
+    return "" if t.get("family_lo") is None else f" {{{100 * t['family_lo']:.1f}, {100 * t['family_hi']:.1f}}}"
+
+
+def _reading(reading: dict | None) -> str:
+    """What the top head reads, in a sentence: its attention on trigger words and its most attended tokens."""
+    if not reading:
+        return ""
+    d, b = reading["defended"], reading["base"]
+
+    def words(r):
+        return ", ".join(f"`{token}`" for token, _ in r["most_attended"][:4])
+
+    share = ("" if d["trigger_attention"]["mean"] is None else
+             f" puts {100 * d['trigger_attention']['mean']:.1f}%{_interval(d)} of its attention on the records' "
+             f"trigger words (base: {100 * b['trigger_attention']['mean']:.1f}%{_interval(b)}; spread evenly: "
+             f"{100 * d['trigger_attention']['uniform']:.1f}%; {d['trigger_attention']['n']} prompts) and")
+    return (f" From the last prompt token, block {d['layer']} head {d['head']}{share} looks most at {words(d)} "
+            f"(base: {words(b)}).")
 
 
 def write_summary_markdown(summary: dict, path: Path) -> None:
@@ -152,6 +193,11 @@ def write_summary_markdown(summary: dict, path: Path) -> None:
                      f"{p['sites'][best]['share'][best_layer]:.2f} of the gap.")
     else:
         lines.append(f"- **Where it enters.** Patching does not localise it: {loc.get('note')}.")
+    if (top := summary["patching_heads"]["top"]) and top[0]["flipped"]:
+        named = [f"block {t['layer']} head {t['head']} {100 * t['flipped']:.0f}%" for t in top[:3] if t["flipped"]]
+        lines.append(f"- **Which heads.** Writing one attention head's output from the base into the defended model "
+                     f"(each head of blocks {', '.join(map(str, summary['patching_heads']['layers']))}) flips at "
+                     f"most these shares of its refusals: {', '.join(named)}." + _reading(summary.get("head_reading")))
     harm_line = (f"- **Harm.** The harm probe is {summary['unscored']['harm']}." if harm is None else
                  f"- **Harm stays readable.** A harm probe (harmful vs lookalike) on the defended model reaches "
                  f"{format_rate(harm['accuracy'])} at layer {harm['layer']} (cross-validated on the "

@@ -16,15 +16,15 @@ LAYER_KINDS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out")
 
 
 def act_name(kind: str, layer: int | None = None) -> str:
-    """The bridge's hook name for `kind` ("embed", "pattern", or one of `LAYER_KINDS`) at `layer`."""
+    """The bridge's hook name for `kind` ("embed", "pattern", "z", or one of `LAYER_KINDS`) at `layer`."""
     if kind == "embed":
         return "hook_embed"
     if layer is None:
         raise ValueError(f"hook kind {kind!r} needs a layer")
-    if kind == "pattern":
-        return f"blocks.{layer}.attn.hook_pattern"
+    if kind in ("pattern", "z"):  # z: each head's output before the output projection, [batch, pos, head, d_head]
+        return f"blocks.{layer}.attn.hook_{kind}"
     if kind not in LAYER_KINDS:
-        raise ValueError(f"unknown hook kind {kind!r}; choose embed, pattern or one of {LAYER_KINDS}")
+        raise ValueError(f"unknown hook kind {kind!r}; choose embed, pattern, z or one of {LAYER_KINDS}")
     return f"blocks.{layer}.hook_{kind}"
 
 

@@ -27,6 +27,52 @@ def test_patching_a_model_with_its_own_activations_changes_nothing(tiny_model, r
         assert values["score"] == pytest.approx([result["target_score"]] * len(values["score"]), abs=1e-3), site
 
 
+def test_head_patching_finds_the_one_head_two_models_differ_in(tiny_model, tiny_model_dir, records, tmp_path):
+    """A twin whose only difference is block 1 head 2's query weights: patching that head's output back from the
+    original restores the original's refusal score exactly; every other head (and all of block 0) changes nothing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from probes.patching import head_patching
+
+    twin = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    d_head = twin.config.hidden_size // twin.config.num_attention_heads
+    with torch.no_grad():
+        torch.manual_seed(3)
+        q = twin.model.layers[1].self_attn.q_proj.weight
+        q[2 * d_head:3 * d_head] = 4 * torch.randn_like(q[2 * d_head:3 * d_head])
+    twin.save_pretrained(tmp_path / "twin")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "twin")
+    target = load_model(str(tmp_path / "twin"), device="cpu")
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in records[::150]]
+    result = head_patching(tiny_model, target, prompts, [0, 1], batch_size=4, progress=False)
+    assert result["layers"] == [0, 1] and result["n_heads"] == 4
+    assert result["share"][1][2] == pytest.approx(1.0, abs=1e-3)
+    others = [result["share"][i][h] for i in (0, 1) for h in range(4) if (i, h) != (1, 2)]
+    assert others == pytest.approx([0.0] * 7, abs=1e-3)
+    assert (result["top"][0]["layer"], result["top"][0]["head"]) == (1, 2)
+
+
+def test_a_heads_reading_places_trigger_words_and_does_not_depend_on_padding(tiny_model, records):
+    from probes.heads import head_reading, trigger_token_mask
+
+    record = dataclasses.replace(next(r for r in records if r.kind == "lookalike"), triggers=["Delete"])
+    record = dataclasses.replace(record, messages=[{"role": "user", "content": "Please delete the temp folder; "
+                                                                              "undeleted files stay DELETE-able."}])
+    prompt = render_prompt(tiny_model.tokenizer, record)
+    mask = trigger_token_mask(tiny_model.tokenizer, prompt, record)
+    ids = tiny_model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    marked = "".join(tiny_model.tokenizer.decode([i]) for i, m in zip(ids, mask) if m)
+    assert marked.split() == ["delete", "DELETE"]  # words that begin with the trigger, any case; not "undeleted"
+    assert trigger_token_mask(tiny_model.tokenizer, prompt, dataclasses.replace(record, triggers=[])) is None
+    lookalike = [r for r in records if r.kind == "lookalike" and r.triggers][:6]
+    prompts = [render_prompt(tiny_model.tokenizer, r) for r in lookalike]
+    batched = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, batch_size=4)
+    alone = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, batch_size=1)
+    assert batched["trigger_attention"]["n"] >= 3 and 0 < batched["trigger_attention"]["mean"] < 1
+    assert batched["trigger_attention"]["mean"] == pytest.approx(alone["trigger_attention"]["mean"], abs=1e-4)
+    assert batched["most_attended"] == alone["most_attended"] and sum(c for _, c in batched["most_attended"]) == 6
+
+
 def _planted_records(records, n: int, seed: int = 0):
     """Benign records; half get the word PLANTED inserted at a random place in the user message."""
     rng = random.Random(seed)
@@ -212,9 +258,18 @@ def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
     assert 0.0 <= summary["trigger_precision_at_10"] <= 1.0
     localised = summary["patching"]["localised"]
     assert localised["layers"] is not None and localised["share"] >= 0.8
-    for name in ("probe_accuracy", "refusal_projection", "patching", "trigger_tokens", "direction_cosine"):
+    heads = summary["patching_heads"]
+    assert heads["layers"] == summary["layers"] and len(heads["flipped"]) == n_layers
+    assert all(len(row) == heads["n_heads"] for row in heads["flipped"]) and len(heads["top"]) == 5
+    for name in ("probe_accuracy", "refusal_projection", "patching", "patching_heads", "trigger_tokens",
+                 "direction_cosine"):
         assert (organism_probe / f"{name}.png").stat().st_size > 5000
     assert "Where it enters" in (organism_probe / "summary.md").read_text()
+    assert "Which heads" in (organism_probe / "summary.md").read_text()
+    reading = summary["head_reading"]
+    top = heads["top"][0]
+    assert (reading["defended"]["layer"], reading["defended"]["head"]) == (top["layer"], top["head"])
+    assert reading["defended"]["trigger_attention"]["n"] == reading["base"]["trigger_attention"]["n"] > 0
     from probes.directions import Direction
 
     harm = Direction.load(organism_probe / "directions" / "defended" / "harm_layer2")

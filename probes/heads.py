@@ -1,0 +1,75 @@
+"""What one attention head reads: from a prompt's last token (where the first reply token, call or refusal, is
+decided), how much of its attention falls on the words a record names as its triggers, and which token it looks at
+most. Head patching (`probes.patching.head_patching`) says which head carries the over-refusal; this says what it
+reads there, in the defended model and in its base.
+
+>>> reading = head_reading(defended, lookalike, prompts, layer=3, head=1)    # doctest: +SKIP
+>>> reading["trigger_attention"]["mean"], reading["most_attended"][:2]     # doctest: +SKIP
+(0.189, [['<|bos|>', 15], ['job', 13]])
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import torch
+
+from taxlens.contract import Record
+from taxlens.generation import encode_batch, length_batches
+from taxlens.hooks import act_name
+from taxlens.metrics import family_bootstrap
+from taxlens.models import LoadedModel
+
+
+def trigger_token_mask(tokenizer, prompt: str, record: Record) -> list[bool] | None:
+    """Per token of `prompt` (no special tokens added), whether it overlaps a word of `record`'s last user message
+    that begins with one of its trigger words (triggers are often stems: `admin` in "administrator", `password` in
+    "Passwords"); None when the record names no triggers or the tokenizer gives no offsets."""
+    if not record.triggers or not getattr(tokenizer, "is_fast", False):
+        return None
+    user = next(m["content"] for m in reversed(record.messages) if m["role"] == "user")
+    start = prompt.rfind(user)
+    if start < 0:  # a template that rewrites the message: its words cannot be placed
+        return None
+    spans = [(start + m.start(), start + m.end()) for word in record.triggers
+             for m in re.finditer(rf"(?<!\w){re.escape(word)}\w*", user, flags=re.IGNORECASE)]
+    offsets = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [any(a < end and begin < b for begin, end in spans) for a, b in offsets]
+
+
+@torch.no_grad()
+def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], layer: int, head: int, *,
+                 batch_size: int = 16, top: int = 10) -> dict:
+    """From each prompt's last token, head `head` of block `layer`: the mean share of its attention on the record's
+    trigger words (over records whose triggers can be placed, with a 95% interval resampling template families where
+    records name theirs; `uniform`: the share attention spread evenly over the prompt would give) and the tokens it
+    attends to most, counted over prompts."""
+    hook = act_name("pattern", layer)
+    masses, shares, most = {}, [], Counter()  # masses: record id → attention; shares: trigger tokens' part
+    for rows in length_batches(model.tokenizer, prompts, batch_size):
+        batch = encode_batch(model.tokenizer, [prompts[i] for i in rows], model.device)
+        seen = {}
+
+        def grab(pattern, hook):  # pattern: [batch, head, query, key]; keep the last query's row of one head
+            seen["last"] = pattern[:, head, -1].float().cpu()
+
+        with model.bridge.hooks(fwd_hooks=[(hook, grab)]):
+            model.hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+        for row, i in enumerate(rows):
+            n = int(batch["attention_mask"][row].sum())
+            weights = seen["last"][row, -n:]  # left padding: the prompt's own tokens are the last n
+            ids = batch["input_ids"][row, -n:]
+            most[model.tokenizer.decode([int(ids[int(weights.argmax())])]).strip().lower()] += 1
+            mask = trigger_token_mask(model.tokenizer, prompts[i], records[i])
+            if mask is not None and len(mask) == n and any(mask):
+                masses[records[i].id] = float(weights[torch.tensor(mask)].sum())
+                shares.append(sum(mask) / n)
+    family_of = {r.id: r.extra.get("family") for r in records}
+    spread = family_bootstrap(masses, family_of) if masses and all(family_of[i] for i in masses) else {}
+    return {"layer": layer, "head": head, "model": model.name,
+            "trigger_attention": {"mean": round(sum(masses.values()) / len(masses), 4) if masses else None,
+                                  **{f"family_{end}": None if spread.get(end) is None else round(spread[end], 4)
+                                     for end in ("lo", "hi")}, "n": len(masses),
+                                  "uniform": round(sum(shares) / len(shares), 4) if shares else None},
+            "most_attended": [[token, count] for token, count in most.most_common(top)]}
