@@ -56,6 +56,9 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
 
         with model.bridge.hooks(fwd_hooks=[(hook, grab)]):
             model.hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+        if "last" not in seen:
+            raise ValueError(f"{model.name}: {hook} did not fire (this model's attention computes no pattern the "
+                             f"bridge can read)")
         for row, i in enumerate(rows):
             n = int(batch["attention_mask"][row].sum())
             weights = seen["last"][row, -n:]  # left padding: the prompt's own tokens are the last n
