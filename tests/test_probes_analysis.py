@@ -73,6 +73,26 @@ def test_a_heads_reading_places_trigger_words_and_does_not_depend_on_padding(tin
     assert batched["most_attended"] == alone["most_attended"] and sum(c for _, c in batched["most_attended"]) == 6
 
 
+@pytest.mark.parametrize("arch", ["qwen2", "gemma2"])
+def test_head_patching_and_reading_run_on_other_architectures(arch, tiny_model_dir, records, tmp_path):
+    """A model patched with its own heads changes nothing, and its pattern hook is read, on Qwen2 and Gemma 2 too."""
+    from conftest import tiny_checkpoint
+    from transformers import Gemma2Config, Qwen2Config
+
+    from probes.heads import head_reading
+    from probes.patching import head_patching
+
+    config, extra = (Qwen2Config, {}) if arch == "qwen2" else (Gemma2Config, {"head_dim": 16})
+    model = load_model(tiny_checkpoint(config, tiny_model_dir, tmp_path / arch, **extra), device="cpu")
+    lookalike = [r for r in records if r.kind == "lookalike" and r.triggers][:4]
+    prompts = [render_prompt(model.tokenizer, r) for r in lookalike]
+    result = head_patching(model, model, prompts, [0, 1], batch_size=2, progress=False)
+    base_score = result["score"][0][0]
+    assert all(score == pytest.approx(base_score, abs=1e-3) for row in result["score"] for score in row)
+    reading = head_reading(model, lookalike, prompts, layer=1, head=0, batch_size=2)
+    assert sum(count for _, count in reading["most_attended"]) == 4
+
+
 def _planted_records(records, n: int, seed: int = 0):
     """Benign records; half get the word PLANTED inserted at a random place in the user message."""
     rng = random.Random(seed)
