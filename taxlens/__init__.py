@@ -40,6 +40,8 @@ _HOMES = {
     "probes.cache": ("ActivationStore", "cache_activations"),
     "probes.linear": ("LinearProbe",),
     "probes.pipeline": ("run_probe",),
+    "probes.patching": ("cross_model_patching", "head_patching"),
+    "probes.heads": ("head_reading",),
     "steering.fit": ("fit_vectors",),
     "steering.hooks": ("HarmGate", "Steering"),
     "steering.config": ("load_config", "save_config"),
