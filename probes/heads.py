@@ -40,13 +40,17 @@ def trigger_token_mask(tokenizer, prompt: str, record: Record) -> list[bool] | N
 
 @torch.no_grad()
 def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], layer: int, head: int, *,
-                 batch_size: int = 16, top: int = 10) -> dict:
+                 direction: torch.Tensor | None = None, batch_size: int = 16, top: int = 10) -> dict:
     """From each prompt's last token, head `head` of block `layer`: the mean share of its attention on the record's
     trigger words (over records whose triggers can be placed, with a 95% interval resampling template families where
     records name theirs; `uniform`: the share attention spread evenly over the prompt would give) and the tokens it
-    attends to most, counted over prompts."""
+    attends to most, counted over prompts. With `direction` ([d_model], e.g. the refusal direction after that
+    block), also what the head writes there: its output (z through its slice of the output projection) projected
+    on the unit direction, and that output's norm, averaged over prompts."""
     hook = act_name("pattern", layer)
     masses, shares, most = {}, [], Counter()  # masses: record id → attention; shares: trigger tokens' part
+    writes = []  # [rows, d_model] the head's output at the last token
+    w_o = model.bridge.blocks[layer].attn.W_O[head].float()  # [d_head, d_model]
     for rows in length_batches(model.tokenizer, prompts, batch_size):
         batch = encode_batch(model.tokenizer, [prompts[i] for i in rows], model.device)
         seen = {}
@@ -54,11 +58,16 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
         def grab(pattern, hook):  # pattern: [batch, head, query, key]; keep the last query's row of one head
             seen["last"] = pattern[:, head, -1].float().cpu()
 
-        with model.bridge.hooks(fwd_hooks=[(hook, grab)]):
+        def grab_z(z, hook):  # z: [batch, pos, head, d_head]
+            seen["z"] = z[:, -1, head].float()
+
+        with model.bridge.hooks(fwd_hooks=[(hook, grab), (act_name("z", layer), grab_z)]):
             model.hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
         if "last" not in seen:
             raise ValueError(f"{model.name}: {hook} did not fire (this model's attention computes no pattern the "
                              f"bridge can read)")
+        if direction is not None:
+            writes.append((seen["z"] @ w_o.to(seen["z"].device)).cpu())
         for row, i in enumerate(rows):
             n = int(batch["attention_mask"][row].sum())
             weights = seen["last"][row, -n:]  # left padding: the prompt's own tokens are the last n
@@ -75,4 +84,11 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
                                   **{f"family_{end}": None if spread.get(end) is None else round(spread[end], 4)
                                      for end in ("lo", "hi")}, "n": len(masses),
                                   "uniform": round(sum(shares) / len(shares), 4) if shares else None},
-            "most_attended": [[token, count] for token, count in most.most_common(top)]}
+            "most_attended": [[token, count] for token, count in most.most_common(top)],
+            "writes": None if direction is None else _writes(torch.cat(writes), direction)}
+
+
+def _writes(out: torch.Tensor, direction: torch.Tensor) -> dict:
+    """out: [prompts, d_model] a head's output → its mean projection on the unit `direction` and its mean norm."""
+    unit = direction.float() / direction.float().norm()
+    return {"projection": round(float((out @ unit).mean()), 4), "norm": round(float(out.norm(dim=-1).mean()), 4)}

@@ -119,8 +119,10 @@ def run_probe(base: str | ModelSource, defended: str | ModelSource, data: str | 
                           head_layers(patching, models["defended"].bridge.cfg.n_heads), batch_size=batch_size,
                           progress=progress)
     top = heads["top"][0]
-    reading = {role: head_reading(m, lookalike, prompts, top["layer"], top["head"], batch_size=batch_size)
-               for role, m in models.items()} if top["flipped"] else None
+    # both models' head read against the defended model's refusal direction after that block: one yardstick
+    refusal = directions["refusal"]["defended"][top["layer"]].vector
+    reading = {role: head_reading(m, lookalike, prompts, top["layer"], top["head"], direction=refusal,
+                                  batch_size=batch_size) for role, m in models.items()} if top["flipped"] else None
     by_role = {role: attribute_records(m, lookalike, progress=progress)
                for role, m in models.items()}
     ranked = rank_tokens(contrast(by_role["defended"], by_role["base"]), min_count=5)

@@ -158,8 +158,12 @@ def _reading(reading: dict | None) -> str:
              f" puts {100 * d['trigger_attention']['mean']:.1f}%{_interval(d)} of its attention on the records' "
              f"trigger words (base: {100 * b['trigger_attention']['mean']:.1f}%{_interval(b)}; spread evenly: "
              f"{100 * d['trigger_attention']['uniform']:.1f}%; {d['trigger_attention']['n']} prompts) and")
+    wrote = ("" if d.get("writes") is None else
+             f" Its output there, projected on the defended model's refusal direction after block {d['layer']}: "
+             f"{d['writes']['projection']:+.2f} of a norm of {d['writes']['norm']:.2f} (base: "
+             f"{b['writes']['projection']:+.2f} of {b['writes']['norm']:.2f}).")
     return (f" From the last prompt token, block {d['layer']} head {d['head']}{share} looks most at {words(d)} "
-            f"(base: {words(b)}).")
+            f"(base: {words(b)}).{wrote}")
 
 
 def write_summary_markdown(summary: dict, path: Path) -> None:

@@ -13,6 +13,7 @@ from probes.attribution import WordAttribution, attribute_records, flip_rates, p
 from probes.layers import concept_labels
 from probes.patching import cross_model_patching
 from taxlens.chat import render_prompt
+from taxlens.generation import encode_batch
 from taxlens.models import load_model
 from taxlens.scoring import opening_token_ids
 
@@ -66,8 +67,20 @@ def test_a_heads_reading_places_trigger_words_and_does_not_depend_on_padding(tin
     assert trigger_token_mask(tiny_model.tokenizer, prompt, dataclasses.replace(record, triggers=[])) is None
     lookalike = [r for r in records if r.kind == "lookalike" and r.triggers][:6]
     prompts = [render_prompt(tiny_model.tokenizer, r) for r in lookalike]
-    batched = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, batch_size=4)
-    alone = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, batch_size=1)
+    direction = torch.randn(tiny_model.d_model)
+    batched = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, direction=direction, batch_size=4)
+    alone = head_reading(tiny_model, lookalike, prompts, layer=1, head=2, direction=direction, batch_size=1)
+    assert batched["writes"] == pytest.approx(alone["writes"], abs=1e-4) and batched["writes"]["norm"] > 0
+    # what the head writes is its share of the attention output: the sum over heads, plus the bias, is attn_out
+    outputs = [head_reading(tiny_model, lookalike, prompts, layer=1, head=h, direction=direction)["writes"]
+               for h in range(4)]
+    seen = {}
+    batch = encode_batch(tiny_model.tokenizer, prompts, "cpu")
+    with torch.no_grad(), tiny_model.bridge.hooks(fwd_hooks=[("blocks.1.hook_attn_out",
+                                                              lambda a, hook: seen.__setitem__("out", a[:, -1]))]):
+        tiny_model.hf(**batch)
+    unit = direction / direction.norm()
+    assert sum(o["projection"] for o in outputs) == pytest.approx(float((seen["out"] @ unit).mean()), abs=1e-3)
     assert batched["trigger_attention"]["n"] >= 3 and 0 < batched["trigger_attention"]["mean"] < 1
     assert batched["trigger_attention"]["mean"] == pytest.approx(alone["trigger_attention"]["mean"], abs=1e-4)
     assert batched["most_attended"] == alone["most_attended"] and sum(c for _, c in batched["most_attended"]) == 6
@@ -89,8 +102,9 @@ def test_head_patching_and_reading_run_on_other_architectures(arch, tiny_model_d
     result = head_patching(model, model, prompts, [0, 1], batch_size=2, progress=False)
     base_score = result["score"][0][0]
     assert all(score == pytest.approx(base_score, abs=1e-3) for row in result["score"] for score in row)
-    reading = head_reading(model, lookalike, prompts, layer=1, head=0, batch_size=2)
-    assert sum(count for _, count in reading["most_attended"]) == 4
+    reading = head_reading(model, lookalike, prompts, layer=1, head=0, direction=torch.randn(model.d_model),
+                           batch_size=2)
+    assert sum(count for _, count in reading["most_attended"]) == 4 and reading["writes"]["norm"] > 0
 
 
 def _planted_records(records, n: int, seed: int = 0):
