@@ -1,11 +1,12 @@
-"""What one attention head reads: from a prompt's last token (where the first reply token, call or refusal, is
-decided), how much of its attention falls on the words a record names as its triggers, and which token it looks at
-most. Head patching (`probes.patching.head_patching`) says which head carries the over-refusal; this says what it
-reads there, in the defended model and in its base.
+"""What one attention head reads and writes: from a prompt's last token (where the first reply token, call or
+refusal, is decided), how much of its attention falls on the words a record names as its triggers, which token it
+looks at most, and how far its output lies along a given direction. Head patching (`probes.patching.head_patching`)
+says which head carries the over-refusal; this says what it reads and writes there, in the defended model and in
+its base.
 
->>> reading = head_reading(defended, lookalike, prompts, layer=3, head=1)    # doctest: +SKIP
->>> reading["trigger_attention"]["mean"], reading["most_attended"][:2]     # doctest: +SKIP
-(0.189, [['<|bos|>', 15], ['job', 13]])
+>>> reading = head_reading(defended, lookalike, prompts, layer=3, head=1, direction=refusal)   # doctest: +SKIP
+>>> reading["trigger_attention"]["mean"], reading["most_attended"][:2], reading["writes"]     # doctest: +SKIP
+(0.2079, [['<|bos|>', 15], ['job', 13]], {'projection': 9.1852, 'norm': 11.5837})
 """
 
 from __future__ import annotations
