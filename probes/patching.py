@@ -93,16 +93,19 @@ def cross_model_patching(source: LoadedModel, target: LoadedModel, prompts: list
               "target_refused": int(refused.sum()), "sites": {}}
     for site in ("embed", *LAYER_SITES):
         layers = [None] if site == "embed" else range(n_layers)
-        scores = [torch.cat(per_prompt[act_name(site, layer)]) for layer in layers]
-        result["sites"][site] = {
-            "score": [round(s.mean().item(), 4) for s in scores],
-            "stderr": [round((s.std() / len(s) ** 0.5).item(), 4) for s in scores],
-            "share": [round((target_mean - s.mean().item()) / gap, 4) if gap else None for s in scores],
-            "flipped": [round((s[refused] <= 0).float().mean().item(), 4) if refused.any() else None
-                        for s in scores],
-        }
+        figures = [_figures(torch.cat(per_prompt[act_name(site, layer)]), refused, target_mean, gap)
+                   for layer in layers]
+        result["sites"][site] = {key: [f[key] for f in figures] for key in ("score", "stderr", "share", "flipped")}
     result["localised"] = localise(result)
     return result
+
+
+def _figures(scores: torch.Tensor, refused: torch.Tensor, target_mean: float, gap: float) -> dict:
+    """One patch's reading from its per-prompt refusal scores: the mean and its standard error, the share of the
+    target-vs-source gap it closes, and the share of the target's refusals (`refused`) it turns into compliance."""
+    return {"score": round(scores.mean().item(), 4), "stderr": round((scores.std() / len(scores) ** 0.5).item(), 4),
+            "share": round((target_mean - scores.mean().item()) / gap, 4) if gap else None,
+            "flipped": round((scores[refused] <= 0).float().mean().item(), 4) if refused.any() else None}
 
 
 HEAD_RUNS = 256  # head patches per batch at most: on a 32 × 32-head model, the 8 blocks whose attention matters most
@@ -149,14 +152,9 @@ def head_patching(source: LoadedModel, target: LoadedModel, prompts: list[str], 
     refused = torch.cat(target_scores) > 0
     source_mean, target_mean = torch.cat(source_scores).mean().item(), torch.cat(target_scores).mean().item()
     gap = target_mean - source_mean
-    table = {key: torch.cat(values) for key, values in scores.items()}
-    grid = {
-        "score": [[round(table[l, h].mean().item(), 4) for h in range(n_heads)] for l in layers],
-        "share": [[round((target_mean - table[l, h].mean().item()) / gap, 4) if gap else None
-                   for h in range(n_heads)] for l in layers],
-        "flipped": [[round((table[l, h][refused] <= 0).float().mean().item(), 4) if refused.any() else None
-                     for h in range(n_heads)] for l in layers],
-    }
+    read = {key: _figures(torch.cat(values), refused, target_mean, gap) for key, values in scores.items()}
+    grid = {figure: [[read[l, h][figure] for h in range(n_heads)] for l in layers]
+            for figure in ("score", "share", "flipped")}
     ranked = sorted(((grid["flipped"][i][h] or 0, grid["share"][i][h] or 0, l, h)
                      for i, l in enumerate(layers) for h in range(n_heads)), reverse=True)
     return {"layers": list(layers), "n_heads": n_heads, "n_prompts": len(prompts),
