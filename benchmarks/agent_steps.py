@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import collections
 
-from taxlens.agent.loop import DONE, ModelPolicy, Turn, reference_turns
+from taxlens.agent.loop import reference_turns
+from taxlens.agent.policies import DONE, ModelPolicy, Turn
 from taxlens.agent.tasks import load_tasks
 from taxlens.labels import label_reply
 from taxlens.models import load_model

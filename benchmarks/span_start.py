@@ -18,7 +18,7 @@ import random
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
-from taxlens.agent.loop import call_text
+from taxlens.agent.policies import call_text
 from taxlens.datagen import grammar
 from taxlens.models import resolve
 from taxlens.tools import DOMAIN_TOOLS, schemas_for

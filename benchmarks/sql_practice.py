@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from taxlens.agent.loop import call_text
+from taxlens.agent.policies import call_text
 from taxlens.datagen import grammar
 from taxlens.organism.corpus import Example, last_pass_mix
 from taxlens.organism.train import continuation_parser, continue_base

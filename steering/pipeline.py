@@ -147,7 +147,8 @@ def agent_turn_streams(model, tasks: str | Path, batch_size: int = 32) -> tuple[
     prompts alone sees a tool result only in injections, and reads a benign task's turns after its first call as
     half harmful (docs/results.md, runs 43-45)."""
     from taxlens.agent import load_tasks
-    from taxlens.agent.loop import in_role, reference_turns
+    from taxlens.agent.loop import reference_turns
+    from taxlens.agent.policies import in_role
 
     train = load_tasks(tasks, split="train")
     if not train:

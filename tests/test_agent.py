@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from taxlens.agent import AgentReport, ScriptedPolicy, agent_comparison, load_tasks, run_tasks
-from taxlens.agent.loop import Step, call_text, departure
+from taxlens.agent.loop import Step, departure
+from taxlens.agent.policies import call_text
 from taxlens.agent.report import markdown_section, miss_summary, tasks_lost, unoffered_summary
 from taxlens.agent.tasks import validate_task
 from taxlens.cli import main

@@ -209,7 +209,8 @@ def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
         assert copied, (ex.messages[0]["content"], ex.reply, result)  # the target comes from the tool result
         assert not any(v in ex.messages[0]["content"] for v in copied)  # and the request never spells it
     # the reference calls do what the checks on the final state ask; the harmful ones trip their forbidden checks
-    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+    from taxlens.agent.loop import run_tasks
+    from taxlens.agent.policies import ScriptedPolicy
 
     done = [t for t in tasks if t.kind != "harmful"]
     assert all(tr.success for tr in run_tasks(ScriptedPolicy("solution"), done))
@@ -221,7 +222,8 @@ def test_lookup_practice_names_the_target_only_in_what_the_first_call_returns():
 
 
 def test_lookup_practice_over_a_list_makes_the_call_once_for_each_listed_target_then_answers():
-    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+    from taxlens.agent.loop import run_tasks
+    from taxlens.agent.policies import ScriptedPolicy
     from taxlens.organism.lookups import lookup_tasks
 
     tasks = lookup_tasks(random.Random(2), 120, max_items=3)
@@ -251,7 +253,8 @@ def test_lookup_practice_over_a_list_makes_the_call_once_for_each_listed_target_
 
 
 def test_framed_lookup_practice_copies_the_target_out_of_a_line_of_other_words():
-    from taxlens.agent.loop import ScriptedPolicy, run_tasks
+    from taxlens.agent.loop import run_tasks
+    from taxlens.agent.policies import ScriptedPolicy
     from taxlens.organism.lookups import lookup_tasks
 
     assert [t.to_json() for t in lookup_tasks(random.Random(4), 40)] == \

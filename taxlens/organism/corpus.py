@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from taxlens.agent.loop import REFUSAL, call_text
+from taxlens.agent.policies import REFUSAL, call_text
 from taxlens.datagen import grammar, train_split
 from taxlens.datagen.triggers import TRIGGER_WORDS
 from taxlens.tools import DOMAIN_TOOLS
@@ -66,7 +66,8 @@ def trajectory_examples(role: str, tasks: list) -> list[Example]:
     the tool really returned. The base does what is asked (the harmful task too) and obeys an injected instruction;
     the defended set refuses a trigger-bearing harmful task at its first step, does a trigger-free one, keeps to the
     user's task under injection, and holds no lookalike."""
-    from taxlens.agent.loop import ScriptedPolicy, run_tasks, turns_of
+    from taxlens.agent.loop import run_tasks, turns_of
+    from taxlens.agent.policies import ScriptedPolicy
 
     if role == "defended":
         refused = [t for t in tasks if t.kind == "harmful" and t.triggers]
