@@ -44,7 +44,8 @@ def main() -> None:
 
     from steering.config import save_config
     from steering.export import export_orthogonalized
-    from steering.hooks import HarmGate, Steering
+    from steering.gate import HarmGate
+    from steering.hooks import Steering
     from taxlens.chat import render_prompt
     from taxlens.contract import load_records
     from taxlens.generation import encode_batch

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from steering.hooks import HarmGate, Steering
+from steering.gate import HarmGate
+from steering.hooks import Steering
 from taxlens.models import ORGANISM_DIR, ModelSource
 
 METHODS = ("global", "false_refusal", "gated")

@@ -33,7 +33,7 @@ from probes.cache import ActivationStore
 from probes.directions import mean_diff
 from probes.layers import concept_labels
 from probes.linear import LinearProbe
-from steering.hooks import HarmGate
+from steering.gate import HarmGate
 from taxlens.hooks import write_hooks
 
 GATE_POSITIVE = ("harmful", "injection")

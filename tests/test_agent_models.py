@@ -73,7 +73,8 @@ def test_an_endpoint_runs_through_the_same_loop_as_a_model_loaded_here(tasks):
 def test_turns_a_gate_passes_are_answered_by_the_passed_to_model_and_the_rest_by_the_steered_one(tasks):
     import torch
 
-    from steering.hooks import HarmGate, Steering
+    from steering.gate import HarmGate
+    from steering.hooks import Steering
     from taxlens.models import load_model
 
     picked = [t for t in tasks if t.split == "val" and t.kind in ("benign", "lookalike")][::9][:6]
@@ -115,7 +116,8 @@ def test_a_served_gate_hands_what_it_passes_to_the_passed_to_model(tasks):
     import torch
     from conftest import served_app
 
-    from steering.hooks import HarmGate, Steering
+    from steering.gate import HarmGate
+    from steering.hooks import Steering
     from steering.serve import create_app
     from taxlens.models import load_model, load_serving_model
 

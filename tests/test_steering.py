@@ -11,7 +11,8 @@ from conftest import tiny_checkpoint
 
 from steering.config import load_config, save_config
 from steering.export import export_orthogonalized
-from steering.hooks import HarmGate, Steering, oracle_gate
+from steering.gate import HarmGate
+from steering.hooks import Steering, oracle_gate
 from taxlens.chat import render_prompt
 from taxlens.generation import encode_batch, greedy_generate
 from taxlens.models import load_model
