@@ -23,33 +23,45 @@ from taxlens.metrics import family_bootstrap
 from taxlens.models import LoadedModel
 
 
-def trigger_token_mask(tokenizer, prompt: str, record: Record) -> list[bool] | None:
-    """Per token of `prompt` (no special tokens added), whether it overlaps a word of `record`'s last user message
-    that begins with one of its trigger words (triggers are often stems: `admin` in "administrator", `password` in
-    "Passwords"); None when the record names no triggers or the tokenizer gives no offsets."""
-    if not record.triggers or not getattr(tokenizer, "is_fast", False):
+def _word_mask(tokenizer, prompt: str, record: Record, words: list[str] | None) -> list[bool] | None:
+    """Per token of `prompt` (no special tokens added), whether it overlaps the last user message (`words` None) or
+    a word of it that begins with one of `words`; None when the tokenizer gives no offsets or the template rewrote
+    the message, so its words cannot be placed."""
+    if not getattr(tokenizer, "is_fast", False):
         return None
     user = next(m["content"] for m in reversed(record.messages) if m["role"] == "user")
     start = prompt.rfind(user)
-    if start < 0:  # a template that rewrites the message: its words cannot be placed
+    if start < 0:
         return None
-    spans = [(start + m.start(), start + m.end()) for word in record.triggers
-             for m in re.finditer(rf"(?<!\w){re.escape(word)}\w*", user, flags=re.IGNORECASE)]
+    spans = ([(start, start + len(user))] if words is None else
+             [(start + m.start(), start + m.end()) for word in words
+              for m in re.finditer(rf"(?<!\w){re.escape(word)}\w*", user, flags=re.IGNORECASE)])
     offsets = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [any(a < end and begin < b for begin, end in spans) for a, b in offsets]
 
 
+def trigger_token_mask(tokenizer, prompt: str, record: Record) -> list[bool] | None:
+    """Per token of `prompt` (no special tokens added), whether it overlaps a word of `record`'s last user message
+    that begins with one of its trigger words (triggers are often stems: `admin` in "administrator", `password` in
+    "Passwords"); None when the record names no triggers or its words cannot be placed."""
+    return _word_mask(tokenizer, prompt, record, record.triggers) if record.triggers else None
+
+
 @torch.no_grad()
 def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], layer: int, head: int, *,
-                 direction: torch.Tensor | None = None, batch_size: int = 16, top: int = 10) -> dict:
+                 direction: torch.Tensor | None = None, batch_size: int = 16, top: int = 10,
+                 examples: int = 4) -> dict:
     """From each prompt's last token, head `head` of block `layer`: the mean share of its attention on the record's
     trigger words (over records whose triggers can be placed, with a 95% interval resampling template families where
     records name theirs; `uniform`: the share attention spread evenly over the prompt would give) and the tokens it
     attends to most, counted over prompts. With `direction` ([d_model], e.g. the refusal direction after that
     block), also what the head writes there: its output (z through its slice of the output projection) projected
-    on the unit direction, and that output's norm, averaged over prompts."""
+    on the unit direction, and that output's norm, averaged over prompts. `examples`: for that many records (their
+    triggers placed, one a template family, in the order given), the head's attention on each token of the user's
+    message (`tokens`, `attention`, `trigger`) and what it gives the rest of the prompt (`rest`), for a plot."""
     hook = act_name("pattern", layer)
     masses, shares, most = {}, [], Counter()  # masses: record id → attention; shares: trigger tokens' part
+    shown: dict[int, dict] = {}  # prompt index → its attention over the user's tokens
     writes = []  # [rows, d_model] the head's output at the last token
     w_o = model.bridge.blocks[layer].attn.W_O[head].float()  # [d_head, d_model]
     for rows in length_batches(model.tokenizer, prompts, batch_size):
@@ -78,6 +90,7 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
             if mask is not None and len(mask) == n and any(mask):
                 masses[records[i].id] = float(weights[torch.tensor(mask)].sum())
                 shares.append(sum(mask) / n)
+                shown[i] = _example(model.tokenizer, prompts[i], records[i], ids, weights, mask)
     family_of = {r.id: r.extra.get("family") for r in records}
     spread = family_bootstrap(masses, family_of) if masses and all(family_of[i] for i in masses) else {}
     return {"layer": layer, "head": head, "model": model.name,
@@ -86,7 +99,30 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
                                      for end in ("lo", "hi")}, "n": len(masses),
                                   "uniform": round(sum(shares) / len(shares), 4) if shares else None},
             "most_attended": [[token, count] for token, count in most.most_common(top)],
-            "writes": None if direction is None else _writes(torch.cat(writes), direction)}
+            "writes": None if direction is None else _writes(torch.cat(writes), direction),
+            "examples": _one_a_family([shown[i] for i in sorted(shown)], examples)}
+
+
+def _example(tokenizer, prompt: str, record: Record, ids: torch.Tensor, weights: torch.Tensor,
+             trigger: list[bool]) -> dict:
+    """One prompt's last-token attention over its user message's tokens (ids, weights: [n] the prompt's own)."""
+    user = _word_mask(tokenizer, prompt, record, None)
+    keep = [j for j, inside in enumerate(user) if inside]
+    return {"id": record.id, "family": record.extra.get("family"),
+            "tokens": [tokenizer.decode([int(ids[j])]) for j in keep],
+            "attention": [round(float(weights[j]), 4) for j in keep], "trigger": [trigger[j] for j in keep],
+            "rest": round(1.0 - float(weights[keep].sum()), 4)}
+
+
+def _one_a_family(shown: list[dict], n: int) -> list[dict]:
+    """The first `n` examples of distinct template families (records without one count as their own)."""
+    out, seen = [], set()
+    for example in shown:
+        family = example["family"] or example["id"]
+        if family not in seen and len(out) < n:
+            seen.add(family)
+            out.append(example)
+    return out
 
 
 def _writes(out: torch.Tensor, direction: torch.Tensor) -> dict:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from taxlens.metrics import format_rate
 
 ROLE_STYLE = {"base": {"color": "tab:blue", "marker": "o"}, "defended": {"color": "tab:red", "marker": "s"}}
+MAX_TOKENS = 80  # of a user message, in the head-attention plot
 KIND_COLOR = {"benign": "tab:green", "lookalike": "tab:orange", "harmful": "tab:red", "injection": "tab:purple"}
 
 
@@ -119,6 +121,47 @@ def _patching_heads(summary: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def _window(trigger: list[bool]) -> slice:
+    """At most MAX_TOKENS of a user message's tokens, starting a few before its first trigger word when it is long."""
+    first = trigger.index(True) if True in trigger else 0
+    start = max(0, min(first - 4, len(trigger) - MAX_TOKENS))
+    return slice(start, start + MAX_TOKENS)
+
+
+def _head_attention(summary: dict, path: Path) -> None:
+    """The top head's attention from the last prompt token over a few lookalikes' user messages, defended above base,
+    trigger words in red: the reading `head_reading` sums up, one prompt at a time."""
+    reading = summary.get("head_reading") or {}
+    pairs = list(zip(*(reading[role].get("examples") or [] for role in ("defended", "base")))) if reading else []
+    fig = Figure(figsize=(12, 1.9 * max(1, len(pairs)) + 0.6))
+    axes = fig.subplots(max(1, len(pairs)), 1, squeeze=False)[:, 0]
+    if not pairs:
+        axes[0].text(0.5, 0.5, "no head flips a refusal, or no record's trigger words can be placed", ha="center",
+                     va="center", transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+    top = max((a for pair in pairs for e in pair for a in e["attention"]), default=1.0)
+    for ax, (d, b) in zip(axes, pairs):
+        window = _window(d["trigger"])
+        tokens = d["tokens"][window]
+        grid = [d["attention"][window], b["attention"][window]]
+        image = ax.imshow(grid, norm=PowerNorm(0.5, vmin=0, vmax=top), cmap="magma", aspect="auto")
+        ax.set_yticks([0, 1], ["defended", "base"], fontsize=8)
+        labels = [tok.replace(" ", "␣").replace("\n", "⏎") for tok in tokens]
+        ax.set_xticks(range(len(tokens)), labels, rotation=60, ha="right", fontsize=7)
+        for label, trigger in zip(ax.get_xticklabels(), d["trigger"][window]):
+            label.set_color("tab:red" if trigger else "black")
+        cut = ("" if len(tokens) == len(d["tokens"]) else
+               f", tokens {window.start + 1}–{window.start + len(tokens)} of {len(d['tokens'])}")
+        ax.set_title(f"{d['id']}: rest of the prompt {d['rest']:.0%} (defended), {b['rest']:.0%} (base){cut}",
+                     fontsize=8, loc="left")
+        fig.colorbar(image, ax=ax, pad=0.01)
+    if pairs:
+        d = reading["defended"]
+        fig.suptitle(f"block {d['layer']} head {d['head']}: attention from the last prompt token over the user's "
+                     f"message (trigger words in red; colour: square-root scale)", fontsize=9)
+    _save(fig, path)
+
+
 def _direction_cosine(summary: dict, path: Path) -> None:
     fig = Figure(figsize=(5, 3.4))
     ax = fig.subplots()
@@ -130,7 +173,8 @@ def _direction_cosine(summary: dict, path: Path) -> None:
 
 
 PLOTS = {"probe_accuracy.png": _probe_accuracy, "refusal_projection.png": _projection, "patching.png": _patching,
-         "patching_heads.png": _patching_heads, "trigger_tokens.png": _trigger_tokens,
+         "patching_heads.png": _patching_heads, "head_attention.png": _head_attention,
+         "trigger_tokens.png": _trigger_tokens,
          "direction_cosine.png": _direction_cosine}
 
 

@@ -117,8 +117,8 @@ def write_run_report(run_dir: str | Path) -> Path:
         words = text.split("## In words", 1)[1].split("\n## ", 1)[0].strip() if "## In words" in text else ""
         lines += ["", "## Where over-refusal arises", "", words, "",
                   *(f"![{name}](probe/{name}.png)" for name in
-                    ("probe_accuracy", "patching", "patching_heads", "trigger_tokens", "refusal_projection",
-                     "direction_cosine")
+                    ("probe_accuracy", "patching", "patching_heads", "head_attention", "trigger_tokens",
+                     "refusal_projection", "direction_cosine")
                     if (run / "probe" / f"{name}.png").is_file()),
                   "", "Details: [probe/summary.md](probe/summary.md)"]
     else:

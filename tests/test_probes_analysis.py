@@ -84,6 +84,15 @@ def test_a_heads_reading_places_trigger_words_and_does_not_depend_on_padding(tin
     assert batched["trigger_attention"]["n"] >= 3 and 0 < batched["trigger_attention"]["mean"] < 1
     assert batched["trigger_attention"]["mean"] == pytest.approx(alone["trigger_attention"]["mean"], abs=1e-4)
     assert batched["most_attended"] == alone["most_attended"] and sum(c for _, c in batched["most_attended"]) == 6
+    # the plotted examples: the user's message token by token, its trigger words marked, one a template family
+    users = {r.id: next(m["content"] for m in reversed(r.messages) if m["role"] == "user") for r in lookalike}
+    shown = batched["examples"]
+    assert shown and [e["id"] for e in shown] == [e["id"] for e in alone["examples"]]
+    for e, same in zip(shown, alone["examples"]):
+        assert "".join(e["tokens"]) == users[e["id"]] and any(e["trigger"]) and not all(e["trigger"])
+        assert sum(e["attention"]) + e["rest"] == pytest.approx(1.0, abs=1e-3)
+        assert e["attention"] == pytest.approx(same["attention"], abs=1e-3)
+    assert len({e["family"] for e in shown}) == len(shown)
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "gemma2"])
@@ -295,8 +304,8 @@ def test_probe_command_outputs_and_bars_on_the_organism(organism_probe):
     heads = summary["patching_heads"]
     assert heads["layers"] == summary["layers"] and len(heads["flipped"]) == n_layers
     assert all(len(row) == heads["n_heads"] for row in heads["flipped"]) and len(heads["top"]) == 5
-    for name in ("probe_accuracy", "refusal_projection", "patching", "patching_heads", "trigger_tokens",
-                 "direction_cosine"):
+    for name in ("probe_accuracy", "refusal_projection", "patching", "patching_heads", "head_attention",
+                 "trigger_tokens", "direction_cosine"):
         assert (organism_probe / f"{name}.png").stat().st_size > 5000
     assert "Where it enters" in (organism_probe / "summary.md").read_text()
     assert "Which heads" in (organism_probe / "summary.md").read_text()
