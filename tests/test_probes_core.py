@@ -162,3 +162,20 @@ def test_cached_refusal_score_is_the_models_own_with_logit_softcapping(tiny_mode
         last = gemma.hf(**encode_batch(gemma.tokenizer, prompts, "cpu")).logits[:, -1]
     full = refusal_score(torch.log_softmax(last.float(), dim=-1), opening_token_ids(gemma.tokenizer))
     assert last.abs().max() <= 5.0 and (cached - full).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("held, title", [((0.91, 0.86, 0.94), "Harm stays readable"),
+                                         ((0.70, 0.62, 0.77), "Harm is partly readable"),
+                                         ((0.63, 0.46, 0.78), "Harm is not readable here")])
+def test_the_probe_summary_claims_harm_is_readable_only_where_the_held_out_figure_bears_it(held, title):
+    from probes.report import _harm_line
+
+    rate, lo, hi = held
+    summary = {"best_harm_layer_defended": {"layer": 1, "accuracy": {"rate": 0.95, "lo": 0.9, "hi": 0.97, "k": 95,
+                                                                     "n": 100}},
+               "split": "test", "fit_split": "train", "unscored": {},
+               "probe_transfer": {"harm": {"defended_to_base": [None, {"own": {"rate": rate, "lo": lo, "hi": hi,
+                                                                              "k": 30, "n": 40}}]}}}
+    line = _harm_line(summary)
+    assert line.startswith(f"- **{title}.**") and f"{100 * rate:.1f}%" in line
+    assert ("still knows" in line) == (title == "Harm stays readable")
