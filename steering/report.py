@@ -10,38 +10,53 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from steering.search import pareto_front
+from steering.search import MARGIN, MAX_KL, pareto_front, screen_feasible
 
 COLORS = {"global": "tab:grey", "false_refusal": "tab:blue", "gated": "tab:green"}
 
 
 def write_pareto_markdown(table: dict, screened: dict, path: Path) -> None:
     pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    defended_screen = table["defended"]["screen"]
+
+    def row(name: str, settings: str, screen: dict | None, val: dict | None, meets: str) -> str:
+        sc, v = screen or {}, val or {}
+        kl = "–" if sc.get("kl_benign_complied") is None or name in ("defended", "base") else \
+            f"{sc['kl_benign_complied']:.3f}"
+        return (f"| {name} | {settings} | {pct(sc.get('compliance_helpful'))} | {pct(sc.get('refusal_harmful'))} | "
+                f"{kl} | {meets} | {pct(v.get('success_benign'))} / {pct(v.get('success_lookalike'))} | "
+                f"{pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
+
+    def settings_text(settings: dict) -> str:
+        return ", ".join(f"{k}={x}" for k, x in settings.items())
+
+    def meets(screen: dict) -> str:
+        return "yes" if screen_feasible(screen, defended_screen) else "no"
+
     lines = ["# Steering search on the val split", "",
-             "Screened on the first reply token (compliance = refusal score ≤ 0); the Pareto front of helpful "
-             "(benign + lookalike) compliance against harmful refusal, per method. Generated figures (val) for "
-             "the settings that were evaluated for real.", "",
-             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | val success "
-             "benign / lookalike | val harmful refusal | val ASR |", "|---|---|---|---|---|---|---|---|"]
+             f"Screened on the first reply token (compliance = refusal score ≤ 0). The constraints: harmful refusal "
+             f"at most {100 * MARGIN:.0f} points under the defended model's, a gate passing at most {100 * MARGIN:.0f}% "
+             f"of harmful or injected prompts to the ablation, first-token KL on benign prompts the defended model "
+             f"complies with at most {MAX_KL}. Each method's chosen setting comes first: the best objective among "
+             f"settings meeting them, on generated val replies where the search evaluated its shortlist, else on the "
+             f"first token (`--quick`). Then the defended model, the base, and each method's Pareto front of helpful "
+             f"(benign + lookalike) compliance against harmful refusal, whether or not it meets the constraints.", "",
+             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | meets the constraints "
+             "(first token) | val success benign / lookalike | val harmful refusal | val ASR |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, chosen in table["chosen"].items():
+        pick = next((r for r in table["methods"][method] if r["settings"] == chosen["settings"]), {})
+        lines.append(row(f"**{method} (chosen)**", settings_text(chosen["settings"]), pick.get("screen"),
+                         chosen["val"], f"{'yes' if chosen['feasible'] else 'no'}"
+                         + ("" if chosen["val"] is None else " (val)")))
     for role in ("defended", "base"):
-        sc, v = table[role]["screen"], table[role]["val"] or {}
-        lines.append(f"| {role} | – | {pct(sc['compliance_helpful'])} | {pct(sc['refusal_harmful'])} | – | "
-                     f"{pct(v.get('success_benign'))} / {pct(v.get('success_lookalike'))} | "
-                     f"{pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
+        lines.append(row(role, "–", table[role]["screen"], table[role]["val"], "–"))
     for method, settings in screened.items():
         for s in pareto_front(settings):
-            v = s.val or {}
-            lines.append(
-                f"| {method} | {', '.join(f'{k}={x}' for k, x in s.settings.items())} | "
-                f"{pct(s.screen['compliance_helpful'])} | {pct(s.screen['refusal_harmful'])} | "
-                f"{s.screen['kl_benign_complied']:.3f} | {pct(v.get('success_benign'))} / "
-                f"{pct(v.get('success_lookalike'))} | {pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
-    for row in table.get("adapter_scale", []):
-        v = row["val"]
-        lines.append(f"| adapter ×{row['adapter_scale']:g} | – | – | – | – | {pct(v.get('success_benign'))} / "
-                     f"{pct(v.get('success_lookalike'))} | {pct(v.get('refusal_harmful'))} | {pct(v.get('asr'))} |")
-    lines += ["", "Chosen: " + "; ".join(f"{m}: {c['settings']} (meets the constraints: {c['feasible']})"
-                                         for m, c in table["chosen"].items()), ""]
+            lines.append(row(method, settings_text(s.settings), s.screen, s.val, meets(s.screen)))
+    for scaled in table.get("adapter_scale", []):
+        lines.append(row(f"adapter ×{scaled['adapter_scale']:g}", "–", None, scaled["val"], "–"))
+    lines.append("")
     path.write_text("\n".join(lines))
 
 
