@@ -42,6 +42,19 @@ def _recovery_losses(run: Path, reports: dict) -> list[str]:
             "`ceiling.json`: the defended model's reply opened with a call):", "", *markdown_rows(losses)]
 
 
+def _what_add_does(run: Path, steer: str | None) -> str:
+    """What a gated config does to the rows its gate sends to `add`, read from the run's own config where the steered
+    report names it: a search may choose a config that adds nothing, and then those rows are left alone."""
+    config = _load(run / "steer" / "steer.json")
+    named = steer and Path(steer).resolve() in ((run / "steer").resolve(), (run / "steer" / "steer.json").resolve())
+    if not (config and named):
+        return "given the config's addition of the refusal direction, where it has one"
+    settings = config.get("settings") or {}
+    if settings.get("coefficient"):
+        return f"the refusal direction added (coefficient {settings['coefficient']:g})"
+    return "left alone too, since this config adds nothing (coefficient 0)"
+
+
 def _eval_sections(run: Path, reports: dict) -> list[str]:
     """The eval reports' figures by kind, the tax, and what the steered run recovered, kept and lost."""
     present = {k: v for k, v in reports.items() if v}
@@ -74,8 +87,8 @@ def _eval_sections(run: Path, reports: dict) -> list[str]:
                       + "; ASR " + " → ".join(format_rate(r.figure("injection", "asr")) for r in (defended, steered))
                       + "."]
         if gates := gate_summary(steered):
-            lines.append(f"**The gate's decisions** (`ablate`: given the ablation; `add`: the refusal direction "
-                         f"added; `none`: neither): {gates}.")
+            lines.append(f"**The gate's decisions** (`ablate`: read as harmless, given the ablation; `add`: read as "
+                         f"harmful, {_what_add_does(run, steered.steer)}; `none`: in between, left alone): {gates}.")
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:

@@ -168,6 +168,15 @@ def test_a_steered_report_says_which_tax_records_its_gate_sent_to_the_ablation(t
     page = write_run_report(tmp_path).read_text()
     assert "lookalike 3 ablate, 1 add, 2 none" in page
     assert "lookalike: 2 of 4 sent to the ablation (1 recovered), 2 held back by the gate" in page
+    assert "where it has one" in page  # the steered report names no config of this run
+    # with the run's own config named, the page says what `add` did: nothing, where the search chose no addition
+    (tmp_path / "steer").mkdir()
+    for coefficient, said in ((0.0, "left alone too, since this config adds nothing"),
+                              (20.6, "the refusal direction added (coefficient 20.6)")):
+        (tmp_path / "steer" / "steer.json").write_text(json.dumps({"model": "m", "method": "gated",
+                                                                "settings": {"coefficient": coefficient}}))
+        replace(steered, steer=str(tmp_path / "steer")).write(tmp_path / "steered.json")
+        assert f"`add`: read as harmful, {said}" in write_run_report(tmp_path).read_text()
 
 
 def test_recovery_losses_put_each_tax_record_under_its_first_cause(tmp_path, capsys):
