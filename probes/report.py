@@ -132,7 +132,9 @@ def _head_attention(summary: dict, path: Path) -> None:
     """The top head's attention from the last prompt token over a few lookalikes' user messages, defended above base,
     trigger words in red: the reading `head_reading` sums up, one prompt at a time."""
     reading = summary.get("head_reading") or {}
-    pairs = list(zip(*(reading[role].get("examples") or [] for role in ("defended", "base")))) if reading else []
+    base = {e["id"]: e for e in (reading.get("base") or {}).get("examples") or []}
+    pairs = [(d, base[d["id"]]) for d in (reading.get("defended") or {}).get("examples") or []
+             if d["id"] in base and base[d["id"]]["tokens"] == d["tokens"]]  # the same prompt, token for token
     fig = Figure(figsize=(12, 1.9 * max(1, len(pairs)) + 0.6))
     axes = fig.subplots(max(1, len(pairs)), 1, squeeze=False)[:, 0]
     if not pairs:
