@@ -168,6 +168,24 @@ def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_o
     assert os.stat(sentinel).st_mtime_ns == stamp and not list(sentinel.iterdir())
 
 
+def test_a_signal_landing_as_a_sandbox_folder_is_made_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM raises wherever the main thread is; the worst moment is just after the folder exists."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real_mkdir = os.mkdir
+
+    def mkdir_then_interrupted(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if os.path.basename(path).startswith("taxlens-sandbox-"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with Sandbox(Environment(), ["read_file"]):
+            pass
+    monkeypatch.setattr(os, "mkdir", real_mkdir)
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_agent_run_killed_with_sigterm_removes_its_sandboxes(tmp_path):
     """`kill` or a scheduler's time limit sends SIGTERM: the run ends as on Ctrl-C, its sandboxes torn down."""
     import signal

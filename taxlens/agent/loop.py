@@ -212,6 +212,13 @@ def _finish(ep: _Episode) -> Trajectory:
                       forbidden, *(miss or (None, None)))
 
 
+def _open(stack: ExitStack, box: Sandbox) -> Sandbox:
+    """Set a sandbox up with its tear-down already on `stack`, so a signal landing as its set-up returns (where
+    `enter_context` has not yet pushed the tear-down) cannot leave it behind."""
+    stack.push(box)
+    return box.__enter__()
+
+
 def run_tasks(policy, tasks: list[AgentTask], *, max_steps: int = DEFAULT_MAX_STEPS, chunk: int = 16,
               progress: bool = False, desc: str = "agent") -> list[Trajectory]:
     """Run every task to its end with `policy` (anything with `replies(turns) -> [str | None]`, None meaning the
@@ -221,8 +228,8 @@ def run_tasks(policy, tasks: list[AgentTask], *, max_steps: int = DEFAULT_MAX_ST
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="task")
     for start in range(0, len(tasks), chunk):
         with ExitStack() as sandboxes:
-            episodes = [_Episode(t, sandboxes.enter_context(Sandbox(t.environment, t.tools)),
-                                 [dict(m) for m in t.messages]) for t in tasks[start:start + chunk]]
+            episodes = [_Episode(t, _open(sandboxes, Sandbox(t.environment, t.tools)), [dict(m) for m in t.messages])
+                        for t in tasks[start:start + chunk]]
             while live := [ep for ep in episodes if ep.end is None]:
                 replies = policy.replies([Turn(ep.task, ep.messages, len(ep.steps)) for ep in live])
                 gates = getattr(policy, "gate_readings", None) or [None] * len(live)

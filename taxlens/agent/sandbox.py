@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import posixpath
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -104,9 +105,13 @@ class Sandbox:
 
     # --- set-up and tear-down -------------------------------------------------------------------------------------
     def __enter__(self) -> "Sandbox":
-        self.root = Path(tempfile.mkdtemp(prefix="taxlens-sandbox-"))
-        self._stack.callback(shutil.rmtree, self.root, ignore_errors=True)
         try:
+            # the folder's removal is registered before the folder exists: a SIGTERM or Ctrl-C landing between its
+            # creation and that registration would leave it behind (a 128-bit name cannot be another's)
+            root = Path(tempfile.gettempdir()) / f"taxlens-sandbox-{secrets.token_hex(16)}"
+            self._stack.callback(shutil.rmtree, root, ignore_errors=True)
+            root.mkdir(mode=0o700)
+            self.root = root
             self.fs = self.root / "fs"
             self.fs.mkdir()
             self._real(self.environment.home).mkdir(parents=True, exist_ok=True)
