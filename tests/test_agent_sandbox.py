@@ -154,8 +154,8 @@ def test_two_hundred_tasks_back_to_back_leave_no_files_ports_threads_or_writes_o
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    made, mkdtemp = [], tempfile.mkdtemp
-    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(d := mkdtemp(*a, **k)) or d)
+    made, enter = [], Sandbox.__enter__
+    monkeypatch.setattr(Sandbox, "__enter__", lambda box: made.append(enter(box).root) or box)
     sentinel = tmp_path / "untouched"
     sentinel.mkdir()
     stamp = os.stat(sentinel).st_mtime_ns
