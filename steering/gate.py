@@ -2,7 +2,7 @@
 with the thresholds that send a row to the ablation, to the addition, or to neither.
 
 >>> gate = HarmGate(weight, bias, layer=3, threshold=0.3, add_threshold=0.9)  # doctest: +SKIP
->>> ablate, add = gate.decide(gate.probability(resid))                          # resid: [batch, d_model]  # doctest: +SKIP
+>>> ablate, add = gate.decide(gate.probability(resid))   # resid: [batch, d_model]    # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -34,15 +34,16 @@ def write_pareto_markdown(table: dict, screened: dict, path: Path) -> None:
         return "yes" if screen_feasible(screen, defended_screen) else "no"
 
     lines = ["# Steering search on the val split", "",
-             f"Screened on the first reply token (compliance = refusal score ≤ 0). The constraints: harmful refusal "
-             f"at most {100 * MARGIN:.0f} points under the defended model's, a gate passing at most {100 * MARGIN:.0f}% "
-             f"of harmful or injected prompts to the ablation, first-token KL on benign prompts the defended model "
-             f"complies with at most {MAX_KL}. Each method's chosen setting comes first: the best objective among "
-             f"settings meeting them, on generated val replies where the search evaluated its shortlist, else on the "
-             f"first token (`--quick`). Then the defended model, the base, and each method's Pareto front of helpful "
-             f"(benign + lookalike) compliance against harmful refusal, whether or not it meets the constraints.", "",
-             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | meets the constraints "
-             "(first token) | val success benign / lookalike | val harmful refusal | val ASR |",
+             f"Screened on the first reply token (compliance = refusal score ≤ 0). The constraints: harmful "
+             f"refusal at most {100 * MARGIN:.0f} points under the defended model's, a gate passing at most "
+             f"{100 * MARGIN:.0f}% of harmful or injected prompts to the ablation, first-token KL on benign prompts "
+             f"the defended model complies with at most {MAX_KL}. Each method's chosen setting comes first: the best "
+             f"objective among settings meeting them, on generated val replies where the search evaluated its "
+             f"shortlist, else on the first token (`--quick`). Then the defended model, the base, and each method's "
+             f"Pareto front of helpful (benign + lookalike) compliance against harmful refusal, whether or not it "
+             f"meets the constraints.", "",
+             "| method | settings | helpful compliance | harmful refusal | KL benign (complied) | meets the "
+             "constraints (first token) | val success benign / lookalike | val harmful refusal | val ASR |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method, chosen in table["chosen"].items():
         pick = next((r for r in table["methods"][method] if r["settings"] == chosen["settings"]), {})

@@ -62,7 +62,8 @@ def test_quick_gated_search_writes_a_loadable_config_table_and_plot(tmp_path):
     assert (out / "tradeoff.png").stat().st_size > 5000 and "Pareto" in (out / "pareto.md").read_text()
     # the page leads with the chosen setting and its first-token figures, and says which front rows meet the bounds
     rows = [line for line in (out / "pareto.md").read_text().splitlines() if line.startswith("| ")][1:]
-    assert rows[0].startswith("| **gated (chosen)** |") and f"{100 * chosen['screen']['compliance_helpful']:.1f}" in rows[0]
+    helpful = f"{100 * chosen['screen']['compliance_helpful']:.1f}"
+    assert rows[0].startswith("| **gated (chosen)** |") and helpful in rows[0]
     assert rows[0].split(" | ")[5] == ("yes" if config["feasible"] else "no")
     assert {row.split(" | ")[5] for row in rows[3:]} <= {"yes", "no"}
 

@@ -3,8 +3,8 @@ the task's sandbox, append the tool's result, and repeat until the model answers
 not parse, outgrows its context, or spends the step budget. The final state is then checked.
 
 Tasks run in chunks whose live conversations are generated as one batch per turn by a policy (`policies`); a
-steering config given to it (`ModelPolicy(model, steering=s)`) reads each turn's prompt afresh, so a gate decides again at every turn, and
-each step keeps what it decided.
+steering config given to it (`ModelPolicy(model, steering=s)`) reads each turn's prompt afresh, so a gate decides
+again at every turn, and each step keeps what it decided.
 
 >>> trajectories = run_tasks(ModelPolicy(load_model("organism:base")), load_tasks("datasets/agent_tasks.jsonl",
 ...                          split="test"))                                                  # doctest: +SKIP
