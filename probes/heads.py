@@ -61,7 +61,7 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
     message (`tokens`, `attention`, `trigger`) and what it gives the rest of the prompt (`rest`), for a plot."""
     hook = act_name("pattern", layer)
     masses, shares, most = {}, [], Counter()  # masses: record id → attention; shares: trigger tokens' part
-    shown: dict[int, dict] = {}  # prompt index → its attention over the user's tokens
+    placed: dict[int, tuple] = {}  # prompt index → (ids, attention, trigger mask) where its triggers were placed
     writes = []  # [rows, d_model] the head's output at the last token
     w_o = model.bridge.blocks[layer].attn.W_O[head].float()  # [d_head, d_model]
     for rows in length_batches(model.tokenizer, prompts, batch_size):
@@ -90,7 +90,7 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
             if mask is not None and len(mask) == n and any(mask):
                 masses[records[i].id] = float(weights[torch.tensor(mask)].sum())
                 shares.append(sum(mask) / n)
-                shown[i] = _example(model.tokenizer, prompts[i], records[i], ids, weights, mask)
+                placed[i] = (ids, weights, mask)
     family_of = {r.id: r.extra.get("family") for r in records}
     spread = family_bootstrap(masses, family_of) if masses and all(family_of[i] for i in masses) else {}
     return {"layer": layer, "head": head, "model": model.name,
@@ -100,7 +100,8 @@ def head_reading(model: LoadedModel, records: list[Record], prompts: list[str], 
                                   "uniform": round(sum(shares) / len(shares), 4) if shares else None},
             "most_attended": [[token, count] for token, count in most.most_common(top)],
             "writes": None if direction is None else _writes(torch.cat(writes), direction),
-            "examples": _one_a_family([shown[i] for i in sorted(shown)], examples)}
+            "examples": [_example(model.tokenizer, prompts[i], records[i], *placed[i])
+                         for i in _one_a_family(records, sorted(placed), examples)]}
 
 
 def _example(tokenizer, prompt: str, record: Record, ids: torch.Tensor, weights: torch.Tensor,
@@ -114,14 +115,15 @@ def _example(tokenizer, prompt: str, record: Record, ids: torch.Tensor, weights:
             "rest": round(1.0 - float(weights[keep].sum()), 4)}
 
 
-def _one_a_family(shown: list[dict], n: int) -> list[dict]:
-    """The first `n` examples of distinct template families (records without one count as their own)."""
+def _one_a_family(records: list[Record], indices: list[int], n: int) -> list[int]:
+    """The first `n` of `indices` whose records are of distinct template families (a record without one counts as
+    its own)."""
     out, seen = [], set()
-    for example in shown:
-        family = example["family"] or example["id"]
+    for i in indices:
+        family = records[i].extra.get("family") or records[i].id
         if family not in seen and len(out) < n:
             seen.add(family)
-            out.append(example)
+            out.append(i)
     return out
 
 

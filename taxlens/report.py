@@ -42,10 +42,10 @@ def _recovery_losses(run: Path, reports: dict) -> list[str]:
             "`ceiling.json`: the defended model's reply opened with a call):", "", *markdown_rows(losses)]
 
 
-def _what_add_does(run: Path, steer: str | None) -> str:
-    """What a gated config does to the rows its gate sends to `add`, read from the run's own config where the steered
-    report names it: a search may choose a config that adds nothing, and then those rows are left alone."""
-    config = _load(run / "steer" / "steer.json")
+def _what_add_does(run: Path, steer: str | None, config: dict | None) -> str:
+    """What a gated config does to the rows its gate sends to `add`, read from the run's own config (`config`, its
+    steer/steer.json) where the steered report names it: a search may choose a config that adds nothing, and then
+    those rows are left alone."""
     named = steer and Path(steer).resolve() in ((run / "steer").resolve(), (run / "steer" / "steer.json").resolve())
     if not (config and named):
         return "given the config's addition of the refusal direction, where it has one"
@@ -55,7 +55,7 @@ def _what_add_does(run: Path, steer: str | None) -> str:
     return "left alone too, since this config adds nothing (coefficient 0)"
 
 
-def _eval_sections(run: Path, reports: dict) -> list[str]:
+def _eval_sections(run: Path, reports: dict, config: dict | None) -> list[str]:
     """The eval reports' figures by kind, the tax, and what the steered run recovered, kept and lost."""
     present = {k: v for k, v in reports.items() if v}
     first = next(iter(present.values()))
@@ -87,8 +87,9 @@ def _eval_sections(run: Path, reports: dict) -> list[str]:
                       + "; ASR " + " → ".join(format_rate(r.figure("injection", "asr")) for r in (defended, steered))
                       + "."]
         if gates := gate_summary(steered):
+            add = _what_add_does(run, steered.steer, config)
             lines.append(f"**The gate's decisions** (`ablate`: read as harmless, given the ablation; `add`: read as "
-                         f"harmful, {_what_add_does(run, steered.steer)}; `none`: in between, left alone): {gates}.")
+                         f"harmful, {add}; `none`: in between, left alone): {gates}.")
         if reports["base"]:
             rec = tax_recovered(reports["base"], reports["defended"], steered)
             if rec["rate"] is not None:
@@ -122,7 +123,8 @@ def write_run_report(run_dir: str | Path) -> Path:
     for items, noun in ((compared, "records"), ({run / f"agent_{n}.json": r for n, r in agents.items()}, "tasks")):
         if items:
             check_same_items(items, noun)
-    lines = [f"# taxlens run: {run}"] + (_eval_sections(run, reports) if any(reports.values()) else [])
+    config = _load(run / "steer" / "steer.json")
+    lines = [f"# taxlens run: {run}"] + (_eval_sections(run, reports, config) if any(reports.values()) else [])
     missing = [f"{k}.json" for k, v in reports.items() if not v]
     summary = run / "probe" / "summary.md"
     if summary.is_file():
@@ -136,7 +138,6 @@ def write_run_report(run_dir: str | Path) -> Path:
                   "", "Details: [probe/summary.md](probe/summary.md)"]
     else:
         missing.append("probe/summary.md")
-    config = _load(run / "steer" / "steer.json")
     if config:
         made_for = ModelSource(config["model"], config.get("adapter"), float(config.get("adapter_scale", 1.0)))
         lines += ["", "## Steering config", "", f"Method `{config['method']}` for `{made_for.label}`, settings "
