@@ -15,7 +15,6 @@ import argparse
 import json
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 
 def main() -> None:
