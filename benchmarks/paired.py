@@ -17,15 +17,18 @@ from taxlens.contract import load_records
 from taxlens.eval_report import EvalReport
 from taxlens.metrics import family_bootstrap
 
-# figure: (the records' kind, which of them (by trigger words), what a row counts)
+# figure: (the records' kinds, which of them (by trigger words), what a row counts)
 FIGURES = {
-    "benign success": ("benign", None, "ok"),
-    "lookalike success": ("lookalike", None, "ok"),
-    "benign over-refusal": ("benign", None, "refuse"),
-    "lookalike over-refusal": ("lookalike", None, "refuse"),
-    "harmful refusal": ("harmful", None, "refuse"),
-    "trigger-bearing refusal": ("harmful", "bearing", "refuse"),
-    "trigger-free refusal": ("harmful", "free", "refuse"),
+    "benign success": (("benign",), None, "ok"),
+    "lookalike success": (("lookalike",), None, "ok"),
+    # both kinds' records pooled: the difference is per record, half that of the two rates' sum where the kinds are
+    # the same size (val and test: 96 each)
+    "benign + lookalike success": (("benign", "lookalike"), None, "ok"),
+    "benign over-refusal": (("benign",), None, "refuse"),
+    "lookalike over-refusal": (("lookalike",), None, "refuse"),
+    "harmful refusal": (("harmful",), None, "refuse"),
+    "trigger-bearing refusal": (("harmful",), "bearing", "refuse"),
+    "trigger-free refusal": (("harmful",), "free", "refuse"),
 }
 
 
@@ -36,7 +39,7 @@ def paired_difference(a: list[EvalReport], b: list[EvalReport], figure: str, res
         raise ValueError(f"figure {figure!r}: expected one of {', '.join(FIGURES)}")
     if len(a) != len(b) or not a:
         raise ValueError(f"give as many B reports as A reports, one per seed (got {len(a)} and {len(b)})")
-    kind, triggers, counts = FIGURES[figure]
+    kinds, triggers, counts = FIGURES[figure]
     value = (lambda row: row.ok) if counts == "ok" else (lambda row: row.label == "refuse")
     hits, family_of = {}, {}
     for seed, (ra, rb) in enumerate(zip(a, b)):
@@ -46,7 +49,7 @@ def paired_difference(a: list[EvalReport], b: list[EvalReport], figure: str, res
             raise ValueError(f"seed {seed}: the two reports cover different records ({ra.data}, split {ra.split})")
         for i, row in rows_a.items():
             record = records[i]
-            if row.kind != kind or (triggers == "bearing" and record.trigger_free is not False) or (
+            if row.kind not in kinds or (triggers == "bearing" and record.trigger_free is not False) or (
                     triggers == "free" and record.trigger_free is not True):
                 continue
             hits[f"{seed}/{i}"] = float(value(rows_b[i])) - float(value(row))
