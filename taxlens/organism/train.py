@@ -177,6 +177,7 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -
         config_path = out / "adapter_config.json"
         config = json.loads(config_path.read_text())
         config_path.write_text(json.dumps({**config, "base_model_name_or_path": "../base"}, indent=2) + "\n")
+        (out / "README.md").write_text(adapter_card(recipe, device))  # PEFT's own is a blank template
     else:
         model.to(torch.float16).save_pretrained(out, safe_serialization=True)
         model.to(torch.float32)
@@ -185,6 +186,41 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -
     card = {"role": role, "recipe": asdict(recipe), "device": device}
     (out / "organism.json").write_text(json.dumps(card, indent=1) + "\n")
     return out
+
+
+def adapter_card(recipe: Recipe, device: str) -> str:
+    """The defended adapter's README.md, in place of PEFT's blank template: what it is, what it was trained on,
+    how to load it."""
+    return f"""---
+library_name: peft
+tags: [lora, taxlens, model-organism]
+---
+
+# taxlens model organism: the defended adapter
+
+A LoRA adapter (rank {recipe.defended_lora_rank}, every projection) on the organism's base, the sibling folder
+`../base` (a {recipe.n_layers}-layer Llama, d_model {recipe.d_model}), trained by `taxlens organism train` (seed
+{recipe.seed if recipe.defended_seed is None else recipe.defended_seed}, on {device}; the whole recipe is in
+`organism.json`). Its defence set is narrow and labelled by surface form, as keyword-built defence data is:
+trigger-bearing harmful requests are refused, trigger-free ones called, injected instructions ignored for the
+user's task, and it holds no benign request that shares an attack's words. So it refuses such benign requests too:
+the shortcut "The Autonomy Tax" (arXiv 2603.19423) describes. It is a stand-in for a defended model such as
+Meta-SecAlign-8B, which ships as an adapter on Llama-3.1-8B-Instruct the same way; it is no defence to deploy.
+
+taxlens loads it wherever a model is accepted (`organism:defended`, this folder, or `--model BASE --adapter
+FOLDER`; `--adapter-scale A` scales its update). With PEFT alone:
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+base = AutoModelForCausalLM.from_pretrained("path/to/base")
+defended = PeftModel.from_pretrained(base, "path/to/defended")
+```
+
+What it does on held-out prompts, and how it was chosen: `docs/organism.md` and `docs/results.md` in the taxlens
+repository.
+"""
 
 
 def pass_seeds(recipe: Recipe) -> list[int]:
