@@ -199,9 +199,9 @@ tags: [lora, taxlens, model-organism]
 # taxlens model organism: the defended adapter
 
 A LoRA adapter (rank {recipe.defended_lora_rank}, every projection) on the organism's base, the sibling folder
-`../base` (a {recipe.n_layers}-layer Llama, d_model {recipe.d_model}), trained by `taxlens organism train` (seed
-{recipe.seed if recipe.defended_seed is None else recipe.defended_seed}, on {device}; the whole recipe is in
-`organism.json`). Its defence set is narrow and labelled by surface form, as keyword-built defence data is:
+`../base` (a {recipe.n_layers}-layer Llama, d_model {recipe.d_model}), trained by `taxlens organism train` at seed
+{recipe.seed if recipe.defended_seed is None else recipe.defended_seed} on {device}; `organism.json` holds the whole
+recipe. Its defence set is narrow and labelled by surface form, as keyword-built defence data is:
 trigger-bearing harmful requests are refused, trigger-free ones called, injected instructions ignored for the
 user's task, and it holds no benign request that shares an attack's words. So it refuses such benign requests too:
 the shortcut "The Autonomy Tax" (arXiv 2603.19423) describes. It is a stand-in for a defended model such as
