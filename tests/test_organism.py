@@ -185,9 +185,10 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
     assert log and '"phase": "base"' in log[0] and '"phase": "defended"' in log[-1]
     adapter = tmp_path / "defended"
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").exists()
-    assert json.loads((adapter / "organism.json").read_text())["device"] == "cpu"  # the same seed differs by device
+    written = json.loads((adapter / "organism.json").read_text())
+    assert written["device"] == "cpu"  # the same seed differs by device
     card = (adapter / "README.md").read_text()  # its own card, not PEFT's blank template
-    rank = json.loads((adapter / "organism.json").read_text())["recipe"]["defended_lora_rank"]
+    rank = written["recipe"]["defended_lora_rank"]
     assert "`../base`" in card and f"(rank {rank}," in card and "More Information Needed" not in card
     defended = load_model(str(adapter), device="cpu")  # the base is found beside it
     assert defended.source.model == str((tmp_path / "base").resolve()) and defended.source.adapter == str(adapter)
