@@ -186,7 +186,8 @@ def test_quick_recipe_trains_a_base_and_a_lora_adapter_on_it(tmp_path, capsys):
     adapter = tmp_path / "defended"
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "config.json").exists()
     written = json.loads((adapter / "organism.json").read_text())
-    assert written["device"] == "cpu"  # the same seed differs by device
+    assert written["device"] == "cpu"  # the same seed differs by device, and by host
+    assert written["host"]["torch"] == torch.__version__ and written["host"]["threads"] >= 1
     card = (adapter / "README.md").read_text()  # its own card, not PEFT's blank template
     rank = written["recipe"]["defended_lora_rank"]
     assert "`../base`" in card and f"(rank {rank}," in card and "More Information Needed" not in card
@@ -287,3 +288,15 @@ def test_a_recipe_file_names_its_fields_and_a_bad_one_is_refused_by_name(tmp_pat
     assert main(["organism", "train", "--out", str(tmp_path / "x"), "--defended-lora", "-3"]) == 2
     assert "defended_lora_rank -3: should be 0 or more" in capsys.readouterr().err  # before the base trains
     assert not (tmp_path / "x").exists()
+
+
+def test_a_card_names_the_cpu_by_family_and_model_not_by_its_name_alone(tmp_path):
+    import platform
+
+    from taxlens.organism.host import cpu_name
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+                    "stepping\t: 1\n\nprocessor\t: 1\nmodel name\t: another\n")
+    assert cpu_name(info) == "AMD EPYC (family 26, model 2, stepping 1)"
+    assert cpu_name(tmp_path / "absent") == (platform.processor() or platform.machine())

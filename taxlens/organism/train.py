@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from taxlens.organism.corpus import Example, build_examples, polish_examples, vary_tool_lists
+from taxlens.organism.host import host
 from taxlens.organism.optim import native_bf16, optimizers
 from taxlens.organism.recipe import QUICK, Recipe, llama_config
 from taxlens.organism.seed_circuit import seed_induction_circuit, tie_copy_readout
@@ -182,8 +183,8 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -
         model.to(torch.float16).save_pretrained(out, safe_serialization=True)
         model.to(torch.float32)
     tokenizer.save_pretrained(out)
-    # the device is part of the result: the same seed trained on another device gives a different pair
-    card = {"role": role, "recipe": asdict(recipe), "device": device}
+    # the device and host are part of the result: the same seed trained on another gives a different pair
+    card = {"role": role, "recipe": asdict(recipe), "device": device, "host": host()}
     (out / "organism.json").write_text(json.dumps(card, indent=1) + "\n")
     return out
 
