@@ -296,7 +296,7 @@ def test_a_card_names_the_cpu_by_family_and_model_not_by_its_name_alone(tmp_path
     from taxlens.organism.host import cpu_name
 
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
-                    "stepping\t: 1\n\nprocessor\t: 1\nmodel name\t: another\n")
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                    "model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\nmodel name\t: another\n")
     assert cpu_name(info) == "AMD EPYC (family 26, model 2, stepping 1)"
     assert cpu_name(tmp_path / "absent") == (platform.processor() or platform.machine())

@@ -183,7 +183,7 @@ def _save(model, tokenizer, out: Path, recipe: Recipe, role: str, device: str) -
         model.to(torch.float16).save_pretrained(out, safe_serialization=True)
         model.to(torch.float32)
     tokenizer.save_pretrained(out)
-    # the device and host are part of the result: the same seed trained on another gives a different pair
+    # the device and host are part of the result: the same seed trained on another device or host gives another pair
     card = {"role": role, "recipe": asdict(recipe), "device": device, "host": host()}
     (out / "organism.json").write_text(json.dumps(card, indent=1) + "\n")
     return out
